@@ -1,0 +1,128 @@
+/* The shared daemon frame: the common configuration variables, logging, the
+ * loop, signals and the ZeroMQ context with its CURVE settings. */
+#include "svc_daemon.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "svc_log.h"
+
+static const struct svc_config_var common_vars[] = {
+  { .name = "WHISTLE_LOG_LEVEL", .def = "info", .kind = SVC_CFG_ENUM,
+    .choices = "debug|info|warn|error", .help = "Lowest level of log lines written to stderr." },
+  { .name = "WHISTLE_PG", .def = "", .kind = SVC_CFG_STRING, .secret = 1,
+    .help = "libpq connection string (empty: PGHOST/PGPORT/PGDATABASE and user = the service name)." },
+  { .name = "WHISTLE_PG_WAIT_S", .def = "60", .kind = SVC_CFG_INT, .min = 0, .max = 86400,
+    .help = "Seconds to wait for Postgres at start-up before giving up." },
+  { .name = "WHISTLE_CURVE", .def = "1", .kind = SVC_CFG_BOOL,
+    .help = "CURVE encryption and client authentication on every socket (0: development mode)." },
+  { .name = "WHISTLE_CURVE_SECRET_KEY", .def = "", .kind = SVC_CFG_STRING,
+    .help = "File with this daemon's Z85 secret key as a server." },
+  { .name = "WHISTLE_CURVE_ALLOWED_DIR", .def = "", .kind = SVC_CFG_STRING,
+    .help = "Directory of <identity>.pub files: the client keys allowed, each mapped to its identity." },
+  { .name = "WHISTLE_CURVE_CLIENT_KEY", .def = "", .kind = SVC_CFG_STRING,
+    .help = "File with this daemon's Z85 secret key as a client of other daemons." },
+  { .name = "WHISTLE_MAX_MSG_BYTES", .def = "1048576", .kind = SVC_CFG_INT, .min = 1024,
+    .max = 64 << 20, .help = "Largest message accepted on any socket (ZMQ_MAXMSGSIZE)." },
+  { .name = "WHISTLE_CONTROL", .def = "", .kind = SVC_CFG_STRING,
+    .help = "Control endpoint answering status requests (empty: none)." },
+};
+#define N_COMMON (sizeof common_vars / sizeof common_vars[0])
+
+static char default_conninfo[256];
+
+int svc_daemon_init(struct svc_daemon *d, int argc, char **argv, const char *name,
+                    const char *summary, const struct svc_config_var *own)
+{
+  memset(d, 0, sizeof *d);
+  d->name = name;
+  size_t n_own = 0;
+  while (own && own[n_own].name) n_own++;
+  d->cfg = calloc(N_COMMON + n_own + 1, sizeof *d->cfg);
+  if (!d->cfg) return -1;
+  memcpy(d->cfg, common_vars, sizeof common_vars);
+  if (n_own) memcpy(d->cfg + N_COMMON, own, n_own * sizeof *own);
+  int rc = svc_config_load(d->cfg, argc, argv, name, summary);
+  if (rc != 0) {
+    free(d->cfg);
+    d->cfg = NULL;
+    return rc;
+  }
+  svc_log_init(name);
+  svc_log_set_level_name(svc_daemon_str(d, "WHISTLE_LOG_LEVEL"));
+  if (uv_loop_init(&d->loop) != 0) return -1;
+  struct svc_zctx_opts zo = {
+    .curve = (int)svc_daemon_int(d, "WHISTLE_CURVE"),
+    .maxmsgsize = svc_daemon_int(d, "WHISTLE_MAX_MSG_BYTES"),
+  };
+  const char *sk = svc_daemon_str(d, "WHISTLE_CURVE_SECRET_KEY");
+  const char *ck = svc_daemon_str(d, "WHISTLE_CURVE_CLIENT_KEY");
+  const char *dir = svc_daemon_str(d, "WHISTLE_CURVE_ALLOWED_DIR");
+  zo.server_secret_file = *sk ? sk : NULL;
+  zo.client_secret_file = *ck ? ck : NULL;
+  zo.allowed_dir = *dir ? dir : NULL;
+  d->z = svc_zctx_new(&d->loop, &zo);
+  if (!d->z) return -1;
+  if (!*svc_daemon_str(d, "WHISTLE_PG"))
+    snprintf(default_conninfo, sizeof default_conninfo, "user=%s application_name=%s", name, name);
+  return 0;
+}
+
+const char *svc_daemon_str(const struct svc_daemon *d, const char *var)
+{
+  if (strcmp(var, "WHISTLE_PG") == 0 && default_conninfo[0]) return default_conninfo;
+  const char *v = svc_config_str(d->cfg, var);
+  return v ? v : "";
+}
+
+int64_t svc_daemon_int(const struct svc_daemon *d, const char *var)
+{
+  return svc_config_int(d->cfg, var);
+}
+
+int svc_daemon_server_key(const struct svc_daemon *d, const char *var,
+                          char out[SVC_Z85_KEY_LEN + 1])
+{
+  out[0] = 0;
+  if (!svc_zctx_curve(d->z)) return 0;
+  const char *path = svc_daemon_str(d, var);
+  if (!*path) {
+    svc_error("CURVE is on: the server's public key file is required", " variable=%s", var);
+    return -1;
+  }
+  return svc_curve_read_key(path, out);
+}
+
+int svc_daemon_signals(struct svc_daemon *d, void (*on_stop)(void *), void (*on_reload)(void *),
+                       void *arg)
+{
+  return svc_signals_start(&d->sig, &d->loop, on_stop, on_reload, arg);
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+  (void)arg;
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+void svc_daemon_close(struct svc_daemon *d)
+{
+  svc_signals_close(&d->sig);
+  svc_zctx_destroy(&d->z);
+}
+
+int svc_daemon_run(struct svc_daemon *d)
+{
+  uv_run(&d->loop, UV_RUN_DEFAULT);
+  int rc = uv_loop_close(&d->loop);
+  if (rc != 0) { /* a handle someone forgot: close it so the loop can end */
+    svc_warn("handles left open at exit", " error=%s", uv_err_name(rc));
+    uv_walk(&d->loop, close_walk, NULL);
+    uv_run(&d->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&d->loop);
+  }
+  free(d->cfg);
+  d->cfg = NULL;
+  svc_info("stopped", " exit_code=%d", d->exit_code);
+  return d->exit_code;
+}

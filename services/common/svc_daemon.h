@@ -1,0 +1,42 @@
+/* What every daemon's main.c shares: the common configuration variables
+ * (log level, Postgres, CURVE keys, message size, control endpoint), the loop,
+ * signals and the ZeroMQ context, so that main.c stays wiring only. */
+#ifndef SVC_DAEMON_H
+#define SVC_DAEMON_H
+
+#include <uv.h>
+#include "svc_config.h"
+#include "svc_signal.h"
+#include "svc_zmq.h"
+
+struct svc_daemon {
+  const char *name;
+  uv_loop_t loop;
+  struct svc_config_var *cfg; /* common variables followed by the daemon's own */
+  struct svc_signals sig;
+  struct svc_zctx *z;
+  int exit_code;
+};
+
+/* Parses the configuration (common + own, a NULL-name-terminated table),
+ * handles --help/--check-config, starts logging, the loop and the ZeroMQ
+ * context. Returns 0 to run, 1 to exit 0 at once, -1 to exit 2 (printed). */
+int svc_daemon_init(struct svc_daemon *d, int argc, char **argv, const char *name,
+                    const char *summary, const struct svc_config_var *own);
+/* Looks up a variable's effective text / integer value. */
+const char *svc_daemon_str(const struct svc_daemon *d, const char *var);
+int64_t svc_daemon_int(const struct svc_daemon *d, const char *var);
+/* Reads the Z85 public key file named by variable var into out; 0 or -1.
+ * With CURVE off it writes "" and returns 0. */
+int svc_daemon_server_key(const struct svc_daemon *d, const char *var, char out[SVC_Z85_KEY_LEN + 1]);
+/* Starts SIGTERM/SIGINT/SIGHUP handling with the daemon's callbacks. */
+int svc_daemon_signals(struct svc_daemon *d, void (*on_stop)(void *), void (*on_reload)(void *),
+                       void *arg);
+/* Closes the signal watchers and the ZeroMQ context (with its ZAP socket):
+ * the last step of a daemon's stop sequence, after every socket is closed. */
+void svc_daemon_close(struct svc_daemon *d);
+/* Runs the loop until nothing is left (svc_daemon_close must have been
+ * called by then), then closes the loop. Returns d->exit_code. */
+int svc_daemon_run(struct svc_daemon *d);
+
+#endif

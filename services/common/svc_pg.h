@@ -1,0 +1,108 @@
+/* Asynchronous PostgreSQL on libuv (DESIGN §4). One struct svc_pg is one
+ * connection: non-blocking connect and reconnect with back-off, prepared
+ * statements only, and transactions sent as pipelined batches.
+ *
+ * A batch is one transaction. Its statements are pipelined in stages: after a
+ * stage's results have all arrived, the batch's on_stage callback may add
+ * statements for a further stage (they may depend on the results), or add none,
+ * and the batch commits. Every batch first fetches its transaction id, so that
+ * when the connection is lost after COMMIT was sent, the outcome is settled
+ * with pg_xact_status() after reconnecting: done() then reports COMMITTED,
+ * RETRY (nothing was committed: stage it again) or FAILED (an SQL error: nothing
+ * was committed). Batches run one at a time, in submission order. */
+#ifndef SVC_PG_H
+#define SVC_PG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <libpq-fe.h>
+#include <uv.h>
+
+struct svc_pg;
+struct svc_pg_batch;
+struct svc_pg_stmt;
+
+enum svc_pg_outcome {
+  SVC_PG_COMMITTED = 0,   /* committed; all result callbacks have run (COMMIT
+                             is sent only after every stage's results) */
+  SVC_PG_RETRY,           /* not committed (connection lost, server restart):
+                             stage the same work again */
+  SVC_PG_FAILED,          /* not committed: a statement failed (see error) */
+};
+
+/* Called with each statement's result. res is valid only during the call and
+ * is PGRES_TUPLES_OK / PGRES_COMMAND_OK; errors abort the batch instead. */
+typedef void (*svc_pg_result_cb)(void *arg, const PGresult *res);
+/* Called when a stage's results are all in; may add statements (a new stage). */
+typedef void (*svc_pg_stage_cb)(struct svc_pg_batch *b, void *arg);
+/* Called once per batch at the end; the batch is freed after it returns. */
+typedef void (*svc_pg_done_cb)(struct svc_pg_batch *b, enum svc_pg_outcome outcome,
+                               const char *error, void *arg);
+/* Connection state changes: up = 1 when ready (statements prepared), 0 when lost. */
+typedef void (*svc_pg_state_cb)(void *arg, int up);
+
+/* Creates a connection on loop; connecting starts at once and retries with
+ * back-off (100 ms doubling to 5 s) for as long as it fails. name labels logs. */
+struct svc_pg *svc_pg_new(uv_loop_t *loop, const char *name, const char *conninfo);
+/* Closes the connection; pending batches get done(RETRY) first, and batches
+ * submitted from then on are discarded. Destroy connections before the objects
+ * whose batches they run (stream producer, consumer, server). */
+void svc_pg_destroy(struct svc_pg **pg);
+/* Registers a statement, prepared on every (re)connect before the connection is
+ * reported up. sql uses $1..$n; param_types may be NULL. Call before any batch
+ * uses it, ideally before the loop runs. The returned handle lives as long as pg. */
+struct svc_pg_stmt *svc_pg_prepare(struct svc_pg *pg, const char *sql, int nparams,
+                                   const Oid *param_types);
+void svc_pg_on_state(struct svc_pg *pg, svc_pg_state_cb cb, void *arg);
+int svc_pg_is_up(const struct svc_pg *pg);
+/* Batches waiting or running; servers use it for back-pressure. */
+size_t svc_pg_queue_len(const struct svc_pg *pg);
+/* Counters for status: batches committed, statements sent, reconnects. */
+struct svc_pg_stats { uint64_t committed, retried, failed, statements, reconnects; };
+void svc_pg_stats(const struct svc_pg *pg, struct svc_pg_stats *st);
+
+/* Starts a batch (not yet queued). on_stage may be NULL. */
+struct svc_pg_batch *svc_pg_batch_new(struct svc_pg *pg, svc_pg_stage_cb on_stage,
+                                      svc_pg_done_cb done, void *arg);
+/* Adds a statement to the batch's current stage. Params are copied: values[i]
+ * of lengths[i] bytes (text when formats is NULL or formats[i] == 0, binary if
+ * 1; NULL value = SQL NULL). result_format 1 asks for binary results. cb may be
+ * NULL. Returns 0 or -1 (OOM). */
+int svc_pg_batch_add(struct svc_pg_batch *b, struct svc_pg_stmt *st, int nparams,
+                     const char *const *values, const int *lengths, const int *formats,
+                     int result_format, svc_pg_result_cb cb, void *cb_arg);
+/* Marks the batch read-only: no transaction id is fetched (a lost connection
+ * simply means RETRY). For catch-up reads and start-up queries. */
+void svc_pg_batch_readonly(struct svc_pg_batch *b);
+/* Frees a batch that was never submitted; no callback runs. */
+void svc_pg_batch_discard(struct svc_pg_batch **b);
+/* Queues the batch; it runs when the connection is up and earlier batches are
+ * done. On a connection being destroyed the batch is discarded (no callback). */
+void svc_pg_submit(struct svc_pg_batch *b);
+/* Number of statements added so far. */
+size_t svc_pg_batch_size(const struct svc_pg_batch *b);
+/* The SQLSTATE of the statement that failed the batch ("" if none); valid in
+ * done callbacks and hooks. */
+const char *svc_pg_batch_sqlstate(const struct svc_pg_batch *b);
+/* Adds a hook run when the batch ends, before done; hooks run in the order added.
+ * Used by the stream producer to publish what the batch appended. */
+void svc_pg_batch_hook(struct svc_pg_batch *b, svc_pg_done_cb hook, void *arg);
+
+/* Binary array parameters (for unnest-based bulk statements). */
+struct svc_pgarr { char *buf; size_t len, cap; int32_t n; Oid elem; int oom; };
+void svc_pgarr_init(struct svc_pgarr *a, Oid elem); /* 20 int8, 25 text, 17 bytea */
+void svc_pgarr_add(struct svc_pgarr *a, const void *data, size_t len);
+void svc_pgarr_add_i64(struct svc_pgarr *a, int64_t v);
+/* Finishes the header; returns 0 or -1 if anything failed to allocate. */
+int svc_pgarr_finish(struct svc_pgarr *a);
+void svc_pgarr_free(struct svc_pgarr *a);
+
+/* Helpers for reading binary results. */
+int64_t svc_pg_get_i64(const PGresult *r, int row, int col); /* binary int8 */
+int svc_pg_is_binary_i64(const PGresult *r, int col);
+
+#define SVC_OID_INT8 20
+#define SVC_OID_TEXT 25
+#define SVC_OID_BYTEA 17
+
+#endif

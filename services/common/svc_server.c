@@ -1,0 +1,264 @@
+/* The group-commit request/reply server: decodes requests as they arrive,
+ * stages every waiting request into one pipelined transaction while the
+ * previous one commits, replies only after commit, retries batches the
+ * connection lost, and re-runs a failed batch one request at a time. */
+#include "svc_server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "svc_log.h"
+#include "svc_stream.h"
+#include "svc_time.h"
+
+struct sbatch {
+  struct svc_server *srv;
+  struct svc_req *reqs, *tail;
+  size_t n;
+  int stages;
+};
+
+struct svc_server {
+  uv_loop_t *loop;
+  struct svc_pg *pg;
+  struct svc_zsock *sock;
+  const struct svc_server_ops *ops;
+  void *arg;
+  size_t max_batch, max_pending;
+  struct svc_stream_producer *producer;
+  struct svc_req *wait_head, *wait_tail;
+  size_t n_wait;
+  struct sbatch *cur;
+  int paused, draining;
+  void (*drained)(void *);
+  void *drained_arg;
+  struct svc_server_stats st;
+};
+
+static void maybe_batch(struct svc_server *s);
+
+static size_t pending(const struct svc_server *s)
+{
+  return s->n_wait + (s->cur ? s->cur->n : 0);
+}
+
+static void release(struct svc_server *s, struct svc_req *r)
+{
+  if (s->ops->release) s->ops->release(s->arg, r);
+  free(r);
+}
+
+static void check_drained(struct svc_server *s)
+{
+  if (s->draining && s->drained && pending(s) == 0) {
+    void (*cb)(void *) = s->drained;
+    s->drained = NULL;
+    cb(s->drained_arg);
+  }
+}
+
+/* Back-pressure: stop reading while too much waits, resume at half. */
+static void flow(struct svc_server *s)
+{
+  size_t p = pending(s);
+  if (!s->paused && (s->draining || p >= s->max_pending)) {
+    s->paused = 1;
+    svc_zsock_pause(s->sock, 1);
+  } else if (s->paused && !s->draining && p <= s->max_pending / 2) {
+    s->paused = 0;
+    svc_zsock_pause(s->sock, 0);
+  }
+}
+
+int svc_req_reply(struct svc_req *req, const uint8_t *data, size_t len)
+{
+  struct svc_frame f[2] = { { req->peer, req->peer_len }, { data, len } };
+  req->srv->st.replied++;
+  return svc_zsock_send(req->srv->sock, f, 2);
+}
+
+static void on_message(struct svc_zsock *z, const struct svc_frame *f, size_t n,
+                       const char *user_id, void *arg)
+{
+  struct svc_server *s = arg;
+  (void)z;
+  s->st.requests++;
+  if (n != 2 || f[0].len == 0 || f[0].len > sizeof ((struct svc_req *)0)->peer) {
+    s->st.dropped++; /* not a DEALER's one-frame request: nothing to answer */
+    return;
+  }
+  struct svc_req *r = calloc(1, sizeof *r);
+  if (!r) return;
+  r->srv = s;
+  memcpy(r->peer, f[0].data, f[0].len);
+  r->peer_len = f[0].len;
+  if (user_id) snprintf(r->user_id, sizeof r->user_id, "%s", user_id);
+  r->received_us = svc_mono_us();
+  int rc = s->draining ? 1 : s->ops->decode(s->arg, r, f[1].data, f[1].len);
+  if (rc != 0) {
+    if (rc < 0) s->st.dropped++;
+    release(s, r);
+    return;
+  }
+  if (s->wait_tail) s->wait_tail->next = r; else s->wait_head = r;
+  s->wait_tail = r;
+  s->n_wait++;
+  flow(s);
+  maybe_batch(s);
+}
+
+static void put_back(struct svc_server *s, struct sbatch *b, int solo)
+{
+  for (struct svc_req *r = b->reqs; r; r = r->next) r->solo = r->solo || solo;
+  if (b->tail) {
+    b->tail->next = s->wait_head;
+    s->wait_head = b->reqs;
+    if (!s->wait_tail) s->wait_tail = b->tail;
+    s->n_wait += b->n;
+  }
+  b->reqs = b->tail = NULL;
+  b->n = 0;
+}
+
+static void on_stage(struct svc_pg_batch *pb, void *arg)
+{
+  struct sbatch *b = arg;
+  struct svc_server *s = b->srv;
+  if (b->stages++ > 0) return; /* only after the first stage */
+  if (s->ops->stage2)
+    for (struct svc_req *r = b->reqs; r; r = r->next) s->ops->stage2(s->arg, r, pb);
+  if (s->producer && svc_stream_flush(s->producer, pb) < 0)
+    svc_error("cannot flush stream events", "%s", "");
+}
+
+static void on_done(struct svc_pg_batch *pb, enum svc_pg_outcome oc, const char *err, void *arg)
+{
+  struct sbatch *b = arg;
+  struct svc_server *s = b->srv;
+  (void)pb;
+  s->cur = NULL;
+  if (oc == SVC_PG_COMMITTED) {
+    s->st.batches++;
+    for (struct svc_req *r = b->reqs, *n; r; r = n) {
+      n = r->next;
+      s->ops->committed(s->arg, r);
+      release(s, r);
+    }
+  } else if (oc == SVC_PG_RETRY) {
+    put_back(s, b, 0);
+  } else if (b->n > 1) {
+    svc_warn("batch failed; retrying its requests one by one", " requests=%zu error=\"%s\"", b->n,
+             err ? err : "");
+    put_back(s, b, 1);
+  } else {
+    for (struct svc_req *r = b->reqs, *n; r; r = n) {
+      n = r->next;
+      s->st.rejected++;
+      s->ops->failed(s->arg, r, err ? err : "database error");
+      release(s, r);
+    }
+  }
+  free(b);
+  flow(s);
+  check_drained(s);
+  maybe_batch(s);
+}
+
+static void maybe_batch(struct svc_server *s)
+{
+  if (s->cur || !s->wait_head) return;
+  struct sbatch *b = calloc(1, sizeof *b);
+  struct svc_pg_batch *pb = b ? svc_pg_batch_new(s->pg, on_stage, on_done, b) : NULL;
+  if (!pb) {
+    free(b);
+    return;
+  }
+  b->srv = s;
+  size_t limit = s->wait_head->solo ? 1 : s->max_batch;
+  while (s->wait_head && b->n < limit && !(b->n > 0 && s->wait_head->solo)) {
+    struct svc_req *r = s->wait_head;
+    s->wait_head = r->next;
+    if (!s->wait_head) s->wait_tail = NULL;
+    s->n_wait--;
+    r->next = NULL;
+    if (s->ops->stage(s->arg, r, pb) != 0) {
+      s->st.rejected++;
+      s->ops->failed(s->arg, r, "cannot stage the request");
+      release(s, r);
+      continue;
+    }
+    if (b->tail) b->tail->next = r; else b->reqs = r;
+    b->tail = r;
+    b->n++;
+  }
+  if (b->n == 0) {
+    svc_pg_batch_discard(&pb);
+    free(b);
+    check_drained(s);
+    return;
+  }
+  s->cur = b;
+  svc_pg_submit(pb);
+}
+
+struct svc_server *svc_server_new(uv_loop_t *loop, struct svc_zctx *z, struct svc_pg *pg,
+                                  const struct svc_server_opts *o,
+                                  const struct svc_server_ops *ops, void *arg)
+{
+  struct svc_server *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->loop = loop;
+  s->pg = pg;
+  s->ops = ops;
+  s->arg = arg;
+  s->max_batch = o->max_batch ? o->max_batch : 1000;
+  s->max_pending = o->max_pending ? o->max_pending : 20000;
+  s->producer = o->producer;
+  struct svc_zsock_opts zo = { .type = ZMQ_ROUTER, .bind = o->endpoint };
+  s->sock = svc_zsock_new(z, loop, &zo, on_message, s);
+  if (!s->sock) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+void svc_server_drain(struct svc_server *s, void (*done)(void *), void *arg)
+{
+  s->draining = 1;
+  s->drained = done;
+  s->drained_arg = arg;
+  flow(s);
+  check_drained(s);
+}
+
+void svc_server_destroy(struct svc_server **sp)
+{
+  struct svc_server *s = *sp;
+  if (!s) return;
+  *sp = NULL;
+  svc_zsock_close(&s->sock);
+  for (struct svc_req *r = s->wait_head, *n; r; r = n) {
+    n = r->next;
+    release(s, r);
+  }
+  if (s->cur) { /* its pg batch was discarded by the connection's destruction */
+    for (struct svc_req *r = s->cur->reqs, *n; r; r = n) {
+      n = r->next;
+      release(s, r);
+    }
+    free(s->cur);
+  }
+  free(s);
+}
+
+void svc_server_stats(const struct svc_server *s, struct svc_server_stats *st)
+{
+  *st = s->st;
+  st->pending = pending(s);
+}
+
+void svc_server_count_rejected(struct svc_server *s)
+{
+  s->st.rejected++;
+}

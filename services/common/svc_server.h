@@ -1,0 +1,69 @@
+/* Request/reply server with group commit (DESIGN §3). Clients (DEALER) send
+ * one-frame requests to a ROUTER; many may be in flight. Requests that need
+ * the database are staged into one pipelined transaction per batch; each reply
+ * is sent only after its batch committed. Bad input is answered at once.
+ * While Postgres is down the server stops reading (back-pressure) once
+ * max_pending requests wait, and it never acknowledges what is not committed.
+ * A batch that fails on an SQL error is retried one request per transaction,
+ * so one poisoned request cannot sink the others. */
+#ifndef SVC_SERVER_H
+#define SVC_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "svc_pg.h"
+#include "svc_zmq.h"
+
+struct svc_server;
+struct svc_stream_producer;
+
+struct svc_req {
+  struct svc_server *srv;
+  uint8_t peer[256]; size_t peer_len; /* ROUTER routing id */
+  char user_id[128];                  /* authenticated identity or "" */
+  void *data;                         /* the service's decoded request */
+  int solo;                           /* retried alone after a failed batch */
+  int64_t received_us;                /* monotonic, for latency */
+  struct svc_req *next;
+};
+
+struct svc_server_ops {
+  /* Decodes one request frame into req->data. Returns 0 to stage it in the next
+   * batch, 1 when it was answered already (svc_req_reply: bad input or a pure
+   * query), -1 to drop it (unreplyable garbage; counted). */
+  int (*decode)(void *arg, struct svc_req *req, const uint8_t *frame, size_t len);
+  /* Adds the request's first-stage statements to b. Called again for the same
+   * request if the batch must be retried, so it must reset what results set. */
+  int (*stage)(void *arg, struct svc_req *req, struct svc_pg_batch *b);
+  /* Optional: after the first stage's results, adds further statements for the
+   * request (e.g. stream events via svc_stream_append). */
+  void (*stage2)(void *arg, struct svc_req *req, struct svc_pg_batch *b);
+  /* The batch committed: send the reply (svc_req_reply). */
+  void (*committed)(void *arg, struct svc_req *req);
+  /* The request cannot be committed (SQL error when alone): reply an error. */
+  void (*failed)(void *arg, struct svc_req *req, const char *why);
+  /* Frees req->data. */
+  void (*release)(void *arg, struct svc_req *req);
+};
+
+struct svc_server_opts {
+  const char *endpoint;   /* ROUTER bind */
+  size_t max_batch;       /* requests per transaction; 0 = 1000 */
+  size_t max_pending;     /* stop reading beyond this; 0 = 20000 */
+  struct svc_stream_producer *producer; /* optional: events flushed in stage 2 */
+};
+
+/* Creates the server on loop, using pg for batches. NULL after logging. */
+struct svc_server *svc_server_new(uv_loop_t *loop, struct svc_zctx *z, struct svc_pg *pg,
+                                  const struct svc_server_opts *o,
+                                  const struct svc_server_ops *ops, void *arg);
+/* Sends a reply frame to the request's peer. */
+int svc_req_reply(struct svc_req *req, const uint8_t *data, size_t len);
+/* Stops reading; calls done(arg) once every staged request is answered. */
+void svc_server_drain(struct svc_server *s, void (*done)(void *), void *arg);
+void svc_server_destroy(struct svc_server **s);
+struct svc_server_stats { uint64_t requests, replied, batches, rejected, dropped, pending; };
+void svc_server_stats(const struct svc_server *s, struct svc_server_stats *st);
+void svc_server_count_rejected(struct svc_server *s);
+
+#endif

@@ -1,0 +1,101 @@
+/* The stream (DESIGN §3): a durable, ordered log per producer.
+ *
+ * Producer: events are appended inside the producer's own write transactions
+ * (outbox pattern) and get gapless sequence numbers in commit order from the
+ * outbox head row, which serialises writers. Subscribers (DEALER) connect to
+ * the producer's ROUTER, send Subscribe{consumer, after_seq, window} and get
+ * events in order, never more than `window` unacknowledged. Catch-up pages
+ * come from Postgres, the live tail from an in-memory ring. A subscriber sees
+ * the events addressed to its authenticated identity and broadcast events
+ * ("*"); identities listed as full-access see every event.
+ *
+ * Consumer: applies each batch of received events and records its position in
+ * the same transaction (stream_advance), so a redelivered event is a no-op;
+ * acknowledges after commit; re-subscribes from its last applied position when
+ * the producer falls silent or answers with an error. */
+#ifndef SVC_STREAM_H
+#define SVC_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "svc_pg.h"
+#include "svc_zmq.h"
+
+#define SVC_STREAM_BROADCAST "*"   /* addressee: every subscriber */
+#define SVC_STREAM_INTERNAL ""     /* addressee: full-access subscribers only */
+#define SVC_STREAM_WATERMARK "WATERMARK" /* kind of watermark events */
+
+struct svc_stream_event {
+  uint64_t seq;
+  int64_t event_us;       /* event time */
+  const char *kind;       /* e.g. "ticket.accepted" */
+  const char *addressee;  /* identity, "*" or "" */
+  const uint8_t *payload; size_t payload_len;
+};
+
+/* ---- producer ---- */
+struct svc_stream_producer;
+struct svc_stream_producer_opts {
+  const char *endpoint;        /* ROUTER bind */
+  const char *name;            /* producer name, e.g. "intake" (logs, status) */
+  size_t ring_events;          /* live tail kept in memory; 0 = 65536 */
+  uint32_t max_window;         /* cap on a subscriber's window; 0 = 10000 */
+  int heartbeat_ms;            /* idle heartbeat to subscribers; 0 = 1000 */
+  int dead_ms;                 /* drop a silent subscriber's session; 0 = 10000 */
+  const char *full_access;     /* comma-separated identities that see everything */
+};
+/* pg_write is the connection whose batches append events; pg_read serves
+ * catch-up pages (its own connection, so catch-up never delays writes). */
+struct svc_stream_producer *svc_stream_producer_new(uv_loop_t *loop, struct svc_zctx *z,
+                                                    struct svc_pg *pg_write, struct svc_pg *pg_read,
+                                                    const struct svc_stream_producer_opts *o);
+void svc_stream_producer_destroy(struct svc_stream_producer **p);
+/* Buffers one event for the batch being staged (see svc_stream_flush). Returns 0 or -1. */
+int svc_stream_append(struct svc_stream_producer *p, int64_t event_us, const char *kind,
+                      const char *addressee, const void *payload, size_t len);
+/* Adds the outbox insert of everything appended since the last flush to b and
+ * hooks b's end: on commit the events are published to subscribers. Returns
+ * the number of events flushed, or -1. Nothing to flush adds nothing. */
+int svc_stream_flush(struct svc_stream_producer *p, struct svc_pg_batch *b);
+/* The last committed sequence number known to this process. */
+uint64_t svc_stream_head(const struct svc_stream_producer *p);
+/* Refuses new subscriptions and stops sending (drain). */
+void svc_stream_producer_stop(struct svc_stream_producer *p);
+struct svc_stream_producer_stats {
+  uint64_t head, appended, sent, acks, subscribes, subscribers, catchup_pages,
+           bad_frames, refused;
+  uint64_t max_inflight; /* the most unacknowledged events seen for any subscriber */
+};
+void svc_stream_producer_stats(const struct svc_stream_producer *p, struct svc_stream_producer_stats *st);
+
+/* ---- consumer ---- */
+struct svc_stream_consumer;
+/* Adds the statements that apply events[0..n-1] to b (the position update is
+ * already in b). Returns 0, or -1 to fail the batch (it is retried later). */
+typedef int (*svc_stream_apply_cb)(void *arg, struct svc_pg_batch *b,
+                                   const struct svc_stream_event *events, size_t n);
+struct svc_stream_consumer_opts {
+  const char *endpoint;   /* producer's stream endpoint */
+  const char *consumer;   /* our identity as claimed in Subscribe */
+  const char *producer;   /* position key in stream_positions, e.g. "intake" */
+  const char *server_key; /* with CURVE: the producer's Z85 public key */
+  uint32_t window;        /* 0 = 1000 */
+  int heartbeat_ms;       /* 0 = 1000 */
+  int silence_ms;         /* re-subscribe after this much silence; 0 = 5000 */
+  size_t max_batch;       /* events per apply transaction; 0 = window */
+};
+struct svc_stream_consumer *svc_stream_consumer_new(uv_loop_t *loop, struct svc_zctx *z,
+                                                    struct svc_pg *pg,
+                                                    const struct svc_stream_consumer_opts *o,
+                                                    svc_stream_apply_cb apply, void *arg);
+/* Stops taking events; done(arg) runs when the apply in progress has ended. */
+void svc_stream_consumer_drain(struct svc_stream_consumer *c, void (*done)(void *), void *arg);
+void svc_stream_consumer_destroy(struct svc_stream_consumer **c);
+uint64_t svc_stream_consumer_position(const struct svc_stream_consumer *c);
+struct svc_stream_consumer_stats {
+  uint64_t position, received, applied, batches, resubscribes, duplicates, errors;
+  uint64_t max_unacked;  /* the most events received but not yet acknowledged */
+};
+void svc_stream_consumer_stats(const struct svc_stream_consumer *c, struct svc_stream_consumer_stats *st);
+
+#endif

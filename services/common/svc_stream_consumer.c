@@ -1,0 +1,461 @@
+/* The stream consumer: subscribes from the position recorded in its own
+ * schema, applies each batch of received events together with the position
+ * move (stream_advance) in one transaction, acknowledges after commit, and
+ * re-subscribes when the producer falls silent, errs or restarts. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "svc_alloc.h"
+#include "svc_log.h"
+#include "svc_stream_int.h"
+#include "svc_time.h"
+
+#define RESUB_MIN_US (200 * 1000)
+#define UNPACK_BUDGET (16u << 20)
+
+struct cev {
+  uint64_t seq;
+  int64_t event_us;
+  char *kind, *addressee;
+  uint8_t *payload;
+  size_t len;
+};
+
+struct applying {
+  struct svc_stream_consumer *c;
+  struct cev *evs;
+  size_t n;
+  uint64_t from, to;
+};
+
+struct svc_stream_consumer {
+  uv_loop_t *loop;
+  struct svc_zctx *z;
+  struct svc_pg *pg;
+  struct svc_stream_cstmts st;
+  struct svc_zsock *sock;
+  uv_timer_t timer;
+  char *endpoint, *consumer, *producer;
+  uint32_t window;
+  int heartbeat_ms, silence_ms;
+  size_t max_batch;
+  svc_stream_apply_cb apply;
+  void *arg;
+  int loaded;             /* position read from the database */
+  uint64_t applied;       /* committed position */
+  uint64_t received;      /* last seq received in this session */
+  uint64_t session;
+  struct cev *q;          /* received, not yet applying */
+  size_t q_head, q_n, q_cap;
+  struct applying *cur;   /* the apply transaction in flight */
+  int64_t heard_us, acked_us, resub_us;
+  int resub_due, draining;
+  void (*drained)(void *);
+  void *drained_arg;
+  struct svc_stream_consumer_stats stats;
+};
+
+static void maybe_apply(struct svc_stream_consumer *c);
+static void load_position(struct svc_stream_consumer *c);
+
+static void cev_free(struct cev *e)
+{
+  free(e->kind);
+  free(e->addressee);
+  free(e->payload);
+}
+
+static void queue_clear(struct svc_stream_consumer *c)
+{
+  for (size_t i = 0; i < c->q_n; i++) cev_free(&c->q[(c->q_head + i) % c->q_cap]);
+  c->q_head = c->q_n = 0;
+}
+
+static void send_msg(struct svc_stream_consumer *c, Whistle__Stream__StreamMessage *m)
+{
+  m->version = SVC_STREAM_VERSION;
+  svc_stream_send(c->sock, NULL, 0, m);
+}
+
+static void send_ack(struct svc_stream_consumer *c)
+{
+  Whistle__Stream__Ack a = WHISTLE__STREAM__ACK__INIT;
+  a.seq = c->applied;
+  Whistle__Stream__StreamMessage m = WHISTLE__STREAM__STREAM_MESSAGE__INIT;
+  m.body_case = WHISTLE__STREAM__STREAM_MESSAGE__BODY_ACK;
+  m.ack = &a;
+  send_msg(c, &m);
+  c->acked_us = svc_mono_us();
+}
+
+/* Starts a new session from what is applied (or being applied). */
+static void subscribe(struct svc_stream_consumer *c)
+{
+  queue_clear(c);
+  c->received = c->cur ? c->cur->to : c->applied;
+  c->session = (uint64_t)svc_wall_us() ^ ((uint64_t)c->stats.resubscribes << 48);
+  Whistle__Stream__Subscribe s = WHISTLE__STREAM__SUBSCRIBE__INIT;
+  s.consumer = c->consumer;
+  s.after_seq = c->received;
+  s.window = c->window;
+  s.session = c->session;
+  Whistle__Stream__StreamMessage m = WHISTLE__STREAM__STREAM_MESSAGE__INIT;
+  m.body_case = WHISTLE__STREAM__STREAM_MESSAGE__BODY_SUBSCRIBE;
+  m.subscribe = &s;
+  send_msg(c, &m);
+  c->heard_us = c->resub_us = svc_mono_us();
+  c->resub_due = 0;
+  c->stats.resubscribes++;
+  svc_debug("subscribing", " consumer=%s producer=%s after_seq=%llu", c->consumer, c->producer,
+            (unsigned long long)c->received);
+}
+
+static void request_resubscribe(struct svc_stream_consumer *c, const char *why)
+{
+  if (!c->loaded || c->draining) return;
+  if (svc_mono_us() - c->resub_us < RESUB_MIN_US) {
+    c->resub_due = 1; /* the timer does it shortly */
+    return;
+  }
+  svc_info("re-subscribing", " consumer=%s producer=%s reason=\"%s\" position=%llu", c->consumer,
+           c->producer, why, (unsigned long long)c->applied);
+  subscribe(c);
+}
+
+static int queue_push(struct svc_stream_consumer *c, const Whistle__Stream__Event *e)
+{
+  if (c->q_n == c->q_cap) {
+    size_t cap = c->q_cap ? c->q_cap * 2 : 1024;
+    struct cev *n = malloc(cap * sizeof *n);
+    if (!n) return -1;
+    for (size_t i = 0; i < c->q_n; i++) n[i] = c->q[(c->q_head + i) % c->q_cap];
+    free(c->q);
+    c->q = n;
+    c->q_cap = cap;
+    c->q_head = 0;
+  }
+  struct cev *x = &c->q[(c->q_head + c->q_n) % c->q_cap];
+  x->seq = e->seq;
+  x->event_us = e->event_time_us;
+  x->kind = strdup(e->kind ? e->kind : "");
+  x->addressee = strdup(e->addressee ? e->addressee : "");
+  x->len = e->payload.len;
+  x->payload = malloc(x->len ? x->len : 1);
+  if (!x->kind || !x->addressee || !x->payload) {
+    cev_free(x);
+    return -1;
+  }
+  if (x->len) memcpy(x->payload, e->payload.data, x->len);
+  c->q_n++;
+  return 0;
+}
+
+static void on_events(struct svc_stream_consumer *c, const Whistle__Stream__Events *ev)
+{
+  if (ev->session != c->session) return; /* an earlier session's leftovers */
+  if (ev->from_seq != c->received) {
+    request_resubscribe(c, "gap in the stream");
+    return;
+  }
+  for (size_t i = 0; i < ev->n_events; i++) {
+    const Whistle__Stream__Event *e = ev->events[i];
+    if (e->seq <= c->received) {
+      c->stats.duplicates++;
+      continue;
+    }
+    if (queue_push(c, e)) {
+      request_resubscribe(c, "out of memory");
+      return;
+    }
+    c->received = e->seq;
+    c->stats.received++;
+  }
+  size_t unacked = c->q_n + (c->cur ? c->cur->n : 0);
+  if (unacked > c->stats.max_unacked) c->stats.max_unacked = unacked;
+  maybe_apply(c);
+}
+
+static void on_message(struct svc_zsock *z, const struct svc_frame *f, size_t n,
+                       const char *user_id, void *arg)
+{
+  struct svc_stream_consumer *c = arg;
+  (void)z;
+  (void)user_id;
+  if (n != 1) {
+    c->stats.errors++;
+    return;
+  }
+  struct svc_pballoc al;
+  svc_pballoc_init(&al, UNPACK_BUDGET);
+  Whistle__Stream__StreamMessage *m =
+    whistle__stream__stream_message__unpack(&al.a, f[0].len, f[0].data);
+  if (!m || m->version != SVC_STREAM_VERSION) {
+    c->stats.errors++;
+    if (m) whistle__stream__stream_message__free_unpacked(m, &al.a);
+    return;
+  }
+  c->heard_us = svc_mono_us();
+  switch (m->body_case) {
+  case WHISTLE__STREAM__STREAM_MESSAGE__BODY_EVENTS:
+    on_events(c, m->events);
+    break;
+  case WHISTLE__STREAM__STREAM_MESSAGE__BODY_ERROR:
+    svc_info("producer answered an error", " consumer=%s code=%d message=\"%s\"", c->consumer,
+             (int)m->error->code, m->error->message ? m->error->message : "");
+    request_resubscribe(c, "error from producer");
+    break;
+  default:
+    break; /* heartbeats only prove the producer is alive */
+  }
+  whistle__stream__stream_message__free_unpacked(m, &al.a);
+}
+
+/* ---- applying ----------------------------------------------------------- */
+
+static void applying_free(struct applying *a)
+{
+  for (size_t i = 0; i < a->n; i++) cev_free(&a->evs[i]);
+  free(a->evs);
+  free(a);
+}
+
+static void apply_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err, void *arg);
+static void retry_cb(uv_timer_t *t);
+
+static void stage_apply(struct svc_stream_consumer *c)
+{
+  struct applying *a = c->cur;
+  struct svc_pg_batch *b = svc_pg_batch_new(c->pg, NULL, apply_done, c);
+  struct svc_stream_event *v = malloc(a->n * sizeof *v);
+  if (!b || !v) goto fail;
+  for (size_t i = 0; i < a->n; i++)
+    v[i] = (struct svc_stream_event){ a->evs[i].seq, a->evs[i].event_us, a->evs[i].kind,
+                                      a->evs[i].addressee, a->evs[i].payload, a->evs[i].len };
+  if (svc_stream_store_advance(&c->st, b, c->producer, a->from, a->to) ||
+      c->apply(c->arg, b, v, a->n) != 0)
+    goto fail;
+  free(v);
+  svc_pg_submit(b);
+  return;
+fail:
+  free(v);
+  svc_pg_batch_discard(&b);
+  c->stats.errors++;
+  svc_error("cannot stage events; retrying in 1 s", " consumer=%s", c->consumer);
+  uv_timer_start(&c->timer, retry_cb, 1000, (uint64_t)c->heartbeat_ms);
+}
+
+static void apply_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err, void *arg)
+{
+  struct svc_stream_consumer *c = arg;
+  struct applying *a = c->cur;
+  if (oc == SVC_PG_COMMITTED) {
+    c->applied = a->to;
+    c->stats.applied += a->n;
+    c->stats.batches++;
+    c->stats.position = c->applied;
+    c->cur = NULL;
+    applying_free(a);
+    send_ack(c);
+    if (c->draining && c->drained) {
+      c->drained(c->drained_arg);
+      c->drained = NULL;
+      return;
+    }
+    maybe_apply(c);
+    return;
+  }
+  if (oc == SVC_PG_RETRY && c->draining) { /* shutting down: the events come again */
+    c->cur = NULL;
+    applying_free(a);
+    if (c->drained) c->drained(c->drained_arg);
+    c->drained = NULL;
+    return;
+  }
+  if (oc == SVC_PG_RETRY) { /* nothing committed: apply the same events again */
+    stage_apply(c);
+    return;
+  }
+  if (strcmp(svc_pg_batch_sqlstate(b), SVC_STREAM_SQLSTATE_MISMATCH) == 0) {
+    svc_warn("position moved under us; reloading", " consumer=%s producer=%s", c->consumer,
+             c->producer);
+    c->cur = NULL;
+    applying_free(a);
+    c->loaded = 0;
+    queue_clear(c);
+    load_position(c);
+    return;
+  }
+  c->stats.errors++;
+  svc_error("cannot apply events; retrying in 1 s", " consumer=%s producer=%s from=%llu error=\"%s\"",
+            c->consumer, c->producer, (unsigned long long)a->from, err ? err : "");
+  uv_timer_start(&c->timer, retry_cb, 1000, (uint64_t)c->heartbeat_ms);
+}
+
+static void maybe_apply(struct svc_stream_consumer *c)
+{
+  if (c->cur || c->q_n == 0 || !c->loaded) return;
+  size_t n = c->q_n < c->max_batch ? c->q_n : c->max_batch;
+  struct applying *a = calloc(1, sizeof *a);
+  struct cev *evs = malloc(n * sizeof *evs);
+  if (!a || !evs) {
+    free(a);
+    free(evs);
+    return;
+  }
+  for (size_t i = 0; i < n; i++) evs[i] = c->q[(c->q_head + i) % c->q_cap];
+  c->q_head = (c->q_head + n) % c->q_cap;
+  c->q_n -= n;
+  a->c = c;
+  a->evs = evs;
+  a->n = n;
+  a->from = c->applied;
+  a->to = evs[n - 1].seq;
+  c->cur = a;
+  stage_apply(c);
+}
+
+/* ---- timer and start-up ---------------------------------------------------- */
+
+static void tick(struct svc_stream_consumer *c)
+{
+  if (!c->loaded || c->draining) return;
+  int64_t now = svc_mono_us();
+  if (c->resub_due || now - c->heard_us > (int64_t)c->silence_ms * 1000)
+    request_resubscribe(c, c->resub_due ? "error from producer" : "producer silent");
+  else if (now - c->acked_us >= (int64_t)c->heartbeat_ms * 1000)
+    send_ack(c);
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+  tick(t->data);
+}
+
+static void retry_cb(uv_timer_t *t)
+{
+  struct svc_stream_consumer *c = t->data;
+  uv_timer_start(&c->timer, timer_cb, (uint64_t)c->heartbeat_ms / 2, (uint64_t)c->heartbeat_ms / 2);
+  if (c->cur) stage_apply(c);
+}
+
+static void position_result(void *arg, const PGresult *r)
+{
+  struct svc_stream_consumer *c = arg;
+  c->applied = PQntuples(r) == 1 ? (uint64_t)svc_pg_get_i64(r, 0, 0) : 0;
+  c->loaded = 1;
+}
+
+static void position_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err, void *arg)
+{
+  struct svc_stream_consumer *c = arg;
+  (void)b;
+  if (oc != SVC_PG_COMMITTED || !c->loaded) {
+    if (oc == SVC_PG_FAILED)
+      svc_error("cannot read stream position", " consumer=%s error=\"%s\"", c->consumer, err ? err : "");
+    load_position(c);
+    return;
+  }
+  c->stats.position = c->applied;
+  svc_info("stream position loaded", " consumer=%s producer=%s position=%llu", c->consumer,
+           c->producer, (unsigned long long)c->applied);
+  if (!c->draining) subscribe(c);
+}
+
+static void load_position(struct svc_stream_consumer *c)
+{
+  struct svc_pg_batch *b = svc_pg_batch_new(c->pg, NULL, position_done, c);
+  if (!b) return;
+  svc_pg_batch_readonly(b);
+  svc_stream_store_position(&c->st, b, c->producer, position_result, c);
+  svc_pg_submit(b);
+}
+
+struct svc_stream_consumer *svc_stream_consumer_new(uv_loop_t *loop, struct svc_zctx *z,
+                                                    struct svc_pg *pg,
+                                                    const struct svc_stream_consumer_opts *o,
+                                                    svc_stream_apply_cb apply, void *arg)
+{
+  struct svc_stream_consumer *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->loop = loop;
+  c->z = z;
+  c->pg = pg;
+  c->apply = apply;
+  c->arg = arg;
+  c->endpoint = strdup(o->endpoint);
+  c->consumer = strdup(o->consumer);
+  c->producer = strdup(o->producer);
+  c->window = o->window ? o->window : 1000;
+  c->heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : 1000;
+  c->silence_ms = o->silence_ms ? o->silence_ms : 5000;
+  c->max_batch = o->max_batch ? o->max_batch : c->window;
+  if (!c->endpoint || !c->consumer || !c->producer ||
+      svc_stream_store_prepare_consumer(&c->st, pg))
+    goto fail;
+  struct svc_zsock_opts zo = { .type = ZMQ_DEALER, .connect = o->endpoint,
+                               .heartbeat_ms = c->heartbeat_ms, .server_key = o->server_key };
+  c->sock = svc_zsock_new(z, loop, &zo, on_message, c);
+  if (!c->sock) goto fail;
+  uv_timer_init(loop, &c->timer);
+  c->timer.data = c;
+  uv_timer_start(&c->timer, timer_cb, (uint64_t)c->heartbeat_ms / 2, (uint64_t)c->heartbeat_ms / 2);
+  load_position(c);
+  return c;
+fail:
+  svc_error("cannot create stream consumer", " endpoint=%s", o->endpoint);
+  free(c->endpoint);
+  free(c->consumer);
+  free(c->producer);
+  free(c);
+  return NULL;
+}
+
+void svc_stream_consumer_drain(struct svc_stream_consumer *c, void (*done)(void *), void *arg)
+{
+  c->draining = 1;
+  svc_zsock_pause(c->sock, 1);
+  if (!c->cur) {
+    done(arg);
+    return;
+  }
+  c->drained = done;
+  c->drained_arg = arg;
+}
+
+static void consumer_free_cb(uv_handle_t *h)
+{
+  struct svc_stream_consumer *c = h->data;
+  queue_clear(c);
+  free(c->q);
+  free(c->endpoint);
+  free(c->consumer);
+  free(c->producer);
+  free(c);
+}
+
+void svc_stream_consumer_destroy(struct svc_stream_consumer **cp)
+{
+  struct svc_stream_consumer *c = *cp;
+  if (!c) return;
+  *cp = NULL;
+  if (c->cur) { /* its batch still refers to c: keep the record until the pg is gone */
+    applying_free(c->cur);
+    c->cur = NULL;
+  }
+  svc_zsock_close(&c->sock);
+  uv_timer_stop(&c->timer);
+  uv_close((uv_handle_t *)&c->timer, consumer_free_cb);
+}
+
+uint64_t svc_stream_consumer_position(const struct svc_stream_consumer *c)
+{
+  return c->applied;
+}
+
+void svc_stream_consumer_stats(const struct svc_stream_consumer *c,
+                               struct svc_stream_consumer_stats *st)
+{
+  *st = c->stats;
+  st->position = c->applied;
+}

@@ -1,0 +1,281 @@
+/* ledgerd: a minimal real service on the svc_ library, for the foundation's
+ * integration, fault and bench runs. It takes Put requests through the
+ * group-commit server, records each new key in its schema and publishes one
+ * stream event per new key, exactly as a business daemon would. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ledger.pb-c.h"
+#include "svc_alloc.h"
+#include "svc_csv.h"
+#include "svc_daemon.h"
+#include "svc_log.h"
+#include "svc_migrate.h"
+#include "svc_pg.h"
+#include "svc_server.h"
+#include "svc_status.h"
+#include "svc_stream.h"
+#include "svc_time.h"
+
+static const struct svc_migration migrations[] = {
+  { "001_ledger",
+    "CREATE TABLE ledger (id bigserial PRIMARY KEY, key text NOT NULL UNIQUE,"
+    " value bytea NOT NULL, addressee text NOT NULL)" },
+  { NULL, NULL },
+};
+
+static const struct svc_config_var vars[] = {
+  { .name = "WHISTLE_LEDGER_RPC", .def = "ipc:///tmp/whistle-ledger-rpc", .kind = SVC_CFG_ENDPOINT,
+    .help = "Request endpoint (ROUTER) for Put requests." },
+  { .name = "WHISTLE_LEDGER_STREAM", .def = "ipc:///tmp/whistle-ledger-stream",
+    .kind = SVC_CFG_ENDPOINT, .help = "Stream endpoint (ROUTER) for subscribers." },
+  { .name = "WHISTLE_SCHEMA", .def = "t_ledger", .kind = SVC_CFG_STRING,
+    .help = "The schema this daemon owns." },
+  { .name = "WHISTLE_STREAM_FULL_ACCESS", .def = "", .kind = SVC_CFG_STRING,
+    .help = "Comma-separated identities that see every event." },
+  { .name = "WHISTLE_STREAM_MAX_WINDOW", .def = "10000", .kind = SVC_CFG_INT, .min = 1,
+    .max = 100000, .help = "Cap on a subscriber's window." },
+  { .name = "WHISTLE_BATCH", .def = "1000", .kind = SVC_CFG_INT, .min = 1, .max = 100000,
+    .help = "Most requests per transaction." },
+  { .name = NULL },
+};
+
+struct ledgerd {
+  struct svc_daemon d;
+  struct svc_pg *pgw, *pgr;
+  struct svc_stream_producer *prod;
+  struct svc_server *srv;
+  struct svc_status *status;
+  struct svc_pg_stmt *insert;
+};
+
+struct put {
+  Whistle__Test__PutReply__Status status;
+  uint64_t req_id, row_id;
+  int64_t event_us;
+  char *key, *addressee;
+  uint8_t *value;
+  size_t value_len;
+};
+
+static void reply(struct svc_req *req, uint64_t req_id, Whistle__Test__PutReply__Status st,
+                  uint64_t row_id, const char *reason)
+{
+  Whistle__Test__PutReply r = WHISTLE__TEST__PUT_REPLY__INIT;
+  r.req_id = req_id;
+  r.status = st;
+  r.row_id = row_id;
+  r.reason = (char *)(reason ? reason : "");
+  Whistle__Test__LedgerMessage m = WHISTLE__TEST__LEDGER_MESSAGE__INIT;
+  m.version = 1;
+  m.body_case = WHISTLE__TEST__LEDGER_MESSAGE__BODY_REPLY;
+  m.reply = &r;
+  uint8_t buf[1024];
+  size_t len = whistle__test__ledger_message__get_packed_size(&m);
+  if (len > sizeof buf) return;
+  whistle__test__ledger_message__pack(&m, buf);
+  svc_req_reply(req, buf, len);
+}
+
+static int valid_addressee(const char *a)
+{
+  size_t n = strlen(a);
+  if (n > 127) return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = a[i];
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+          c == '_' || c == '-' || c == '.' || c == '*'))
+      return 0;
+  }
+  return 1;
+}
+
+static int on_decode(void *arg, struct svc_req *req, const uint8_t *frame, size_t len)
+{
+  struct ledgerd *l = arg;
+  struct svc_pballoc al;
+  svc_pballoc_init(&al, 256 * 1024);
+  Whistle__Test__LedgerMessage *m = whistle__test__ledger_message__unpack(&al.a, len, frame);
+  const char *bad = NULL;
+  if (!m) bad = "not a LedgerMessage";
+  else if (m->version != 1) bad = "unsupported version";
+  else if (m->body_case != WHISTLE__TEST__LEDGER_MESSAGE__BODY_PUT) bad = "expected Put";
+  else if (!m->put->key[0] || strlen(m->put->key) > 200 ||
+           !svc_utf8_valid(m->put->key, strlen(m->put->key)))
+    bad = "key must be 1-200 bytes of UTF-8";
+  else if (m->put->value.len > 65536) bad = "value over 64 KiB";
+  else if (!valid_addressee(m->put->addressee)) bad = "bad addressee";
+  uint64_t req_id = m && m->body_case == WHISTLE__TEST__LEDGER_MESSAGE__BODY_PUT ? m->put->req_id : 0;
+  if (bad) {
+    svc_server_count_rejected(l->srv);
+    if (m) whistle__test__ledger_message__free_unpacked(m, &al.a);
+    reply(req, req_id, WHISTLE__TEST__PUT_REPLY__STATUS__BAD, 0, bad);
+    return 1;
+  }
+  struct put *p = calloc(1, sizeof *p);
+  if (p) {
+    p->req_id = req_id;
+    p->key = strdup(m->put->key);
+    p->addressee = strdup(m->put->addressee);
+    p->value_len = m->put->value.len;
+    p->value = malloc(p->value_len + 1);
+    p->event_us = m->put->event_us ? m->put->event_us : svc_wall_us();
+    if (p->value && p->value_len) memcpy(p->value, m->put->value.data, p->value_len);
+  }
+  whistle__test__ledger_message__free_unpacked(m, &al.a);
+  if (!p || !p->key || !p->addressee || !p->value) {
+    if (p) { free(p->key); free(p->addressee); free(p->value); free(p); }
+    return -1;
+  }
+  req->data = p;
+  return 0;
+}
+
+static void insert_result(void *arg, const PGresult *r)
+{
+  struct put *p = arg;
+  if (PQntuples(r) == 1) {
+    p->status = WHISTLE__TEST__PUT_REPLY__STATUS__NEW;
+    p->row_id = (uint64_t)svc_pg_get_i64(r, 0, 0);
+  }
+}
+
+static int on_stage(void *arg, struct svc_req *req, struct svc_pg_batch *b)
+{
+  struct ledgerd *l = arg;
+  struct put *p = req->data;
+  p->status = WHISTLE__TEST__PUT_REPLY__STATUS__DUPLICATE;
+  p->row_id = 0;
+  const char *v[3] = { p->key, (const char *)p->value, p->addressee };
+  int len[3] = { (int)strlen(p->key), (int)p->value_len, (int)strlen(p->addressee) };
+  int fmt[3] = { 0, 1, 0 };
+  return svc_pg_batch_add(b, l->insert, 3, v, len, fmt, 1, insert_result, p);
+}
+
+static void on_stage2(void *arg, struct svc_req *req, struct svc_pg_batch *b)
+{
+  struct ledgerd *l = arg;
+  struct put *p = req->data;
+  (void)b;
+  if (p->status == WHISTLE__TEST__PUT_REPLY__STATUS__NEW)
+    svc_stream_append(l->prod, p->event_us, "ledger.put", p->addressee, p->key, strlen(p->key));
+}
+
+static void on_committed(void *arg, struct svc_req *req)
+{
+  struct put *p = req->data;
+  (void)arg;
+  reply(req, p->req_id, p->status, p->row_id, NULL);
+}
+
+static void on_failed(void *arg, struct svc_req *req, const char *why)
+{
+  struct put *p = req->data;
+  (void)arg;
+  reply(req, p->req_id, WHISTLE__TEST__PUT_REPLY__STATUS__ERROR, 0, why);
+}
+
+static void on_release(void *arg, struct svc_req *req)
+{
+  struct put *p = req->data;
+  (void)arg;
+  if (!p) return;
+  free(p->key);
+  free(p->addressee);
+  free(p->value);
+  free(p);
+}
+
+static const struct svc_server_ops ops = {
+  .decode = on_decode, .stage = on_stage, .stage2 = on_stage2, .committed = on_committed,
+  .failed = on_failed, .release = on_release,
+};
+
+static void fill_status(void *arg, struct svc_status_out *o)
+{
+  struct ledgerd *l = arg;
+  struct svc_server_stats ss;
+  struct svc_stream_producer_stats ps;
+  struct svc_pg_stats gs;
+  svc_server_stats(l->srv, &ss);
+  svc_stream_producer_stats(l->prod, &ps);
+  svc_pg_stats(l->pgw, &gs);
+  svc_status_add(o, "server.requests", (int64_t)ss.requests);
+  svc_status_add(o, "server.batches", (int64_t)ss.batches);
+  svc_status_add(o, "server.rejected", (int64_t)ss.rejected);
+  svc_status_add(o, "server.dropped", (int64_t)ss.dropped);
+  svc_status_add(o, "server.pending", (int64_t)ss.pending);
+  svc_status_add(o, "stream.head", (int64_t)ps.head);
+  svc_status_add(o, "stream.sent", (int64_t)ps.sent);
+  svc_status_add(o, "stream.subscribers", (int64_t)ps.subscribers);
+  svc_status_add(o, "stream.bad_frames", (int64_t)ps.bad_frames);
+  svc_status_add(o, "stream.refused", (int64_t)ps.refused);
+  svc_status_add(o, "stream.max_inflight", (int64_t)ps.max_inflight);
+  svc_status_add(o, "pg.up", svc_pg_is_up(l->pgw));
+  svc_status_add(o, "pg.committed", (int64_t)gs.committed);
+  svc_status_add(o, "pg.retried", (int64_t)gs.retried);
+  uint64_t allowed, denied;
+  svc_zctx_stats(l->d.z, &allowed, &denied);
+  svc_status_add(o, "zap.allowed", (int64_t)allowed);
+  svc_status_add(o, "zap.denied", (int64_t)denied);
+}
+
+static void finish(void *arg)
+{
+  struct ledgerd *l = arg;
+  svc_status_destroy(&l->status);
+  svc_pg_destroy(&l->pgw);
+  svc_pg_destroy(&l->pgr);
+  svc_server_destroy(&l->srv);
+  svc_stream_producer_destroy(&l->prod);
+  svc_daemon_close(&l->d);
+}
+
+static void on_stop(void *arg)
+{
+  struct ledgerd *l = arg;
+  svc_info("draining", "%s", "");
+  svc_stream_producer_stop(l->prod);
+  svc_server_drain(l->srv, finish, l);
+}
+
+static void on_reload(void *arg)
+{
+  struct ledgerd *l = arg;
+  svc_zctx_reload(l->d.z);
+}
+
+int main(int argc, char **argv)
+{
+  static struct ledgerd l;
+  int rc = svc_daemon_init(&l.d, argc, argv, "ledgerd", "Test ledger service.", vars);
+  if (rc) return rc > 0 ? 0 : 2;
+  const char *pg = svc_daemon_str(&l.d, "WHISTLE_PG");
+  if (svc_migrate(pg, svc_daemon_str(&l.d, "WHISTLE_SCHEMA"), migrations,
+                  (int)svc_daemon_int(&l.d, "WHISTLE_PG_WAIT_S")))
+    return 1;
+  l.pgw = svc_pg_new(&l.d.loop, "write", pg);
+  l.pgr = svc_pg_new(&l.d.loop, "read", pg);
+  l.insert = svc_pg_prepare(l.pgw, "INSERT INTO ledger (key, value, addressee) VALUES ($1, $2, $3)"
+                                   " ON CONFLICT (key) DO NOTHING RETURNING id", 3, NULL);
+  struct svc_stream_producer_opts po = {
+    .endpoint = svc_daemon_str(&l.d, "WHISTLE_LEDGER_STREAM"), .name = "ledger",
+    .full_access = svc_daemon_str(&l.d, "WHISTLE_STREAM_FULL_ACCESS"),
+    .max_window = (uint32_t)svc_daemon_int(&l.d, "WHISTLE_STREAM_MAX_WINDOW"),
+  };
+  l.prod = svc_stream_producer_new(&l.d.loop, l.d.z, l.pgw, l.pgr, &po);
+  struct svc_server_opts so = { .endpoint = svc_daemon_str(&l.d, "WHISTLE_LEDGER_RPC"),
+                                .max_batch = (size_t)svc_daemon_int(&l.d, "WHISTLE_BATCH"),
+                                .producer = l.prod };
+  l.srv = l.prod ? svc_server_new(&l.d.loop, l.d.z, l.pgw, &so, &ops, &l) : NULL;
+  const char *ctl = svc_daemon_str(&l.d, "WHISTLE_CONTROL");
+  if (*ctl) l.status = svc_status_new(&l.d.loop, l.d.z, ctl, "ledgerd", fill_status, &l);
+  if (!l.pgw || !l.pgr || !l.insert || !l.prod || !l.srv || (*ctl && !l.status) ||
+      svc_daemon_signals(&l.d, on_stop, on_reload, &l)) {
+    l.d.exit_code = 1;
+    finish(&l);
+  } else {
+    svc_info("ready", " rpc=%s stream=%s", so.endpoint, po.endpoint);
+  }
+  return svc_daemon_run(&l.d);
+}
