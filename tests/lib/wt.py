@@ -192,7 +192,7 @@ class LedgerClient:
         m.put.event_us = event_us
         return m.SerializeToString()
 
-    def push(self, items, on_progress=None, timeout=600):
+    def push(self, items, on_progress=None, timeout=180):
         """items: list of (key, addressee). Returns {req_id: PutReply}; every
         item is resent until answered or timeout."""
         pending = {}
