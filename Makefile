@@ -28,6 +28,7 @@ CFLAGS := -std=gnu11 $(OPT) $(WARN) -MMD -MP -D_GNU_SOURCE \
 LDFLAGS := $(LDSAN)
 LDLIBS := $(PKG_LIBS) -lm
 
+.SECONDARY:
 .PHONY: all deps test test-only check-asan run bench clean
 all: deps
 	@$(MAKE) --no-print-directory build-all
@@ -97,6 +98,15 @@ $(BUILD)/tests/unit/%.o: tests/unit/%.c | $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests/unit -c $< -o $@
 
+# Integration Check programs (need the private Postgres): tests/integration/check_*.c.
+ICHECK_SRC := $(wildcard tests/integration/check_*.c)
+UNIT_TESTS += $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(ICHECK_SRC))
+$(BUILD)/tests/integration/check_%: $(BUILD)/tests/integration/check_%.o $(LIBSVC)
+	$(CC) $(LDFLAGS) $< $(LIBSVC) $(CHECK_LIBS) $(LDLIBS) -o $@
+$(BUILD)/tests/integration/check_%.o: tests/integration/check_%.c | $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -c $< -o $@
+
 # Integration test programs: tests/integration/<prog>/*.c each build one binary.
 ITEST_PROGS := $(notdir $(wildcard tests/integration/progs/*))
 define itest_prog
@@ -106,6 +116,16 @@ $(BUILD)/tests/bin/$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/integratio
 TEST_BINS += $(BUILD)/tests/bin/$(1)
 endef
 $(foreach p,$(ITEST_PROGS),$(eval $(call itest_prog,$(p))))
+
+# Tools: tools/<name>/*.c each build build/bin/whistle-<name>.
+TOOL_DIRS := $(notdir $(patsubst %/,%,$(dir $(wildcard tools/*/*.c))))
+define tool_prog
+$(BUILD)/bin/whistle-$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/$(1)/*.c)) $(LIBSVC)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) $$^ $$(LDLIBS) -o $$@
+BINS += $(BUILD)/bin/whistle-$(1)
+endef
+$(foreach t,$(sort $(TOOL_DIRS)),$(eval $(call tool_prog,$(t))))
 
 build-all: $(LIBSVC) $(BINS) $(TEST_BINS) $(UNIT_TESTS) $(PY_GEN)
 

@@ -30,6 +30,12 @@ for t in "$BUILD"/tests/unit/test_*; do
 done
 
 bash tools/pgdev.sh start || { echo "0 passed, 1 failed"; exit 1; }
+eval "$(bash tools/pgdev.sh env)"
+for t in "$BUILD"/tests/integration/check_*; do
+  [ -x "$t" ] || continue
+  case "$t" in *.o|*.d) continue ;; esac
+  run "integration/$(basename "$t")" "$t"
+done
 for t in tests/integration/test_*.py tests/fault/test_*.py tests/interop/test_*.py; do
   [ -f "$t" ] || continue
   name=${t#tests/}; name=${name%.py}

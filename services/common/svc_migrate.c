@@ -33,6 +33,12 @@ static PGconn *connect_wait(const char *conninfo, int wait_s)
   }
 }
 
+static void quiet(void *arg, const char *msg)
+{
+  (void)arg;
+  (void)msg;
+}
+
 static int exec_ok(PGconn *c, PGresult *r, const char *what)
 {
   ExecStatusType st = PQresultStatus(r);
@@ -87,7 +93,7 @@ int svc_migrate(const char *conninfo, const char *schema, const struct svc_migra
   PGconn *c = connect_wait(conninfo, wait_s);
   if (!c) return -1;
   int rc = -1;
-  PQsetNoticeProcessor(c, NULL, NULL);
+  PQsetNoticeProcessor(c, quiet, NULL);
   char *ident = PQescapeIdentifier(c, schema, strlen(schema));
   char sql[512];
   if (!ident) goto out;

@@ -552,9 +552,12 @@ static void pg_lost(struct svc_pg *pg, const char *why)
   pg->state = pg->destroying ? ST_CLOSED : ST_DOWN;
   if (pg->running) {
     struct svc_pg_batch *b = pg->qhead;
-    if (b->commit_sent && b->xid[0] && !b->failed) {
+    /* After COMMIT was sent, even an error result (libpq reports a lost
+     * connection as one) leaves the outcome open: ask the server. */
+    if (b->commit_sent && b->xid[0]) {
       dequeue(pg);
       pg->indoubt = b; /* settled after reconnecting */
+      pg->stats.indoubt++;
     } else {
       dequeue(pg);
       batch_finish(pg, b, SVC_PG_RETRY);

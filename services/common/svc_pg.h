@@ -58,7 +58,7 @@ int svc_pg_is_up(const struct svc_pg *pg);
 /* Batches waiting or running; servers use it for back-pressure. */
 size_t svc_pg_queue_len(const struct svc_pg *pg);
 /* Counters for status: batches committed, statements sent, reconnects. */
-struct svc_pg_stats { uint64_t committed, retried, failed, statements, reconnects; };
+struct svc_pg_stats { uint64_t committed, retried, failed, statements, reconnects, indoubt; };
 void svc_pg_stats(const struct svc_pg *pg, struct svc_pg_stats *st);
 
 /* Starts a batch (not yet queued). on_stage may be NULL. */

@@ -1,0 +1,339 @@
+/* Integration tests of the async libpq layer and the migrations runner
+ * against the private Postgres cluster (real server, real sockets): pipelined
+ * stages, binary array parameters, SQL errors that commit nothing, a killed
+ * backend (reconnect and retry), an in-doubt COMMIT settled through
+ * pg_xact_status, and migrations applied once and atomically. */
+#include <check.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "svc_log.h"
+#include "svc_migrate.h"
+#include "svc_pg.h"
+
+#define CONNINFO "user=c_pg"
+
+static uv_loop_t loop;
+static struct svc_pg *pg;
+
+/* A blocking side connection for setting up and checking. */
+static long long q1(const char *sql)
+{
+  PGconn *c = PQconnectdb("user=postgres options=--client-min-messages=warning");
+  ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+  PGresult *r = PQexec(c, sql);
+  ExecStatusType st = PQresultStatus(r);
+  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
+    ck_abort_msg("%s: %s", sql, PQresultErrorMessage(r));
+  long long v = st == PGRES_TUPLES_OK && PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : 0;
+  PQclear(r);
+  PQfinish(c);
+  return v;
+}
+
+static void timeout_cb(uv_timer_t *t)
+{
+  (void)t;
+  uv_stop(&loop);
+}
+
+static void closed_cb(uv_handle_t *h)
+{
+  *(int *)h->data = 1;
+}
+
+/* Closes a handle that lives on the stack and runs the loop until it is closed. */
+static void close_now(uv_handle_t *h)
+{
+  int closed = 0;
+  h->data = &closed;
+  uv_close(h, closed_cb);
+  while (!closed) uv_run(&loop, UV_RUN_ONCE);
+}
+
+/* Runs the loop until *flag or a 20 s guard. */
+static void run_until(int *flag)
+{
+  uv_timer_t guard;
+  uv_timer_init(&loop, &guard);
+  uv_timer_start(&guard, timeout_cb, 20000, 0);
+  while (!*flag) {
+    if (uv_run(&loop, UV_RUN_ONCE) == 0) break;
+    if (!uv_timer_get_due_in(&guard)) break;
+  }
+  close_now((uv_handle_t *)&guard);
+  ck_assert_msg(*flag, "timed out");
+}
+
+static void setup(void)
+{
+  q1("SET client_min_messages = warning; DROP SCHEMA IF EXISTS c_pg CASCADE");
+  q1("DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname='c_pg') THEN "
+     "CREATE ROLE c_pg LOGIN; END IF; END$$");
+  q1("CREATE SCHEMA c_pg AUTHORIZATION c_pg");
+  q1("ALTER ROLE c_pg SET search_path = c_pg");
+  q1("CREATE TABLE c_pg.t (k text PRIMARY KEY, v bigint NOT NULL)");
+  q1("ALTER TABLE c_pg.t OWNER TO c_pg");
+  uv_loop_init(&loop);
+  pg = svc_pg_new(&loop, "test", CONNINFO);
+}
+
+static void teardown(void)
+{
+  svc_pg_destroy(&pg);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+
+struct outcome { int done; enum svc_pg_outcome oc; char state[8]; long long got; int stages; };
+
+static void done_cb(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err, void *arg)
+{
+  struct outcome *o = arg;
+  (void)err;
+  o->oc = oc;
+  snprintf(o->state, sizeof o->state, "%s", svc_pg_batch_sqlstate(b));
+  o->done = 1;
+}
+
+static void got_cb(void *arg, const PGresult *r)
+{
+  struct outcome *o = arg;
+  o->got = PQntuples(r) ? svc_pg_get_i64(r, 0, 0) : -1;
+}
+
+static struct svc_pg_stmt *ins, *sum;
+
+static void prepare(void)
+{
+  ins = svc_pg_prepare(pg, "INSERT INTO t (k, v) VALUES ($1, $2)", 2, NULL);
+  sum = svc_pg_prepare(pg, "SELECT coalesce(sum(v), 0)::int8 FROM t", 0, NULL);
+}
+
+static void add_ins(struct svc_pg_batch *b, const char *k, const char *v)
+{
+  const char *p[2] = { k, v };
+  ck_assert_int_eq(svc_pg_batch_add(b, ins, 2, p, NULL, NULL, 0, NULL, NULL), 0);
+}
+
+START_TEST(test_pipelined_batch_commits)
+{
+  prepare();
+  struct outcome o = { 0 };
+  struct svc_pg_batch *b = svc_pg_batch_new(pg, NULL, done_cb, &o);
+  char k[16], v[16];
+  for (int i = 1; i <= 500; i++) {
+    snprintf(k, sizeof k, "k%d", i);
+    snprintf(v, sizeof v, "%d", i);
+    add_ins(b, k, v);
+  }
+  svc_pg_batch_add(b, sum, 0, NULL, NULL, NULL, 1, got_cb, &o);
+  svc_pg_submit(b);
+  run_until(&o.done);
+  ck_assert_int_eq(o.oc, SVC_PG_COMMITTED);
+  ck_assert_int_eq(o.got, 500 * 501 / 2); /* the sum sees the batch's own rows */
+  ck_assert_int_eq(q1("SELECT count(*) FROM c_pg.t"), 500);
+}
+END_TEST
+
+/* A second stage added from the first stage's result, in the same transaction. */
+static void stage_cb(struct svc_pg_batch *b, void *arg)
+{
+  struct outcome *o = arg;
+  if (o->stages++ > 0) return;
+  char v[24];
+  snprintf(v, sizeof v, "%lld", o->got * 10);
+  add_ins(b, "derived", v);
+}
+
+START_TEST(test_stage_depends_on_results)
+{
+  prepare();
+  q1("INSERT INTO c_pg.t VALUES ('a', 4)");
+  struct outcome o = { 0 };
+  struct svc_pg_batch *b = svc_pg_batch_new(pg, stage_cb, done_cb, &o);
+  svc_pg_batch_add(b, sum, 0, NULL, NULL, NULL, 1, got_cb, &o);
+  svc_pg_submit(b);
+  run_until(&o.done);
+  ck_assert_int_eq(o.oc, SVC_PG_COMMITTED);
+  ck_assert_int_eq(q1("SELECT v FROM c_pg.t WHERE k = 'derived'"), 40);
+}
+END_TEST
+
+START_TEST(test_sql_error_commits_nothing)
+{
+  prepare();
+  struct outcome o = { 0 };
+  struct svc_pg_batch *b = svc_pg_batch_new(pg, NULL, done_cb, &o);
+  add_ins(b, "x", "1");
+  add_ins(b, "x", "2"); /* duplicate key */
+  add_ins(b, "y", "3");
+  svc_pg_submit(b);
+  run_until(&o.done);
+  ck_assert_int_eq(o.oc, SVC_PG_FAILED);
+  ck_assert_str_eq(o.state, "23505");
+  ck_assert_int_eq(q1("SELECT count(*) FROM c_pg.t"), 0);
+  /* The connection is usable afterwards. */
+  struct outcome o2 = { 0 };
+  b = svc_pg_batch_new(pg, NULL, done_cb, &o2);
+  add_ins(b, "z", "1");
+  svc_pg_submit(b);
+  run_until(&o2.done);
+  ck_assert_int_eq(o2.oc, SVC_PG_COMMITTED);
+}
+END_TEST
+
+START_TEST(test_binary_arrays_roundtrip)
+{
+  struct svc_pg_stmt *bulk = svc_pg_prepare(
+    pg, "INSERT INTO t (k, v) SELECT * FROM unnest($1::text[], $2::int8[])", 2, NULL);
+  struct svc_pgarr a[2];
+  svc_pgarr_init(&a[0], SVC_OID_TEXT);
+  svc_pgarr_init(&a[1], SVC_OID_INT8);
+  char k[16];
+  for (int i = 0; i < 1000; i++) {
+    snprintf(k, sizeof k, "小区%d", i);
+    svc_pgarr_add(&a[0], k, strlen(k));
+    svc_pgarr_add_i64(&a[1], (int64_t)i * 1000000007LL);
+  }
+  svc_pgarr_finish(&a[0]);
+  svc_pgarr_finish(&a[1]);
+  const char *v[2] = { a[0].buf, a[1].buf };
+  int len[2] = { (int)a[0].len, (int)a[1].len }, fmt[2] = { 1, 1 };
+  struct outcome o = { 0 };
+  struct svc_pg_batch *b = svc_pg_batch_new(pg, NULL, done_cb, &o);
+  svc_pg_batch_add(b, bulk, 2, v, len, fmt, 0, NULL, NULL);
+  svc_pgarr_free(&a[0]);
+  svc_pgarr_free(&a[1]);
+  svc_pg_submit(b);
+  run_until(&o.done);
+  ck_assert_int_eq(o.oc, SVC_PG_COMMITTED);
+  ck_assert_int_eq(q1("SELECT count(*) FROM c_pg.t WHERE k LIKE '小区%'"), 1000);
+  ck_assert_int_eq(q1("SELECT v FROM c_pg.t WHERE k = '小区999'"), 999LL * 1000000007LL);
+}
+END_TEST
+
+/* The owner's retry loop: resubmit on RETRY, as the server and consumer do. */
+struct retrying { struct outcome o; int retries; const char *key; };
+
+static void retry_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err, void *arg)
+{
+  struct retrying *r = arg;
+  (void)b;
+  (void)err;
+  if (oc == SVC_PG_RETRY) {
+    r->retries++;
+    struct svc_pg_batch *nb = svc_pg_batch_new(pg, NULL, retry_done, r);
+    add_ins(nb, r->key, "1");
+    svc_pg_submit(nb);
+    return;
+  }
+  r->o.oc = oc;
+  r->o.done = 1;
+}
+
+START_TEST(test_killed_backend_reconnects_and_retries)
+{
+  prepare();
+  struct outcome o = { 0 };
+  struct svc_pg_batch *b = svc_pg_batch_new(pg, NULL, done_cb, &o);
+  add_ins(b, "before", "1");
+  svc_pg_submit(b);
+  run_until(&o.done);
+  q1("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'c_pg'");
+  struct retrying r = { .key = "after" };
+  b = svc_pg_batch_new(pg, NULL, retry_done, &r);
+  add_ins(b, r.key, "1");
+  svc_pg_submit(b);
+  run_until(&r.o.done);
+  ck_assert_int_eq(r.o.oc, SVC_PG_COMMITTED);
+  ck_assert_int_eq(q1("SELECT count(*) FROM c_pg.t WHERE k = 'after'"), 1);
+  struct svc_pg_stats st;
+  svc_pg_stats(pg, &st);
+  ck_assert_uint_ge(st.reconnects, 1);
+}
+END_TEST
+
+/* COMMIT is sent, then the backend dies while the commit is running (a
+ * deferred trigger sleeps at commit time): the outcome is in doubt and is
+ * settled with pg_xact_status() after reconnecting: aborted, so RETRY. */
+static void kill_cb(uv_timer_t *t)
+{
+  (void)t;
+  q1("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'c_pg'"
+     " AND query = 'COMMIT'");
+}
+
+START_TEST(test_indoubt_commit_is_settled)
+{
+  prepare();
+  q1("CREATE FUNCTION c_pg.slow() RETURNS trigger LANGUAGE plpgsql AS "
+     "$$BEGIN PERFORM pg_sleep(1.5); RETURN NULL; END$$");
+  q1("CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON c_pg.t DEFERRABLE INITIALLY DEFERRED "
+     "FOR EACH ROW EXECUTE FUNCTION c_pg.slow()");
+  struct outcome o = { 0 };
+  struct svc_pg_batch *b = svc_pg_batch_new(pg, NULL, done_cb, &o);
+  add_ins(b, "doubt", "1");
+  svc_pg_submit(b);
+  uv_timer_t t;
+  uv_timer_init(&loop, &t);
+  uv_timer_start(&t, kill_cb, 700, 0);
+  run_until(&o.done);
+  close_now((uv_handle_t *)&t);
+  ck_assert_int_eq(o.oc, SVC_PG_RETRY);
+  ck_assert_int_eq(q1("SELECT count(*) FROM c_pg.t"), 0);
+  struct svc_pg_stats st;
+  svc_pg_stats(pg, &st);
+  ck_assert_uint_eq(st.indoubt, 1); /* it went through pg_xact_status */
+}
+END_TEST
+
+static const struct svc_migration good[] = {
+  { "001_a", "CREATE TABLE a (x int); INSERT INTO a VALUES (1);" },
+  { "002_b", "CREATE TABLE b (y int);" },
+  { NULL, NULL },
+};
+static const struct svc_migration bad[] = {
+  { "001_a", "CREATE TABLE a (x int); INSERT INTO a VALUES (1);" },
+  { "002_b", "CREATE TABLE b (y int);" },
+  { "003_broken", "CREATE TABLE c (z int); SELECT no_such_function();" },
+  { NULL, NULL },
+};
+
+START_TEST(test_migrations_once_and_atomic)
+{
+  ck_assert_int_eq(svc_migrate(CONNINFO, "c_pg", good, 5), 0);
+  ck_assert_int_eq(svc_migrate(CONNINFO, "c_pg", good, 5), 0);
+  ck_assert_int_eq(q1("SELECT count(*) FROM c_pg.a"), 1); /* applied once */
+  ck_assert_int_eq(q1("SELECT count(*) FROM c_pg.schema_migrations"), 3); /* + common */
+  ck_assert_int_eq(svc_migrate(CONNINFO, "c_pg", bad, 5), -1);
+  ck_assert_int_eq(q1("SELECT count(*) FROM pg_tables WHERE schemaname = 'c_pg' AND tablename = 'c'"), 0);
+  ck_assert_int_eq(q1("SELECT count(*) FROM c_pg.schema_migrations WHERE name = '003_broken'"), 0);
+}
+END_TEST
+
+int main(void)
+{
+  svc_log_init("check_pg");
+  svc_log_set_level(SVC_LOG_WARN);
+  Suite *s = suite_create("pg");
+  TCase *tc = tcase_create("pg");
+  tcase_set_timeout(tc, 60);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_pipelined_batch_commits);
+  tcase_add_test(tc, test_stage_depends_on_results);
+  tcase_add_test(tc, test_sql_error_commits_nothing);
+  tcase_add_test(tc, test_binary_arrays_roundtrip);
+  tcase_add_test(tc, test_killed_backend_reconnects_and_retries);
+  tcase_add_test(tc, test_indoubt_commit_is_settled);
+  tcase_add_test(tc, test_migrations_once_and_atomic);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_set_fork_status(sr, CK_NOFORK);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}
