@@ -32,6 +32,7 @@ struct query {
   int result_format;
   svc_pg_result_cb cb;
   void *cb_arg;
+  long ordinal; /* position among the batch's statements, from 0 */
   struct query *next;
 };
 
@@ -53,6 +54,7 @@ struct svc_pg_batch {
   int failed;        /* a statement failed: roll back and report */
   char *error;
   char sqlstate[6];
+  long failed_index; /* ordinal of the statement that failed, or -1 */
 };
 
 enum conn_state { ST_DOWN, ST_CONNECTING, ST_UP, ST_CLOSED };
@@ -162,6 +164,7 @@ struct svc_pg_batch *svc_pg_batch_new(struct svc_pg *pg, svc_pg_stage_cb on_stag
   struct svc_pg_batch *b = calloc(1, sizeof *b);
   if (!b) return NULL;
   b->pg = pg;
+  b->failed_index = -1;
   b->on_stage = on_stage;
   b->done = done;
   b->arg = arg;
@@ -207,6 +210,7 @@ int svc_pg_batch_add(struct svc_pg_batch *b, struct svc_pg_stmt *st, int nparams
   q->result_format = result_format;
   q->cb = cb;
   q->cb_arg = cb_arg;
+  q->ordinal = (long)b->n_added;
   if (b->tail) b->tail->next = q; else b->head = q;
   b->tail = q;
   b->n_added++;
@@ -390,6 +394,11 @@ const char *svc_pg_batch_sqlstate(const struct svc_pg_batch *b)
   return b->sqlstate;
 }
 
+long svc_pg_batch_failed_index(const struct svc_pg_batch *b)
+{
+  return b->failed_index;
+}
+
 /* A stage's sync arrived: decide what comes next for the running batch. */
 static void stage_complete(struct svc_pg *pg)
 {
@@ -425,6 +434,7 @@ static void on_result(struct svc_pg *pg, struct slot *s, PGresult *r)
                 PQresultErrorMessage(r));
       return;
     }
+    if (!b->failed && s->q) b->failed_index = s->q->ordinal;
     record_error(b, r);
     return;
   }

@@ -131,11 +131,28 @@ static void on_stage(struct svc_pg_batch *pb, void *arg)
     svc_error("cannot flush stream events", "%s", "");
 }
 
+/* Answers the request whose statement failed the batch; 1 if found. */
+static int isolate(struct svc_server *s, struct sbatch *b, long idx, const char *err)
+{
+  if (idx < 0) return 0;
+  for (struct svc_req **pp = &b->reqs, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
+    struct svc_req *r = *pp;
+    if ((size_t)idx < r->stmt_lo || (size_t)idx >= r->stmt_hi) continue;
+    *pp = r->next;
+    if (b->tail == r) b->tail = prev;
+    b->n--;
+    s->st.rejected++;
+    s->ops->failed(s->arg, r, err ? err : "database error");
+    release(s, r);
+    return 1;
+  }
+  return 0;
+}
+
 static void on_done(struct svc_pg_batch *pb, enum svc_pg_outcome oc, const char *err, void *arg)
 {
   struct sbatch *b = arg;
   struct svc_server *s = b->srv;
-  (void)pb;
   s->cur = NULL;
   if (oc == SVC_PG_COMMITTED) {
     s->st.batches++;
@@ -145,6 +162,8 @@ static void on_done(struct svc_pg_batch *pb, enum svc_pg_outcome oc, const char 
       release(s, r);
     }
   } else if (oc == SVC_PG_RETRY) {
+    put_back(s, b, 0);
+  } else if (b->n > 1 && isolate(s, b, svc_pg_batch_failed_index(pb), err)) {
     put_back(s, b, 0);
   } else if (b->n > 1) {
     svc_warn("batch failed; retrying its requests one by one", " requests=%zu error=\"%s\"", b->n,
@@ -164,6 +183,9 @@ static void on_done(struct svc_pg_batch *pb, enum svc_pg_outcome oc, const char 
   maybe_batch(s);
 }
 
+/* Fills a batch with waiting requests (one if the head must go alone). A
+ * request that cannot be staged is answered with an error; if it left
+ * statements behind, the batch is abandoned and the others wait again. */
 static void maybe_batch(struct svc_server *s)
 {
   if (s->cur || !s->wait_head) return;
@@ -174,14 +196,19 @@ static void maybe_batch(struct svc_server *s)
     return;
   }
   b->srv = s;
+  int abandon = 0;
   size_t limit = s->wait_head->solo ? 1 : s->max_batch;
-  while (s->wait_head && b->n < limit && !(b->n > 0 && s->wait_head->solo)) {
+  while (s->wait_head && b->n < limit && !(b->n > 0 && s->wait_head->solo) && !abandon) {
     struct svc_req *r = s->wait_head;
     s->wait_head = r->next;
     if (!s->wait_head) s->wait_tail = NULL;
     s->n_wait--;
     r->next = NULL;
-    if (s->ops->stage(s->arg, r, pb) != 0) {
+    r->stmt_lo = svc_pg_batch_size(pb);
+    int staged = s->ops->stage(s->arg, r, pb);
+    r->stmt_hi = svc_pg_batch_size(pb);
+    if (staged != 0) {
+      abandon = r->stmt_hi != r->stmt_lo;
       s->st.rejected++;
       s->ops->failed(s->arg, r, "cannot stage the request");
       release(s, r);
@@ -191,11 +218,12 @@ static void maybe_batch(struct svc_server *s)
     b->tail = r;
     b->n++;
   }
-  if (b->n == 0) {
+  if (b->n == 0 || abandon) {
     svc_pg_batch_discard(&pb);
+    put_back(s, b, 0);
     free(b);
     check_drained(s);
-    return;
+    return; /* the next reply or request tries again */
   }
   s->cur = b;
   svc_pg_submit(pb);

@@ -4,8 +4,10 @@
  * is sent only after its batch committed. Bad input is answered at once.
  * While Postgres is down the server stops reading (back-pressure) once
  * max_pending requests wait, and it never acknowledges what is not committed.
- * A batch that fails on an SQL error is retried one request per transaction,
- * so one poisoned request cannot sink the others. */
+ * A batch that fails on an SQL error in one request's statements answers that
+ * request with an error and retries the others; when the culprit is unknown,
+ * the batch is retried one request per transaction. One poisoned request
+ * cannot sink the others. */
 #ifndef SVC_SERVER_H
 #define SVC_SERVER_H
 
@@ -23,6 +25,7 @@ struct svc_req {
   char user_id[128];                  /* authenticated identity or "" */
   void *data;                         /* the service's decoded request */
   int solo;                           /* retried alone after a failed batch */
+  size_t stmt_lo, stmt_hi;            /* its first-stage statements in the batch */
   int64_t received_us;                /* monotonic, for latency */
   struct svc_req *next;
 };
