@@ -43,6 +43,12 @@ struct svc_stream_producer_opts {
   int heartbeat_ms;            /* idle heartbeat to subscribers; 0 = 1000 */
   int dead_ms;                 /* drop a silent subscriber's session; 0 = 10000 */
   const char *full_access;     /* comma-separated identities that see everything */
+  /* Periodic watermarks (wall clock mode): every watermark_ms the producer
+   * commits a WATERMARK event at watermark_fn(watermark_arg), if that is later
+   * than the last one. 0 / NULL: the service emits its own. */
+  int watermark_ms;
+  int64_t (*watermark_fn)(void *arg);
+  void *watermark_arg;
 };
 /* pg_write is the connection whose batches append events; pg_read serves
  * catch-up pages (its own connection, so catch-up never delays writes). */
@@ -53,6 +59,9 @@ void svc_stream_producer_destroy(struct svc_stream_producer **p);
 /* Buffers one event for the batch being staged (see svc_stream_flush). Returns 0 or -1. */
 int svc_stream_append(struct svc_stream_producer *p, int64_t event_us, const char *kind,
                       const char *addressee, const void *payload, size_t len);
+/* Buffers a watermark event ("nothing more with event time before us"),
+ * broadcast to every subscriber. Same rules as svc_stream_append. */
+int svc_stream_watermark(struct svc_stream_producer *p, int64_t us);
 /* Adds the outbox insert of everything appended since the last flush to b and
  * hooks b's end: on commit the events are published to subscribers. Returns
  * the number of events flushed, or -1. Nothing to flush adds nothing. */

@@ -55,7 +55,11 @@ struct svc_stream_producer {
   struct svc_pg *pgw, *pgr;
   struct svc_stream_stmts st;
   struct svc_zsock *sock;
-  uv_timer_t timer;
+  uv_timer_t timer, wm_timer;
+  int64_t (*wm_fn)(void *);
+  void *wm_arg;
+  int wm_busy;
+  int open_handles;
   char *name, *full_access;
   size_t ring_cap;
   struct ev *ring;     /* ring[seq % ring_cap] for ring_first <= seq <= head */
@@ -116,6 +120,11 @@ int svc_stream_append(struct svc_stream_producer *p, int64_t event_us, const cha
   p->n_pend++;
   p->stats.appended++;
   return 0;
+}
+
+int svc_stream_watermark(struct svc_stream_producer *p, int64_t us)
+{
+  return svc_stream_append(p, us, SVC_STREAM_WATERMARK, SVC_STREAM_BROADCAST, "", 0);
 }
 
 static void staged_free(struct staged *s)
@@ -586,6 +595,34 @@ static void head_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char
   for (struct sub *s = p->subs; s; s = s->next) feed(p, s);
 }
 
+/* ---- watermarks in wall mode ------------------------------------------------ */
+
+static void wm_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err, void *arg)
+{
+  struct svc_stream_producer *p = arg;
+  (void)b;
+  (void)oc;
+  (void)err;
+  p->wm_busy = 0;
+}
+
+static void wm_timer_cb(uv_timer_t *t)
+{
+  struct svc_stream_producer *p = t->data;
+  if (p->stopped || p->wm_busy || !p->head_known || !svc_pg_is_up(p->pgw)) return;
+  int64_t us = p->wm_fn(p->wm_arg);
+  if (us <= p->watermark_us) return;
+  struct svc_pg_batch *b = svc_pg_batch_new(p->pgw, NULL, wm_done, p);
+  if (!b) return;
+  /* Stages are synchronous, so no other batch's events are pending here. */
+  if (svc_stream_watermark(p, us) || svc_stream_flush(p, b) <= 0) {
+    svc_pg_batch_discard(&b);
+    return;
+  }
+  p->wm_busy = 1;
+  svc_pg_submit(b);
+}
+
 /* ---- lifecycle --------------------------------------------------------------- */
 
 struct svc_stream_producer *svc_stream_producer_new(uv_loop_t *loop, struct svc_zctx *z,
@@ -614,6 +651,12 @@ struct svc_stream_producer *svc_stream_producer_new(uv_loop_t *loop, struct svc_
   uv_timer_init(loop, &p->timer);
   p->timer.data = p;
   uv_timer_start(&p->timer, timer_cb, (uint64_t)p->heartbeat_ms / 4 + 1, (uint64_t)p->heartbeat_ms / 4 + 1);
+  uv_timer_init(loop, &p->wm_timer);
+  p->wm_timer.data = p;
+  p->wm_fn = o->watermark_fn;
+  p->wm_arg = o->watermark_arg;
+  if (o->watermark_ms > 0 && o->watermark_fn)
+    uv_timer_start(&p->wm_timer, wm_timer_cb, (uint64_t)o->watermark_ms, (uint64_t)o->watermark_ms);
   struct svc_pg_batch *b = svc_pg_batch_new(pg_read, NULL, head_done, p);
   if (!b) goto fail;
   svc_pg_batch_readonly(b);
@@ -638,6 +681,7 @@ void svc_stream_producer_stop(struct svc_stream_producer *p)
 static void producer_free_cb(uv_handle_t *h)
 {
   struct svc_stream_producer *p = h->data;
+  if (--p->open_handles > 0) return; /* both timers must be closed */
   for (uint64_t q = p->ring_first; q && q <= p->head; q++) ev_free(&p->ring[q % p->ring_cap]);
   free(p->ring);
   for (size_t i = 0; i < p->n_pend; i++) ev_free(&p->pend[i]);
@@ -659,7 +703,10 @@ void svc_stream_producer_destroy(struct svc_stream_producer **pp)
   *pp = NULL;
   svc_zsock_close(&p->sock);
   uv_timer_stop(&p->timer);
+  uv_timer_stop(&p->wm_timer);
+  p->open_handles = 2;
   uv_close((uv_handle_t *)&p->timer, producer_free_cb);
+  uv_close((uv_handle_t *)&p->wm_timer, producer_free_cb);
 }
 
 void svc_stream_producer_stats(const struct svc_stream_producer *p,

@@ -41,7 +41,7 @@ led = wt.Daemon("ledgerd", dict(sec, WHISTLE_PG="user=i_ledger", WHISTLE_SCHEMA=
                                 WHISTLE_LEDGER_STREAM=w.ep("stream"), WHISTLE_CONTROL=w.ep("ctl"),
                                 WHISTLE_CURVE_SECRET_KEY=w.file("server.key"),
                                 WHISTLE_CURVE_ALLOWED_DIR=w.file("allowed"),
-                                WHISTLE_STREAM_FULL_ACCESS="rating"), w.file("ledgerd.log")).start()
+                                WHISTLE_STREAM_FULL_ACCESS="rating", WHISTLE_WATERMARK_MS="200"), w.file("ledgerd.log")).start()
 admin = curve_of("hotline")
 wt.check(wt.wait_ready(w.ep("ctl"), curve=admin) is not None, "producer answers an allowed client")
 
@@ -74,12 +74,19 @@ def sinkd(name, schema, log):
 ga = sinkd("GA", "i_ga", "ga.log")
 full = sinkd("rating", "i_all", "rating.log")
 expect_ga = sum(1 for _, a in items if a in ("GA", "*"))
-wt.check(wt.wait_for(lambda: wt.scalar("SELECT count(*) FROM i_ga.sink") == str(expect_ga), 60, "GA"),
+GA_DATA = "SELECT count(*) FROM i_ga.sink WHERE kind <> 'WATERMARK'"
+wt.check(wt.wait_for(lambda: wt.scalar(GA_DATA) == str(expect_ga), 60, "GA"),
          f"GA receives its {expect_ga} events (its own and broadcast)")
 wt.check(wt.scalar("SELECT count(*) FROM i_ga.sink WHERE addressee NOT IN ('GA', '*')") == "0",
          "GA never receives an event addressed to another unit or internal")
-wt.check(wt.wait_for(lambda: wt.scalar("SELECT count(*) FROM i_all.sink") == str(N), 60, "rating"),
-         "a full-access identity receives every event")
+wt.check(wt.wait_for(lambda: wt.scalar("SELECT count(*) FROM i_all.sink WHERE kind <> 'WATERMARK'")
+                     == str(N), 60, "rating"), "a full-access identity receives every event")
+wt.check(wt.wait_for(lambda: int(wt.scalar("SELECT count(*) FROM i_ga.sink WHERE kind = 'WATERMARK'"
+                                           " AND addressee = '*'")) >= 2, 10, "watermarks"),
+         "watermark events are broadcast to every subscriber")
+wt.check(wt.scalar("SELECT count(*) FROM (SELECT event_us, lag(event_us) OVER (ORDER BY seq) p FROM i_ga.sink"
+                   " WHERE kind = 'WATERMARK') x WHERE p >= event_us") == "0",
+         "watermarks only move forward")
 
 
 def raw_subscribe(curve, claim, wait_ms=2500):
@@ -125,7 +132,8 @@ led.p.send_signal(signal.SIGHUP)
 wt.wait_for(lambda: "allowed keys reloaded" in led.log_text(), 10, "reload")
 xf = sinkd("XF", "i_xf", "xf.log")
 expect_xf = sum(1 for _, a in items if a in ("XF", "*"))
-wt.check(wt.wait_for(lambda: wt.scalar("SELECT count(*) FROM i_xf.sink") == str(expect_xf), 60, "XF"),
+wt.check(wt.wait_for(lambda: wt.scalar("SELECT count(*) FROM i_xf.sink WHERE kind <> 'WATERMARK'")
+                     == str(expect_xf), 60, "XF"),
          f"after SIGHUP allows its key, XF receives its {expect_xf} events")
 wt.check(wt.scalar("SELECT count(*) FROM i_xf.sink WHERE addressee NOT IN ('XF', '*')") == "0",
          "XF never receives another unit's event")

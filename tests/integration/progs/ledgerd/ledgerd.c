@@ -38,6 +38,8 @@ static const struct svc_config_var vars[] = {
     .help = "Comma-separated identities that see every event." },
   { .name = "WHISTLE_STREAM_MAX_WINDOW", .def = "10000", .kind = SVC_CFG_INT, .min = 1,
     .max = 100000, .help = "Cap on a subscriber's window." },
+  { .name = "WHISTLE_WATERMARK_MS", .def = "0", .kind = SVC_CFG_INT, .min = 0, .max = 3600000,
+    .help = "Commit a wall-clock watermark this often (0: never)." },
   { .name = "WHISTLE_BATCH", .def = "1000", .kind = SVC_CFG_INT, .min = 1, .max = 100000,
     .help = "Most requests per transaction." },
   { .name = NULL },
@@ -223,6 +225,12 @@ static void fill_status(void *arg, struct svc_status_out *o)
   svc_status_add(o, "zap.denied", (int64_t)denied);
 }
 
+static int64_t wall_watermark(void *arg)
+{
+  (void)arg;
+  return svc_wall_us();
+}
+
 static void finish(void *arg)
 {
   struct ledgerd *l = arg;
@@ -265,6 +273,8 @@ int main(int argc, char **argv)
     .endpoint = svc_daemon_str(&l.d, "WHISTLE_LEDGER_STREAM"), .name = "ledger",
     .full_access = svc_daemon_str(&l.d, "WHISTLE_STREAM_FULL_ACCESS"),
     .max_window = (uint32_t)svc_daemon_int(&l.d, "WHISTLE_STREAM_MAX_WINDOW"),
+    .watermark_ms = (int)svc_daemon_int(&l.d, "WHISTLE_WATERMARK_MS"),
+    .watermark_fn = wall_watermark,
   };
   l.prod = svc_stream_producer_new(&l.d.loop, l.d.z, l.pgw, l.pgr, &po);
   struct svc_server_opts so = { .endpoint = svc_daemon_str(&l.d, "WHISTLE_LEDGER_RPC"),
