@@ -15,7 +15,8 @@ struct sbatch {
   struct svc_server *srv;
   struct svc_req *reqs, *tail;
   size_t n;
-  int stages;
+  int stage;    /* the stage whose results just arrived */
+  int flushed;  /* stream events added: the next stage is the last */
 };
 
 struct svc_server {
@@ -120,13 +121,20 @@ static void put_back(struct svc_server *s, struct sbatch *b, int solo)
   b->n = 0;
 }
 
+/* After each stage: let requests add a further stage, then flush the stream
+ * events they appended as the final one. */
 static void on_stage(struct svc_pg_batch *pb, void *arg)
 {
   struct sbatch *b = arg;
   struct svc_server *s = b->srv;
-  if (b->stages++ > 0) return; /* only after the first stage */
-  if (s->ops->stage2)
-    for (struct svc_req *r = b->reqs; r; r = r->next) s->ops->stage2(s->arg, r, pb);
+  if (b->flushed) return;
+  int more = 0, n = ++b->stage + 1;
+  for (struct svc_req *r = b->reqs; r && s->ops->stage_next; r = r->next) {
+    if (!r->done_staging && s->ops->stage_next(s->arg, r, pb, n) == 1) more = 1;
+    else r->done_staging = 1;
+  }
+  if (more) return;
+  b->flushed = 1;
   if (s->producer && svc_stream_flush(s->producer, pb) < 0)
     svc_error("cannot flush stream events", "%s", "");
 }
@@ -204,6 +212,7 @@ static void maybe_batch(struct svc_server *s)
     if (!s->wait_head) s->wait_tail = NULL;
     s->n_wait--;
     r->next = NULL;
+    r->done_staging = 0;
     r->stmt_lo = svc_pg_batch_size(pb);
     int staged = s->ops->stage(s->arg, r, pb);
     r->stmt_hi = svc_pg_batch_size(pb);

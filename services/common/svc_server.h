@@ -26,6 +26,7 @@ struct svc_req {
   void *data;                         /* the service's decoded request */
   int solo;                           /* retried alone after a failed batch */
   size_t stmt_lo, stmt_hi;            /* its first-stage statements in the batch */
+  int done_staging;                   /* stage_next returned 0 */
   int64_t received_us;                /* monotonic, for latency */
   struct svc_req *next;
 };
@@ -38,9 +39,12 @@ struct svc_server_ops {
   /* Adds the request's first-stage statements to b. Called again for the same
    * request if the batch must be retried, so it must reset what results set. */
   int (*stage)(void *arg, struct svc_req *req, struct svc_pg_batch *b);
-  /* Optional: after the first stage's results, adds further statements for the
-   * request (e.g. stream events via svc_stream_append). */
-  void (*stage2)(void *arg, struct svc_req *req, struct svc_pg_batch *b);
+  /* Optional: after stage n-1's results (n = 2, 3, ...), adds statements for
+   * stage n and returns 1 to be called again after them, or returns 0 when
+   * the request needs no further stage. Stream events appended here
+   * (svc_stream_append) are flushed in one last stage once every request of
+   * the batch has returned 0. */
+  int (*stage_next)(void *arg, struct svc_req *req, struct svc_pg_batch *b, int n);
   /* The batch committed: send the reply (svc_req_reply). */
   void (*committed)(void *arg, struct svc_req *req);
   /* The request cannot be committed (SQL error when alone): reply an error. */

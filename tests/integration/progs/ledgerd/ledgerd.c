@@ -157,13 +157,15 @@ static int on_stage(void *arg, struct svc_req *req, struct svc_pg_batch *b)
   return svc_pg_batch_add(b, l->insert, 3, v, len, fmt, 1, insert_result, p);
 }
 
-static void on_stage2(void *arg, struct svc_req *req, struct svc_pg_batch *b)
+static int on_stage_next(void *arg, struct svc_req *req, struct svc_pg_batch *b, int n)
 {
   struct ledgerd *l = arg;
   struct put *p = req->data;
   (void)b;
+  (void)n;
   if (p->status == WHISTLE__TEST__PUT_REPLY__STATUS__NEW)
     svc_stream_append(l->prod, p->event_us, "ledger.put", p->addressee, p->key, strlen(p->key));
+  return 0;
 }
 
 static void on_committed(void *arg, struct svc_req *req)
@@ -192,7 +194,7 @@ static void on_release(void *arg, struct svc_req *req)
 }
 
 static const struct svc_server_ops ops = {
-  .decode = on_decode, .stage = on_stage, .stage2 = on_stage2, .committed = on_committed,
+  .decode = on_decode, .stage = on_stage, .stage_next = on_stage_next, .committed = on_committed,
   .failed = on_failed, .release = on_release,
 };
 
