@@ -108,9 +108,11 @@ static void on_message(struct svc_zsock *z, const struct svc_frame *f, size_t n,
   maybe_batch(s);
 }
 
-static void put_back(struct svc_server *s, struct sbatch *b, int solo)
+/* Returns a batch's requests to the head of the queue; cap > 0 limits the
+ * size of the batches they go into next (bisecting a failed batch). */
+static void put_back(struct svc_server *s, struct sbatch *b, size_t cap)
 {
-  for (struct svc_req *r = b->reqs; r; r = r->next) r->solo = r->solo || solo;
+  for (struct svc_req *r = b->reqs; r; r = r->next) r->cap = cap;
   if (b->tail) {
     b->tail->next = s->wait_head;
     s->wait_head = b->reqs;
@@ -174,9 +176,9 @@ static void on_done(struct svc_pg_batch *pb, enum svc_pg_outcome oc, const char 
   } else if (b->n > 1 && isolate(s, b, svc_pg_batch_failed_index(pb), err)) {
     put_back(s, b, 0);
   } else if (b->n > 1) {
-    svc_warn("batch failed; retrying its requests one by one", " requests=%zu error=\"%s\"", b->n,
+    svc_warn("batch failed; retrying it in halves", " requests=%zu error=\"%s\"", b->n,
              err ? err : "");
-    put_back(s, b, 1);
+    put_back(s, b, (b->n + 1) / 2);
   } else {
     for (struct svc_req *r = b->reqs, *n; r; r = n) {
       n = r->next;
@@ -191,9 +193,52 @@ static void on_done(struct svc_pg_batch *pb, enum svc_pg_outcome oc, const char 
   maybe_batch(s);
 }
 
-/* Fills a batch with waiting requests (one if the head must go alone). A
- * request that cannot be staged is answered with an error; if it left
- * statements behind, the batch is abandoned and the others wait again. */
+/* Stages the requests of b one by one; a request that cannot be staged is
+ * answered with an error. Returns -1 if one left statements behind (the batch
+ * must be abandoned). */
+static int stage_each(struct svc_server *s, struct sbatch *b, struct svc_pg_batch *pb)
+{
+  for (struct svc_req **pp = &b->reqs, *prev = NULL; *pp;) {
+    struct svc_req *r = *pp;
+    r->stmt_lo = svc_pg_batch_size(pb);
+    int rc = s->ops->stage(s->arg, r, pb);
+    r->stmt_hi = svc_pg_batch_size(pb);
+    if (rc == 0) {
+      prev = r;
+      pp = &r->next;
+      continue;
+    }
+    int partial = r->stmt_hi != r->stmt_lo;
+    *pp = r->next;
+    if (b->tail == r) b->tail = prev;
+    b->n--;
+    s->st.rejected++;
+    s->ops->failed(s->arg, r, "cannot stage the request");
+    release(s, r);
+    if (partial) return -1;
+  }
+  return 0;
+}
+
+/* Stages the whole batch at once (bulk statements): no statement belongs to
+ * one request, so a failure is bisected rather than pinned. */
+static int stage_all(struct svc_server *s, struct sbatch *b, struct svc_pg_batch *pb)
+{
+  struct svc_req **v = malloc(b->n * sizeof *v);
+  if (!v) return -1;
+  size_t i = 0;
+  for (struct svc_req *r = b->reqs; r; r = r->next) {
+    r->stmt_lo = r->stmt_hi = 0;
+    v[i++] = r;
+  }
+  int rc = s->ops->stage_batch(s->arg, v, b->n, pb);
+  free(v);
+  return rc;
+}
+
+/* Fills a batch with waiting requests: up to max_batch, or up to the cap the
+ * head request carries after a failed batch (and only requests with the same
+ * cap), then stages it and submits it. */
 static void maybe_batch(struct svc_server *s)
 {
   if (s->cur || !s->wait_head) return;
@@ -204,35 +249,26 @@ static void maybe_batch(struct svc_server *s)
     return;
   }
   b->srv = s;
-  int abandon = 0;
-  size_t limit = s->wait_head->solo ? 1 : s->max_batch;
-  while (s->wait_head && b->n < limit && !(b->n > 0 && s->wait_head->solo) && !abandon) {
+  size_t cap = s->wait_head->cap, limit = cap ? cap : s->max_batch;
+  while (s->wait_head && b->n < limit && s->wait_head->cap == cap) {
     struct svc_req *r = s->wait_head;
     s->wait_head = r->next;
     if (!s->wait_head) s->wait_tail = NULL;
     s->n_wait--;
     r->next = NULL;
     r->done_staging = 0;
-    r->stmt_lo = svc_pg_batch_size(pb);
-    int staged = s->ops->stage(s->arg, r, pb);
-    r->stmt_hi = svc_pg_batch_size(pb);
-    if (staged != 0) {
-      abandon = r->stmt_hi != r->stmt_lo;
-      s->st.rejected++;
-      s->ops->failed(s->arg, r, "cannot stage the request");
-      release(s, r);
-      continue;
-    }
     if (b->tail) b->tail->next = r; else b->reqs = r;
     b->tail = r;
     b->n++;
   }
-  if (b->n == 0 || abandon) {
+  int rc = s->ops->stage_batch ? stage_all(s, b, pb) : stage_each(s, b, pb);
+  if (rc != 0 || b->n == 0) {
     svc_pg_batch_discard(&pb);
-    put_back(s, b, 0);
+    put_back(s, b, cap);
     free(b);
     check_drained(s);
-    return; /* the next reply or request tries again */
+    if (rc != 0) svc_error("cannot stage a batch; it waits for the next attempt", "%s", "");
+    return;
   }
   s->cur = b;
   svc_pg_submit(pb);

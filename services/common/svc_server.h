@@ -5,9 +5,9 @@
  * While Postgres is down the server stops reading (back-pressure) once
  * max_pending requests wait, and it never acknowledges what is not committed.
  * A batch that fails on an SQL error in one request's statements answers that
- * request with an error and retries the others; when the culprit is unknown,
- * the batch is retried one request per transaction. One poisoned request
- * cannot sink the others. */
+ * request with an error and retries the others; when the culprit is unknown
+ * (bulk statements), the batch is retried in halves until the request is
+ * alone. One poisoned request cannot sink the others. */
 #ifndef SVC_SERVER_H
 #define SVC_SERVER_H
 
@@ -24,7 +24,7 @@ struct svc_req {
   uint8_t peer[256]; size_t peer_len; /* ROUTER routing id */
   char user_id[128];                  /* authenticated identity or "" */
   void *data;                         /* the service's decoded request */
-  int solo;                           /* retried alone after a failed batch */
+  size_t cap;                         /* after a failed batch: most requests per batch */
   size_t stmt_lo, stmt_hi;            /* its first-stage statements in the batch */
   int done_staging;                   /* stage_next returned 0 */
   int64_t received_us;                /* monotonic, for latency */
@@ -39,6 +39,10 @@ struct svc_server_ops {
   /* Adds the request's first-stage statements to b. Called again for the same
    * request if the batch must be retried, so it must reset what results set. */
   int (*stage)(void *arg, struct svc_req *req, struct svc_pg_batch *b);
+  /* Optional, instead of stage: adds the first-stage statements of a whole
+   * batch at once (bulk statements, e.g. unnest of arrays). Called again with
+   * the same or fewer requests on retry. 0 or -1 (the batch waits). */
+  int (*stage_batch)(void *arg, struct svc_req *const *reqs, size_t n, struct svc_pg_batch *b);
   /* Optional: after stage n-1's results (n = 2, 3, ...), adds statements for
    * stage n and returns 1 to be called again after them, or returns 0 when
    * the request needs no further stage. Stream events appended here

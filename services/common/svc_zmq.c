@@ -452,29 +452,33 @@ static int flush_queue(struct svc_zsock *s)
   return sent;
 }
 
+/* Drains the socket: flushes queued sends and receives whole messages until
+ * each would block (at most PUMP_BATCH messages, then it reschedules), then
+ * reads ZMQ_EVENTS, which re-arms the edge-triggered ZMQ_FD, and goes on if
+ * that shows more work. */
 static void pump(struct svc_zsock *s)
 {
   if (s->in_pump || s->closing) return;
   s->in_pump = 1;
   int budget = PUMP_BATCH;
   for (;;) {
+    int flushed = s->qhead ? flush_queue(s) : 0;
+    int before = budget;
+    while (!s->paused && !s->closing && budget > 0 && recv_one(s)) budget--;
+    if (s->closing) break;
     uint32_t ev = 0;
     size_t sz = sizeof ev;
     if (zmq_getsockopt(s->sock, ZMQ_EVENTS, &ev, &sz) != 0) break;
-    int progressed = 0;
-    if ((ev & ZMQ_POLLOUT) && s->qhead && flush_queue(s) > 0) progressed = 1;
-    if ((ev & ZMQ_POLLIN) && !s->paused) {
-      if (budget == 0) {
-        schedule(s); /* let the loop breathe, then go on */
-        break;
-      }
-      if (recv_one(s)) {
-        budget--;
-        progressed = 1;
-      }
-      if (s->closing) break;
+    int more_in = (ev & ZMQ_POLLIN) && !s->paused;
+    if (more_in && budget == 0) {
+      schedule(s); /* let the loop breathe, then go on */
+      break;
     }
-    if (!progressed) break;
+    /* A ROUTER may report POLLOUT while the queued peer still blocks: go on
+     * only when this round moved something. */
+    int more_out = (ev & ZMQ_POLLOUT) && s->qhead && flushed > 0;
+    if (!more_in && !more_out) break;
+    if (!more_in && flushed == 0 && before == budget) break;
   }
   s->in_pump = 0;
 }

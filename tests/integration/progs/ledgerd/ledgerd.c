@@ -40,6 +40,8 @@ static const struct svc_config_var vars[] = {
     .max = 100000, .help = "Cap on a subscriber's window." },
   { .name = "WHISTLE_WATERMARK_MS", .def = "0", .kind = SVC_CFG_INT, .min = 0, .max = 3600000,
     .help = "Commit a wall-clock watermark this often (0: never)." },
+  { .name = "WHISTLE_LEDGER_BULK", .def = "1", .kind = SVC_CFG_BOOL,
+    .help = "Stage each batch as one bulk INSERT (1) or one INSERT per request (0)." },
   { .name = "WHISTLE_BATCH", .def = "1000", .kind = SVC_CFG_INT, .min = 1, .max = 100000,
     .help = "Most requests per transaction." },
   { .name = NULL },
@@ -51,7 +53,7 @@ struct ledgerd {
   struct svc_stream_producer *prod;
   struct svc_server *srv;
   struct svc_status *status;
-  struct svc_pg_stmt *insert;
+  struct svc_pg_stmt *insert, *bulk;
 };
 
 struct put {
@@ -157,6 +159,91 @@ static int on_stage(void *arg, struct svc_req *req, struct svc_pg_batch *b)
   return svc_pg_batch_add(b, l->insert, 3, v, len, fmt, 1, insert_result, p);
 }
 
+/* The bulk path: one INSERT ... SELECT FROM unnest for the whole batch; the
+ * returned keys say which requests were new (the first of equal keys). */
+struct bulk_ctx {
+  size_t n;
+  struct put **puts; /* sorted by key, then arrival */
+};
+
+static int cmp_put(const void *a, const void *b)
+{
+  const struct put *x = *(struct put *const *)a, *y = *(struct put *const *)b;
+  int c = strcmp(x->key, y->key);
+  return c ? c : (x->req_id < y->req_id ? -1 : x->req_id > y->req_id);
+}
+
+static void bulk_result(void *arg, const PGresult *r)
+{
+  struct bulk_ctx *c = arg;
+  for (int i = 0; i < PQntuples(r); i++) {
+    const char *key = PQgetvalue(r, i, 0);
+    size_t lo = 0, hi = c->n;
+    while (lo < hi) { /* the first put with this key */
+      size_t mid = (lo + hi) / 2;
+      if (strcmp(c->puts[mid]->key, key) < 0) lo = mid + 1; else hi = mid;
+    }
+    if (lo < c->n && strcmp(c->puts[lo]->key, key) == 0) {
+      c->puts[lo]->status = WHISTLE__TEST__PUT_REPLY__STATUS__NEW;
+      c->puts[lo]->row_id = (uint64_t)svc_pg_get_i64(r, i, 1);
+    }
+  }
+}
+
+static void bulk_free(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err, void *arg)
+{
+  struct bulk_ctx *c = arg;
+  (void)b;
+  (void)oc;
+  (void)err;
+  free(c->puts);
+  free(c);
+}
+
+static int on_stage_batch(void *arg, struct svc_req *const *reqs, size_t n, struct svc_pg_batch *b)
+{
+  struct ledgerd *l = arg;
+  struct bulk_ctx *c = calloc(1, sizeof *c);
+  struct put **puts = malloc(n * sizeof *puts);
+  if (!c || !puts) {
+    free(c);
+    free(puts);
+    return -1;
+  }
+  struct svc_pgarr a[3];
+  svc_pgarr_init(&a[0], SVC_OID_TEXT);
+  svc_pgarr_init(&a[1], SVC_OID_BYTEA);
+  svc_pgarr_init(&a[2], SVC_OID_TEXT);
+  for (size_t i = 0; i < n; i++) {
+    struct put *p = reqs[i]->data;
+    p->status = WHISTLE__TEST__PUT_REPLY__STATUS__DUPLICATE;
+    p->row_id = 0;
+    puts[i] = p;
+    svc_pgarr_add(&a[0], p->key, strlen(p->key));
+    svc_pgarr_add(&a[1], p->value, p->value_len);
+    svc_pgarr_add(&a[2], p->addressee, strlen(p->addressee));
+  }
+  qsort(puts, n, sizeof *puts, cmp_put);
+  c->n = n;
+  c->puts = puts;
+  int rc = 0;
+  const char *v[3];
+  int len[3], fmt[3] = { 1, 1, 1 };
+  for (int i = 0; i < 3; i++) {
+    rc |= svc_pgarr_finish(&a[i]);
+    v[i] = a[i].buf;
+    len[i] = (int)a[i].len;
+  }
+  if (rc == 0) rc = svc_pg_batch_add(b, l->bulk, 3, v, len, fmt, 0, bulk_result, c);
+  for (int i = 0; i < 3; i++) svc_pgarr_free(&a[i]);
+  if (rc != 0) {
+    bulk_free(b, SVC_PG_RETRY, NULL, c);
+    return -1;
+  }
+  svc_pg_batch_hook(b, bulk_free, c);
+  return 0;
+}
+
 static int on_stage_next(void *arg, struct svc_req *req, struct svc_pg_batch *b, int n)
 {
   struct ledgerd *l = arg;
@@ -192,6 +279,11 @@ static void on_release(void *arg, struct svc_req *req)
   free(p->value);
   free(p);
 }
+
+static const struct svc_server_ops bulk_ops = {
+  .decode = on_decode, .stage_batch = on_stage_batch, .stage_next = on_stage_next,
+  .committed = on_committed, .failed = on_failed, .release = on_release,
+};
 
 static const struct svc_server_ops ops = {
   .decode = on_decode, .stage = on_stage, .stage_next = on_stage_next, .committed = on_committed,
@@ -282,7 +374,11 @@ int main(int argc, char **argv)
   struct svc_server_opts so = { .endpoint = svc_daemon_str(&l.d, "WHISTLE_LEDGER_RPC"),
                                 .max_batch = (size_t)svc_daemon_int(&l.d, "WHISTLE_BATCH"),
                                 .producer = l.prod };
-  l.srv = l.prod ? svc_server_new(&l.d.loop, l.d.z, l.pgw, &so, &ops, &l) : NULL;
+  l.bulk = svc_pg_prepare(l.pgw, "INSERT INTO ledger (key, value, addressee)"
+                                 " SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[])"
+                                 " ON CONFLICT (key) DO NOTHING RETURNING key, id", 3, NULL);
+  const struct svc_server_ops *o = svc_daemon_int(&l.d, "WHISTLE_LEDGER_BULK") ? &bulk_ops : &ops;
+  l.srv = l.prod ? svc_server_new(&l.d.loop, l.d.z, l.pgw, &so, o, &l) : NULL;
   const char *ctl = svc_daemon_str(&l.d, "WHISTLE_CONTROL");
   if (*ctl) l.status = svc_status_new(&l.d.loop, l.d.z, ctl, "ledgerd", fill_status, &l);
   if (!l.pgw || !l.pgr || !l.insert || !l.prod || !l.srv || (*ctl && !l.status) ||
