@@ -45,9 +45,8 @@ static void on_message(struct svc_zsock *z, const struct svc_frame *f, size_t n,
     return;
   }
   struct svc_pballoc al;
-  svc_pballoc_init(&al, 16 * 1024);
-  Whistle__Control__ControlMessage *m =
-    whistle__control__control_message__unpack(&al.a, f[1].len, f[1].data);
+  Whistle__Control__ControlMessage *m = (Whistle__Control__ControlMessage *)svc_pb_unpack(
+    &whistle__control__control_message__descriptor, &al, 16 * 1024, f[1].data, f[1].len, NULL);
   int ok = m && m->version == 1 &&
            m->body_case == WHISTLE__CONTROL__CONTROL_MESSAGE__BODY_STATUS_REQUEST;
   if (m) whistle__control__control_message__free_unpacked(m, &al.a);

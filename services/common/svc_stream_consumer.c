@@ -34,8 +34,9 @@ struct svc_stream_consumer {
   struct svc_pg *pg;
   struct svc_stream_cstmts st;
   struct svc_zsock *sock;
-  uv_timer_t timer;
-  char *endpoint, *consumer, *producer;
+  uv_timer_t timer, retry;  /* heartbeat/silence ticks; apply retry after an error */
+  int open_handles;
+  char *endpoint, *consumer, *producer, *server_key;
   uint32_t window;
   int heartbeat_ms, silence_ms;
   size_t max_batch;
@@ -159,6 +160,11 @@ static void on_events(struct svc_stream_consumer *c, const Whistle__Stream__Even
   }
   for (size_t i = 0; i < ev->n_events; i++) {
     const Whistle__Stream__Event *e = ev->events[i];
+    if (e->seq > INT64_MAX) { /* beyond bigint: it could never be recorded */
+      c->stats.errors++;
+      request_resubscribe(c, "seq out of range");
+      return;
+    }
     if (e->seq <= c->received) {
       c->stats.duplicates++;
       continue;
@@ -186,9 +192,8 @@ static void on_message(struct svc_zsock *z, const struct svc_frame *f, size_t n,
     return;
   }
   struct svc_pballoc al;
-  svc_pballoc_init(&al, UNPACK_BUDGET);
-  Whistle__Stream__StreamMessage *m =
-    whistle__stream__stream_message__unpack(&al.a, f[0].len, f[0].data);
+  Whistle__Stream__StreamMessage *m = (Whistle__Stream__StreamMessage *)svc_pb_unpack(
+    &whistle__stream__stream_message__descriptor, &al, UNPACK_BUDGET, f[0].data, f[0].len, NULL);
   if (!m || m->version != SVC_STREAM_VERSION) {
     c->stats.errors++;
     if (m) whistle__stream__stream_message__free_unpacked(m, &al.a);
@@ -199,11 +204,14 @@ static void on_message(struct svc_zsock *z, const struct svc_frame *f, size_t n,
   case WHISTLE__STREAM__STREAM_MESSAGE__BODY_EVENTS:
     on_events(c, m->events);
     break;
-  case WHISTLE__STREAM__STREAM_MESSAGE__BODY_ERROR:
-    svc_info("producer answered an error", " consumer=%s code=%d message=\"%s\"", c->consumer,
-             (int)m->error->code, m->error->message ? m->error->message : "");
+  case WHISTLE__STREAM__STREAM_MESSAGE__BODY_ERROR: {
+    char q[512];
+    svc_info("producer answered an error", " consumer=%s code=%d message=%s", c->consumer,
+             (int)m->error->code,
+             svc_log_quote(q, sizeof q, m->error->message ? m->error->message : ""));
     request_resubscribe(c, "error from producer");
     break;
+  }
   default:
     break; /* heartbeats only prove the producer is alive */
   }
@@ -242,7 +250,7 @@ fail:
   svc_pg_batch_discard(&b);
   c->stats.errors++;
   svc_error("cannot stage events; retrying in 1 s", " consumer=%s", c->consumer);
-  uv_timer_start(&c->timer, retry_cb, 1000, (uint64_t)c->heartbeat_ms);
+  uv_timer_start(&c->retry, retry_cb, 1000, 0);
 }
 
 static void apply_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err, void *arg)
@@ -289,7 +297,7 @@ static void apply_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const cha
   c->stats.errors++;
   svc_error("cannot apply events; retrying in 1 s", " consumer=%s producer=%s from=%llu error=\"%s\"",
             c->consumer, c->producer, (unsigned long long)a->from, err ? err : "");
-  uv_timer_start(&c->timer, retry_cb, 1000, (uint64_t)c->heartbeat_ms);
+  uv_timer_start(&c->retry, retry_cb, 1000, 0);
 }
 
 static void maybe_apply(struct svc_stream_consumer *c)
@@ -317,10 +325,26 @@ static void maybe_apply(struct svc_stream_consumer *c)
 
 /* ---- timer and start-up ---------------------------------------------------- */
 
+static void on_message(struct svc_zsock *z, const struct svc_frame *f, size_t n,
+                       const char *user_id, void *arg);
+
+/* A fresh DEALER: libzmq never reconnects a connection it closed for a
+ * protocol error (e.g. a frame over ZMQ_MAXMSGSIZE). */
+static void reconnect(struct svc_stream_consumer *c)
+{
+  struct svc_zsock_opts zo = { .type = ZMQ_DEALER, .connect = c->endpoint,
+                               .heartbeat_ms = c->heartbeat_ms, .server_key = c->server_key };
+  struct svc_zsock *n = svc_zsock_new(c->z, c->loop, &zo, on_message, c);
+  if (!n) return;
+  svc_zsock_close(&c->sock);
+  c->sock = n;
+}
+
 static void tick(struct svc_stream_consumer *c)
 {
   if (!c->loaded || c->draining) return;
   int64_t now = svc_mono_us();
+  if (!c->resub_due && now - c->heard_us > (int64_t)c->silence_ms * 1000) reconnect(c);
   if (c->resub_due || now - c->heard_us > (int64_t)c->silence_ms * 1000)
     request_resubscribe(c, c->resub_due ? "error from producer" : "producer silent");
   else if (now - c->acked_us >= (int64_t)c->heartbeat_ms * 1000)
@@ -335,8 +359,7 @@ static void timer_cb(uv_timer_t *t)
 static void retry_cb(uv_timer_t *t)
 {
   struct svc_stream_consumer *c = t->data;
-  uv_timer_start(&c->timer, timer_cb, (uint64_t)c->heartbeat_ms / 2, (uint64_t)c->heartbeat_ms / 2);
-  if (c->cur) stage_apply(c);
+  if (c->cur && !c->draining) stage_apply(c);
 }
 
 static void position_result(void *arg, const PGresult *r)
@@ -386,6 +409,7 @@ struct svc_stream_consumer *svc_stream_consumer_new(uv_loop_t *loop, struct svc_
   c->endpoint = strdup(o->endpoint);
   c->consumer = strdup(o->consumer);
   c->producer = strdup(o->producer);
+  c->server_key = o->server_key ? strdup(o->server_key) : NULL;
   c->window = o->window ? o->window : 1000;
   c->heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : 1000;
   c->silence_ms = o->silence_ms ? o->silence_ms : 5000;
@@ -398,12 +422,15 @@ struct svc_stream_consumer *svc_stream_consumer_new(uv_loop_t *loop, struct svc_
   c->sock = svc_zsock_new(z, loop, &zo, on_message, c);
   if (!c->sock) goto fail;
   uv_timer_init(loop, &c->timer);
+  uv_timer_init(loop, &c->retry);
   c->timer.data = c;
+  c->retry.data = c;
   uv_timer_start(&c->timer, timer_cb, (uint64_t)c->heartbeat_ms / 2, (uint64_t)c->heartbeat_ms / 2);
   load_position(c);
   return c;
 fail:
   svc_error("cannot create stream consumer", " endpoint=%s", o->endpoint);
+  free(c->server_key);
   free(c->endpoint);
   free(c->consumer);
   free(c->producer);
@@ -415,6 +442,11 @@ void svc_stream_consumer_drain(struct svc_stream_consumer *c, void (*done)(void 
 {
   c->draining = 1;
   svc_zsock_pause(c->sock, 1);
+  if (c->cur && uv_is_active((uv_handle_t *)&c->retry)) { /* not in flight: drop it */
+    uv_timer_stop(&c->retry);
+    applying_free(c->cur);
+    c->cur = NULL;
+  }
   if (!c->cur) {
     done(arg);
     return;
@@ -426,11 +458,13 @@ void svc_stream_consumer_drain(struct svc_stream_consumer *c, void (*done)(void 
 static void consumer_free_cb(uv_handle_t *h)
 {
   struct svc_stream_consumer *c = h->data;
+  if (--c->open_handles > 0) return;
   queue_clear(c);
   free(c->q);
   free(c->endpoint);
   free(c->consumer);
   free(c->producer);
+  free(c->server_key);
   free(c);
 }
 
@@ -445,7 +479,10 @@ void svc_stream_consumer_destroy(struct svc_stream_consumer **cp)
   }
   svc_zsock_close(&c->sock);
   uv_timer_stop(&c->timer);
+  uv_timer_stop(&c->retry);
+  c->open_handles = 2;
   uv_close((uv_handle_t *)&c->timer, consumer_free_cb);
+  uv_close((uv_handle_t *)&c->retry, consumer_free_cb);
 }
 
 uint64_t svc_stream_consumer_position(const struct svc_stream_consumer *c)

@@ -508,8 +508,8 @@ static void on_message(struct svc_zsock *z, const struct svc_frame *f, size_t n,
     return;
   }
   struct svc_pballoc al;
-  svc_pballoc_init(&al, 64 * 1024);
-  Whistle__Stream__StreamMessage *m = whistle__stream__stream_message__unpack(&al.a, f[1].len, f[1].data);
+  Whistle__Stream__StreamMessage *m = (Whistle__Stream__StreamMessage *)svc_pb_unpack(
+    &whistle__stream__stream_message__descriptor, &al, 64 * 1024, f[1].data, f[1].len, NULL);
   if (!m || m->version != SVC_STREAM_VERSION) {
     p->stats.bad_frames++;
     send_error(p, f[0].data, f[0].len, WHISTLE__STREAM__STREAM_ERROR__CODE__BAD_REQUEST,

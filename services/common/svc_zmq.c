@@ -420,6 +420,7 @@ static int recv_one(struct svc_zsock *s)
   s->st.received++;
   if (too_many) {
     s->st.dropped_bad++;
+    s->cb(s, NULL, 0, NULL, s->arg); /* n == 0: dropped, too many frames */
   } else {
     struct svc_frame f[MAX_FRAMES];
     for (size_t i = 0; i < n; i++) f[i] = (struct svc_frame){ zmq_msg_data(&parts[i]), zmq_msg_size(&parts[i]) };

@@ -192,7 +192,7 @@ START_TEST(test_binary_arrays_roundtrip)
   struct svc_pgarr a[2];
   svc_pgarr_init(&a[0], SVC_OID_TEXT);
   svc_pgarr_init(&a[1], SVC_OID_INT8);
-  char k[16];
+  char k[32];
   for (int i = 0; i < 1000; i++) {
     snprintf(k, sizeof k, "小区%d", i);
     svc_pgarr_add(&a[0], k, strlen(k));

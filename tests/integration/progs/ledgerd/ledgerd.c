@@ -101,10 +101,12 @@ static int on_decode(void *arg, struct svc_req *req, const uint8_t *frame, size_
 {
   struct ledgerd *l = arg;
   struct svc_pballoc al;
-  svc_pballoc_init(&al, 256 * 1024);
-  Whistle__Test__LedgerMessage *m = whistle__test__ledger_message__unpack(&al.a, len, frame);
+  int bad_strings;
+  Whistle__Test__LedgerMessage *m = (Whistle__Test__LedgerMessage *)svc_pb_unpack(
+    &whistle__test__ledger_message__descriptor, &al, 256 * 1024, frame, len, &bad_strings);
   const char *bad = NULL;
   if (!m) bad = "not a LedgerMessage";
+  else if (bad_strings) bad = "string fields must be UTF-8 without NUL";
   else if (m->version != 1) bad = "unsupported version";
   else if (m->body_case != WHISTLE__TEST__LEDGER_MESSAGE__BODY_PUT) bad = "expected Put";
   else if (!m->put->key[0] || strlen(m->put->key) > 200 ||

@@ -18,7 +18,7 @@
 #include "ledger.pb-c.h"
 
 struct opts {
-  const char *endpoint, *prefix, *addressee, *sink_conninfo, *sink_table;
+  const char *endpoint, *prefix, *addressee, *sink_conninfo, *sink_table, *dump;
   long count;
   long inflight;
   double rate;
@@ -36,12 +36,13 @@ struct poller {
   long poll_ms;
   uint64_t last_seq;
   int64_t *lat;
+  struct seen { uint64_t seq; int64_t event_us, seen_us; } *seen; /* with --dump */
   size_t nlat, cap;
   atomic_long target;  /* rows expected; -1 until the sender knows */
   atomic_int stop;     /* set by the sender on timeout */
   atomic_int done;     /* set by the poller when it has seen target rows */
   int64_t done_us;     /* wall time at which the last expected row was seen */
-  int error;
+  atomic_int error;   /* set by the poller when a query failed */
 };
 
 static int64_t clock_us(clockid_t id)
@@ -75,6 +76,8 @@ static void usage(FILE *f)
           "  --sink-table NAME    table with (seq, event_us) columns (default t_sink.sink)\n"
           "  --poll-ms N          sink poll interval in milliseconds (default 2)\n"
           "  --timeout S          give up after S seconds without progress (default 60)\n"
+          "  --dump FILE          write one line per request: req_id send_wall_us ack_us\n"
+          "                       (and with --sink-poll one per sink row: seq event_us seen_us)\n"
           "  --help               print this text and exit\n");
 }
 
@@ -96,7 +99,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     { "prefix", required_argument, NULL, 'p' },   { "addressee", required_argument, NULL, 'a' },
     { "value-size", required_argument, NULL, 'v' }, { "sink-poll", required_argument, NULL, 's' },
     { "sink-table", required_argument, NULL, 't' }, { "poll-ms", required_argument, NULL, 'P' },
-    { "timeout", required_argument, NULL, 'T' },  { "help", no_argument, NULL, 'h' },
+    { "timeout", required_argument, NULL, 'T' },  { "dump", required_argument, NULL, 'd' },
+    { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
   *o = (struct opts){ .endpoint = "ipc:///tmp/whistle-ledger-rpc", .prefix = "k",
@@ -125,6 +129,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
       bad = parse_long(optarg, 1, 86400, &t);
       o->timeout_s = (double)t;
       break;
+    case 'd': o->dump = optarg; break;
     case 'h': usage(stdout); return 1;
     default: usage(stderr); return -1;
     }
@@ -187,8 +192,9 @@ static int poller_init(struct poller *pl, const struct opts *o)
   pl->poll_ms = o->poll_ms;
   pl->cap = (size_t)o->count;
   pl->lat = malloc(pl->cap * sizeof *pl->lat);
+  if (o->dump) pl->seen = malloc(pl->cap * sizeof *pl->seen);
   pl->conn = PQconnectdb(o->sink_conninfo);
-  if (!pl->lat || PQstatus(pl->conn) != CONNECTION_OK) {
+  if (!pl->lat || (o->dump && !pl->seen) || PQstatus(pl->conn) != CONNECTION_OK) {
     fprintf(stderr, "ledgerload: cannot connect to the sink: %s", PQerrorMessage(pl->conn));
     return -1;
   }
@@ -227,7 +233,9 @@ static int poll_once(struct poller *pl)
   for (int i = 0; i < n; i++) {
     pl->last_seq = strtoull(PQgetvalue(r, i, 0), NULL, 10);
     int64_t ev = strtoll(PQgetvalue(r, i, 1), NULL, 10);
-    if (pl->nlat < pl->cap) pl->lat[pl->nlat++] = now - ev;
+    if (pl->nlat >= pl->cap) continue;
+    if (pl->seen) pl->seen[pl->nlat] = (struct seen){ pl->last_seq, ev, now };
+    pl->lat[pl->nlat++] = now - ev;
   }
   PQclear(r);
   return n;
@@ -240,7 +248,7 @@ static void *poller_run(void *arg)
   while (!atomic_load(&pl->stop)) {
     int n = poll_once(pl);
     if (n < 0) {
-      pl->error = 1;
+      atomic_store(&pl->error, 1);
       break;
     }
     long target = atomic_load(&pl->target);
@@ -264,6 +272,7 @@ struct sender {
   int64_t *sent_at;   /* monotonic send time per request index; 0 = not in flight */
   int64_t *ack_lat;
   size_t nack;
+  int64_t *send_wall, *ack_of; /* per request, with --dump */
   long sent, replied, n_new, dup, bad, err;
 };
 
@@ -282,6 +291,7 @@ static int send_one(struct sender *s, const struct opts *o, long i)
   m.body_case = WHISTLE__TEST__LEDGER_MESSAGE__BODY_PUT;
   m.put = &put;
   put.event_us = wall_us();
+  if (s->send_wall) s->send_wall[i] = put.event_us;
   size_t len = whistle__test__ledger_message__get_packed_size(&m);
   if (len > s->bufcap) return -1;
   whistle__test__ledger_message__pack(&m, s->buf);
@@ -302,6 +312,7 @@ static void take_reply(struct sender *s, const struct opts *o, const uint8_t *da
   }
   long i = (long)m->reply->req_id - 1;
   s->ack_lat[s->nack++] = mono_us() - s->sent_at[i];
+  if (s->ack_of) s->ack_of[i] = s->ack_lat[s->nack - 1];
   s->sent_at[i] = 0;
   s->replied++;
   switch (m->reply->status) {
@@ -332,7 +343,7 @@ static int run_load(struct sender *s, const struct opts *o, int64_t *start_wall,
   int blocked = 0;
   while (s->replied < s->sent || next < o->count) {
     int64_t now = mono_us();
-    long wait_ms = 100;
+    long wait_ms = 100, before = s->replied + s->sent;
     blocked = 0;
     while (next < o->count && s->sent - s->replied < o->inflight) {
       if (o->rate > 0) {
@@ -354,14 +365,13 @@ static int run_load(struct sender *s, const struct opts *o, int64_t *start_wall,
       next++;
     }
     zmq_pollitem_t pi = { .socket = s->sock, .events = ZMQ_POLLIN | (blocked ? ZMQ_POLLOUT : 0) };
-    long before = s->replied;
     if (zmq_poll(&pi, 1, wait_ms) < 0 && errno != EINTR) return -1;
     drain_replies(s, o);
     now = mono_us();
-    if (s->replied != before || blocked) last_progress = now;
+    if (s->replied + s->sent != before) last_progress = now;
     if ((double)(now - last_progress) > o->timeout_s * 1e6) {
-      fprintf(stderr, "ledgerload: no reply for %.0f s; %ld unanswered\n", o->timeout_s,
-              s->sent - s->replied);
+      fprintf(stderr, "ledgerload: no progress for %.0f s; %ld unanswered, %ld unsent\n",
+              o->timeout_s, s->sent - s->replied, o->count - next);
       s->err += s->sent - s->replied + (o->count - next);
       break;
     }
@@ -375,7 +385,7 @@ static int wait_sink(struct poller *pl, long target, double timeout_s)
   atomic_store(&pl->target, target);
   int64_t end = mono_us() + (int64_t)(timeout_s * 1e6);
   struct timespec ms = { 0, 1000000L };
-  while (!atomic_load(&pl->done) && !pl->error && mono_us() < end) nanosleep(&ms, NULL);
+  while (!atomic_load(&pl->done) && !atomic_load(&pl->error) && mono_us() < end) nanosleep(&ms, NULL);
   atomic_store(&pl->stop, 1);
   pthread_join(pl->th, NULL);
   if (!atomic_load(&pl->done)) {
@@ -406,6 +416,27 @@ static void print_summary(struct sender *s, const struct opts *o, double secs, s
   fflush(stdout);
 }
 
+/* Writes the per-request and per-row records for offline analysis. */
+static int write_dump(const char *path, const struct sender *s, const struct opts *o,
+                      const struct poller *pl)
+{
+  FILE *f = fopen(path, "w");
+  if (!f) {
+    fprintf(stderr, "ledgerload: cannot write %s\n", path);
+    return -1;
+  }
+  fprintf(f, "# req req_id send_wall_us ack_us\n");
+  for (long i = 0; i < o->count; i++)
+    if (s->send_wall[i]) fprintf(f, "req %ld %" PRId64 " %" PRId64 "\n", i + 1, s->send_wall[i], s->ack_of[i]);
+  if (pl && pl->seen) {
+    fprintf(f, "# row seq event_us seen_us\n");
+    for (size_t i = 0; i < pl->nlat; i++)
+      fprintf(f, "row %" PRIu64 " %" PRId64 " %" PRId64 "\n", pl->seen[i].seq, pl->seen[i].event_us,
+              pl->seen[i].seen_us);
+  }
+  return fclose(f) == 0 ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
   struct opts o;
@@ -420,6 +451,11 @@ int main(int argc, char **argv)
   s.value = calloc(1, (size_t)o.value_size + 1);
   s.sent_at = calloc((size_t)o.count, sizeof *s.sent_at);
   s.ack_lat = malloc((size_t)o.count * sizeof *s.ack_lat);
+  if (o.dump) {
+    s.send_wall = calloc((size_t)o.count, sizeof *s.send_wall);
+    s.ack_of = calloc((size_t)o.count, sizeof *s.ack_of);
+    if (!s.send_wall || !s.ack_of) goto fail;
+  }
   if (!ctx || !s.buf || !s.value || !s.sent_at || !s.ack_lat) goto fail;
   if (strlen(o.prefix) > 180) {
     fprintf(stderr, "ledgerload: --prefix too long\n");
@@ -447,6 +483,7 @@ int main(int argc, char **argv)
     started = 0;
     if (wait_sink(&pl, s.n_new, o.timeout_s)) ok = 0;
   }
+  if (o.dump && write_dump(o.dump, &s, &o, o.sink_conninfo ? &pl : NULL)) ok = 0;
   print_summary(&s, &o, secs, o.sink_conninfo ? &pl : NULL, start_wall);
 fail:
   if (started) {
@@ -455,6 +492,9 @@ fail:
   }
   if (pl.conn) PQfinish(pl.conn);
   free(pl.lat);
+  free(pl.seen);
+  free(s.send_wall);
+  free(s.ack_of);
   if (s.sock) zmq_close(s.sock);
   if (ctx) zmq_ctx_term(ctx);
   free(s.buf);
