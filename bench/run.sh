@@ -4,7 +4,7 @@
 # stream throughput against a same-run COPY of the same rows, end-to-end and
 # ack latency at a fixed offered load, and the producer's memory.
 #
-# Knobs: BENCH_EVENTS, BENCH_INFLIGHT, BENCH_LAT_RATE, BENCH_LAT_SECONDS,
+# Knobs: BENCH_EVENTS, BENCH_INFLIGHT, BENCH_BATCH, BENCH_LAT_RATE, BENCH_LAT_SECONDS,
 # BENCH_SINK_WINDOW, BENCH_DUMP (see below). To keep test runs that restart the
 # shared cluster out of the figures, point tools/pgdev.sh at a cluster of its
 # own: WHISTLE_PGDEV_DIR=/tmp/whistle-bench-pg WHISTLE_PGDEV_PORT=54339 make bench
@@ -15,10 +15,11 @@ cd "$ROOT"
 BUILD=${BUILD:-build}
 BIN=$ROOT/$BUILD/tests/bin
 N=${BENCH_EVENTS:-200000}          # events per throughput round (two rounds)
-INFLIGHT=${BENCH_INFLIGHT:-5000}   # requests in flight in the throughput run
+INFLIGHT=${BENCH_INFLIGHT:-12000}  # requests in flight in the throughput run
+BATCH=${BENCH_BATCH:-4000}         # ledgerd's most requests per transaction
 LAT_RATE=${BENCH_LAT_RATE:-5000}   # offered load of the latency run, events/s
 LAT_SECONDS=${BENCH_LAT_SECONDS:-10}
-SINK_WINDOW=${BENCH_SINK_WINDOW:-1000}
+SINK_WINDOW=${BENCH_SINK_WINDOW:-5000}
 DUMP=${BENCH_DUMP:-}               # a directory: per-event records of the latency run
 PY=/usr/bin/python3
 
@@ -62,7 +63,7 @@ SINK_PG="user=postgres host=$PGHOST port=$PGPORT dbname=$PGDATABASE"
 log "starting ledgerd and sinkd (WHISTLE_CURVE=0, ipc endpoints in $WORK)"
 WHISTLE_CURVE=0 WHISTLE_LOG_LEVEL=info WHISTLE_PG="user=b_ledger" WHISTLE_SCHEMA=b_ledger \
   WHISTLE_LEDGER_RPC="ipc://$WORK/rpc" WHISTLE_LEDGER_STREAM="ipc://$WORK/stream" \
-  WHISTLE_CONTROL="ipc://$WORK/lctl" WHISTLE_STREAM_FULL_ACCESS=sink \
+  WHISTLE_CONTROL="ipc://$WORK/lctl" WHISTLE_STREAM_FULL_ACCESS=sink WHISTLE_BATCH="$BATCH" \
   "$BIN/ledgerd" 2>"$WORK/ledgerd.log" &
 LEDGERD=$!
 PIDS+=("$LEDGERD")
@@ -211,5 +212,6 @@ row "  offered load achieved" "$(field rate "$LT") ev/s" "sink saw $(field sink_
 row "ledgerd memory VmRSS" "$((L_RSS / 1024)) MiB" "peak VmHWM $((L_HWM / 1024)) MiB"
 row "sinkd memory VmRSS" "$((S_RSS / 1024)) MiB" "peak VmHWM $((S_HWM / 1024)) MiB"
 echo "Throughput: first send to the sink holding all $N events (sink polled every 50 ms)."
+echo "Settings: $INFLIGHT requests in flight, ledgerd batches of up to $BATCH, consumer window $SINK_WINDOW."
 echo "End to end: Put.event_us at send to the row seen in b_sink.sink (libpq poll every 2 ms)."
 echo "Ack: send to the committed reply. COPY: \\copy of round 1's rows into sinkd's table DDL."

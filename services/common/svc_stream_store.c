@@ -21,7 +21,8 @@ static const char PAGE_ALL_SQL[] =
   " WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3";
 static const char PAGE_FOR_SQL[] =
   "SELECT seq, event_us, kind, addressee, payload FROM stream_outbox"
-  " WHERE seq > $1 AND seq <= $2 AND addressee IN ($4, '*') ORDER BY seq LIMIT $3";
+  " WHERE seq > $1 AND seq <= $2 AND addressee IN ($4, '*') AND addressee <> ''"
+  " ORDER BY seq LIMIT $3";
 static const char ADVANCE_SQL[] = "SELECT stream_advance($1, $2, $3)";
 static const char POSITION_SQL[] = "SELECT last_seq FROM stream_positions WHERE producer = $1";
 

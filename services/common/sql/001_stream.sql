@@ -10,7 +10,10 @@ CREATE TABLE stream_outbox (
   payload      bytea  NOT NULL,
   committed_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX stream_outbox_addressee ON stream_outbox (addressee, seq);
+-- For subscribers that see only their own events: internal events ('') are
+-- read by full-access subscribers through the primary key, so they stay out
+-- of this index (most of a business stream is internal).
+CREATE INDEX stream_outbox_addressee ON stream_outbox (addressee, seq) WHERE addressee <> '';
 
 -- One row. Updating it takes a row lock held to commit, so concurrent writers
 -- queue behind each other and sequence numbers follow commit order.
