@@ -1,0 +1,295 @@
+/* The private header of whistle-intake (the 12345 feed, DOMAIN §2), with
+ * prototypes grouped by file: the multi-pattern matcher, the registry (DOMAIN
+ * §1, SCENARIO registry CSVs), the pure intake rules R-I1..R-I8, then the
+ * store and the handlers. */
+#ifndef INTAKE_H
+#define INTAKE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "svc_time.h"
+
+/* ---- intake_match.c: text normalisation and Aho-Corasick matching ---- */
+
+/* Normalises UTF-8 text for matching (R-I3, R-I4): drops ASCII and Unicode
+ * white space and line breaks (including U+3000 and zero-width spaces), folds
+ * full-width ASCII U+FF01..U+FF5E to ASCII and ASCII letters to lower case.
+ * Writes the result NUL-terminated to out, which must have room for n + 1
+ * bytes (the result is never longer than the input), and returns its length.
+ * Bytes that are not valid UTF-8 are copied unchanged. */
+size_t intake_text_normalize(const char *s, size_t n, char *out);
+
+/* A set of byte patterns searched in one pass over a text. Add patterns, then
+ * build, then scan any number of texts (scans do not modify the matcher). */
+struct intake_matcher;
+
+/* Returns an empty matcher, or NULL when out of memory. */
+struct intake_matcher *intake_matcher_new(void);
+/* Adds a pattern of len >= 1 bytes with a caller-chosen id; the same bytes may
+ * be added under several ids and each is reported. The bytes are copied into
+ * the automaton. Returns 0, or -1 (len 0, already built, out of memory). */
+int intake_matcher_add(struct intake_matcher *m, const char *pat, size_t len, uint32_t id);
+/* Freezes the patterns into the automaton. Returns 0 or -1 (out of memory, in
+ * which case the matcher only remains destroyable). */
+int intake_matcher_build(struct intake_matcher *m);
+/* Reports every occurrence of every pattern in text (overlapping ones too) as
+ * fn(arg, id, start, end) with byte offsets [start, end), in order of end.
+ * If both text and patterns are valid UTF-8, matches align to code points.
+ * Returns 0 after the whole text, the callback's value if it returned non-zero
+ * (which stops the scan), or -1 if the matcher is not built. */
+int intake_matcher_scan(const struct intake_matcher *m, const char *text, size_t len,
+                        int (*fn)(void *arg, uint32_t id, size_t start, size_t end), void *arg);
+/* Number of trie nodes and bytes held by a built matcher (for logs). */
+void intake_matcher_stats(const struct intake_matcher *m, size_t *nodes, size_t *bytes);
+/* Frees *m and sets it to NULL; safe on NULL and *m == NULL. */
+void intake_matcher_destroy(struct intake_matcher **m);
+
+/* ---- intake_registry.c: registry data (DOMAIN §1) ---- */
+
+/* Every record starts with its key and the line of its file it came from.
+ * Strings are owned by the registry; "" where a column is empty. */
+enum intake_management {
+  INTAKE_MGMT_PROFESSIONAL, /* 专业物业: company and manager named */
+  INTAKE_MGMT_SELF,         /* 业主自管 */
+  INTAKE_MGMT_CUSTODIAL,    /* 社区托管 */
+  INTAKE_MGMT_NONE          /* 三无小区 */
+};
+
+struct intake_district { const char *code; size_t line; const char *name; };
+struct intake_street { const char *code; size_t line; const char *name, *district; };
+struct intake_company { const char *code; size_t line; const char *name; };
+struct intake_department { const char *code; size_t line; const char *name; };
+
+struct intake_category {
+  const char *code; size_t line;
+  const char *name;
+  int counts, urgent;      /* 0 or 1 */
+  const char *prohibition; /* "" or "P1".."P9" (R-P2 default) */
+};
+
+struct intake_compound {
+  const char *code; size_t line;
+  const char *name;
+  const char *const *aliases; size_t n_aliases;
+  const char *street, *district; /* the district is the street's */
+  enum intake_management management;
+  const char *company, *manager; /* "" unless PROFESSIONAL */
+  int64_t households;
+};
+
+struct intake_route_step {
+  const char *category; size_t line;
+  int step;           /* 1, 2, 3, ... within the category */
+  const char *unit;   /* a department code or "STREET" */
+  int accept_hours, resolve_workdays;
+};
+
+struct intake_hotline_map { const char *code; size_t line; const char *category; };
+
+struct intake_keyword {
+  const char *norm; size_t line; /* normalised as by intake_text_normalize */
+  const char *keyword;           /* as written in keywords.csv */
+  const char *category;
+  int priority;
+};
+
+/* A compound name or alias as a pattern of the name matcher. */
+struct intake_name { uint32_t compound; uint32_t chars; };
+
+struct intake_arena;
+
+/* A loaded registry; read-only after intake_registry_load(). Tables are
+ * sorted by code except keywords (file order: the R-I3 table order) and
+ * routing (by category, then step). */
+struct intake_registry {
+  char *dir;
+  struct intake_district *districts; size_t n_districts;
+  struct intake_street *streets; size_t n_streets;
+  struct intake_company *companies; size_t n_companies;
+  struct intake_department *departments; size_t n_departments;
+  struct intake_category *categories; size_t n_categories;
+  struct intake_route_step *routing; size_t n_routing;
+  struct intake_compound *compounds; size_t n_compounds;
+  struct intake_hotline_map *hotline; size_t n_hotline;
+  struct intake_keyword *keywords; size_t n_keywords;
+  struct svc_calendar calendar;
+  const struct intake_category *other; /* the OTHER fallback (R-I3) */
+  /* Used by intake_rules.c: ids are indexes into keywords and names. */
+  struct intake_matcher *keyword_matcher;
+  struct intake_matcher *name_matcher;
+  struct intake_name *names; size_t n_names;
+  struct intake_arena *arena;
+};
+
+/* Loads the registry directory dir (districts, streets, compounds, companies,
+ * departments, categories, routing, hotline_categories, keywords, calendar)
+ * into a new registry and builds its matchers. Returns it, or NULL with
+ * "path:line: reason" (or "path: reason" for a missing file or a file-level
+ * problem) in err. Never touches any other registry, so a SIGHUP reload loads
+ * a new one and swaps it in only on success. */
+struct intake_registry *intake_registry_load(const char *dir, char *err, size_t errlen);
+/* Frees *r and sets it to NULL; safe on NULL. Every pointer obtained from the
+ * registry (records, codes, results of the rules below) dies with it. */
+void intake_registry_destroy(struct intake_registry **r);
+
+/* Lookups by code; NULL when unknown. */
+const struct intake_compound *intake_registry_compound(const struct intake_registry *r,
+                                                       const char *code);
+const struct intake_category *intake_registry_category(const struct intake_registry *r,
+                                                       const char *code);
+const struct intake_street *intake_registry_street(const struct intake_registry *r,
+                                                   const char *code);
+const struct intake_company *intake_registry_company(const struct intake_registry *r,
+                                                     const char *code);
+const struct intake_department *intake_registry_department(const struct intake_registry *r,
+                                                           const char *code);
+/* The category a hotline category code maps to (R-I3), or NULL if unmapped. */
+const struct intake_category *intake_registry_hotline(const struct intake_registry *r,
+                                                      const char *hotline_code);
+/* The routing steps of a category: *n steps from the returned pointer (NULL
+ * and *n = 0 for OTHER or an unknown category). */
+const struct intake_route_step *intake_registry_route(const struct intake_registry *r,
+                                                     const char *category, size_t *n);
+
+/* ---- intake_rules.c: the pure intake rules (DOMAIN §2) ---- */
+
+#define INTAKE_TICKET_NO_MAX 64
+#define INTAKE_CONTENT_MAX_CHARS 4000
+#define INTAKE_ADDRESS_MAX_CHARS 1000
+#define INTAKE_SHORT_MAX_CHARS 100 /* hotline_category, caller_name, compound_code, district */
+#define INTAKE_PHONE_MIN 5
+#define INTAKE_PHONE_MAX 20
+/* 2000-01-01T00:00:00+08:00, the earliest acceptable received time (R-I8). */
+#define INTAKE_RECEIVED_MIN_US INT64_C(946656000000000)
+#define INTAKE_DAY_US (INT64_C(86400) * 1000000)
+#define INTAKE_REPEAT_WINDOW_US (7 * INTAKE_DAY_US) /* R-I5 */
+#define INTAKE_HEX_SHA256 65                        /* 64 hex digits and NUL */
+#define INTAKE_MASKED_MAX (INTAKE_PHONE_MAX + 1)
+
+/* R-I2 request types. 0 is never a valid type. */
+enum intake_request_type {
+  INTAKE_REQ_CONSULT = 1, /* 咨询 */
+  INTAKE_REQ_HELP,        /* 求助 */
+  INTAKE_REQ_COMPLAINT,   /* 投诉 */
+  INTAKE_REQ_REPORT,      /* 举报 */
+  INTAKE_REQ_SUGGEST      /* 建议 */
+};
+
+/* Parses "CONSULT", "HELP", "COMPLAINT", "REPORT" or "SUGGEST" (exact case).
+ * Returns 0, or -1 for anything else (*t untouched). */
+int intake_request_type_parse(const char *s, enum intake_request_type *t);
+/* The wire name of t, or NULL for an invalid value. */
+const char *intake_request_type_name(enum intake_request_type t);
+/* 1 if tickets of type t are dispatched (referred): COMPLAINT, REPORT, HELP. */
+int intake_request_dispatched(enum intake_request_type t);
+/* 1 if tickets of type t count in rankings: COMPLAINT, REPORT. */
+int intake_request_counted(enum intake_request_type t);
+
+/* A ticket as submitted by the hotline (TicketSubmit). NULL strings are read
+ * as "". Nothing is kept beyond a call. */
+struct intake_submission {
+  const char *ticket_no;
+  int64_t received_us;
+  const char *request_type;
+  const char *hotline_category;
+  const char *caller_phone;
+  const char *caller_name;
+  const char *compound_code;
+  const char *district;
+  const char *address;
+  const char *content;
+  uint32_t urgency;
+};
+
+/* R-I8: checks a submission at service time now_us. Returns NULL when it is
+ * valid, else a sentence naming the field ("content: over 4000 characters"),
+ * written into buf (n bytes, 128 is plenty) and returned. Checks: every text
+ * field valid UTF-8; ticket_no 1-64 of A-Z a-z 0-9 - _; received_us present,
+ * not before 2000-01-01T00:00:00+08:00 and at most one day after now_us;
+ * request_type known; content 1-4,000 characters; address or compound_code
+ * present; address at most 1,000 and short fields at most 100 characters;
+ * caller_phone empty or 5-20 of digits, + and - (at least 5 digits);
+ * urgency 0 or 1. */
+const char *intake_validate(const struct intake_submission *s, int64_t now_us, char *buf,
+                            size_t n);
+
+/* R-I1: the content fingerprint of a submission: lowercase hex SHA-256 over a
+ * length-prefixed serialisation of every field, so equal fingerprints mean an
+ * identical resubmission (DUPLICATE) and different ones under the same
+ * ticket_no a conflict (REJECTED). Returns 0, or -1 (libcrypto failure). */
+int intake_fingerprint(const struct intake_submission *s, char out[INTAKE_HEX_SHA256]);
+
+/* How a category was decided (R-I3). */
+struct intake_category_result {
+  const struct intake_category *category; /* OTHER when unclassified */
+  const char *how;                        /* "hotline", "keyword" or "none" */
+  const struct intake_keyword *keyword;   /* the winning keyword, or NULL */
+};
+
+/* R-I3: the hotline code mapped through hotline_categories wins; otherwise
+ * the keywords are matched against the normalised content: highest priority,
+ * then earliest start, then table order. No match: OTHER with how "none"
+ * (manual triage). hotline_code may be NULL. Results point into r. Returns 0,
+ * or -1 (out of memory, NULL arguments). */
+int intake_classify(const struct intake_registry *r, const char *hotline_code,
+                    const char *content, size_t len, struct intake_category_result *out);
+
+/* How a compound was decided (R-I4). */
+struct intake_compound_result {
+  const struct intake_compound *compound; /* NULL: manual triage */
+  const char *how;   /* "code", "address", "ambiguous" or "none" */
+  char reason[192];  /* when compound is NULL: "ambiguous: C0001 C0007" or
+                        "no compound name in address" (after "unknown compound
+                        code; " if a code was given); else "" */
+};
+
+/* R-I4: a known compound code wins; otherwise the longest (in characters)
+ * compound name or alias occurring in the normalised address; several
+ * compounds tied for longest, or none, give NULL with a reason. code and
+ * address may be NULL. Returns 0, or -1 (out of memory, NULL arguments). */
+int intake_match_compound(const struct intake_registry *r, const char *code,
+                          const char *address, size_t len, struct intake_compound_result *out);
+
+/* A ticket as seen by the repeat rule (R-I5). The last three fields describe
+ * an earlier ticket and are ignored for the new one. */
+struct intake_repeat_facts {
+  const char *ticket_no;
+  int64_t received_us;
+  enum intake_request_type type;
+  const char *pseudonym; /* NULL or "" without a caller phone */
+  const char *compound;  /* NULL or "" when not known at intake */
+  const char *category;  /* NULL, "" or "OTHER" when not known at intake */
+  int dispatched;        /* referred (not left in triage, not RECORDED) */
+  int is_repeat;         /* itself linked as a repeat */
+  int referral_closed;   /* its referral is CLOSED (销号) */
+};
+
+/* R-I5: the earlier ticket that t repeats, or NULL. t must be a COMPLAINT or
+ * REPORT with pseudonym, compound and a category other than OTHER; the
+ * earlier one must have the same three, be a dispatched non-repeat
+ * COMPLAINT/REPORT whose referral is not closed, with a different ticket_no
+ * and received in [t - 7 days, t]. Of several, the most recent (ties: the
+ * greatest ticket_no). Returns a pointer into earlier. */
+const struct intake_repeat_facts *intake_find_repeat(const struct intake_repeat_facts *t,
+                                                     const struct intake_repeat_facts *earlier,
+                                                     size_t n);
+
+/* R-I6: the digits of a phone number as used for pseudonyms and masks: only
+ * digits kept, a +86 / 0086 / 86 prefix before an 11-digit mobile number
+ * dropped. Writes at most n - 1 digits and a NUL; returns the digit count
+ * (0 for none or if n is too small). */
+size_t intake_phone_digits(const char *phone, char *out, size_t n);
+/* R-I6: the masked phone: first 3 and last 4 digits kept ("138****5678")
+ * when there are 11 or more, otherwise all but the last 2 masked. Never the
+ * full number. "" for a phone without digits. out needs INTAKE_MASKED_MAX
+ * bytes. Returns 0, or -1 if n is too small. */
+int intake_phone_mask(const char *phone, char *out, size_t n);
+/* R-I6: the caller pseudonym: lowercase hex HMAC-SHA256(key, phone digits).
+ * Returns 0, or -1 (no digits, empty key, libcrypto failure) with out "". */
+int intake_phone_pseudonym(const void *key, size_t keylen, const char *phone,
+                           char out[INTAKE_HEX_SHA256]);
+
+/* ---- intake_store.c, intake_handlers.c: see below ---- */
+
+#endif
