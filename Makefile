@@ -146,11 +146,11 @@ check-asan: deps
 
 run: deps
 	@$(MAKE) --no-print-directory build-all
-	@bash tools/run.sh
+	@BUILD=$(BUILD) bash tools/run.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory build-all
-	@bash bench/run.sh
+	@BUILD=$(BUILD) bash bench/run.sh
 
 clean:
 	-@bash tools/pgdev.sh stop 2>/dev/null

@@ -55,6 +55,7 @@ struct svc_pg_batch {
   char *error;
   char sqlstate[6];
   long failed_index; /* ordinal of the statement that failed, or -1 */
+  uint64_t id;       /* unique per connection, never reused */
 };
 
 enum conn_state { ST_DOWN, ST_CONNECTING, ST_UP, ST_CLOSED };
@@ -88,6 +89,7 @@ struct svc_pg {
   svc_pg_state_cb state_cb;
   void *state_arg;
   struct svc_pg_stats stats;
+  uint64_t batch_ids;
   int destroying;
 };
 
@@ -165,6 +167,7 @@ struct svc_pg_batch *svc_pg_batch_new(struct svc_pg *pg, svc_pg_stage_cb on_stag
   if (!b) return NULL;
   b->pg = pg;
   b->failed_index = -1;
+  b->id = ++pg->batch_ids;
   b->on_stage = on_stage;
   b->done = done;
   b->arg = arg;
@@ -392,6 +395,11 @@ static void record_error(struct svc_pg_batch *b, const PGresult *r)
 const char *svc_pg_batch_sqlstate(const struct svc_pg_batch *b)
 {
   return b->sqlstate;
+}
+
+uint64_t svc_pg_batch_id(const struct svc_pg_batch *b)
+{
+  return b->id;
 }
 
 long svc_pg_batch_failed_index(const struct svc_pg_batch *b)

@@ -84,6 +84,9 @@ size_t svc_pg_batch_size(const struct svc_pg_batch *b);
 /* The SQLSTATE of the statement that failed the batch ("" if none); valid in
  * done callbacks and hooks. */
 const char *svc_pg_batch_sqlstate(const struct svc_pg_batch *b);
+/* A number identifying the batch, unique for its connection's lifetime (a
+ * retried piece of work gets a new batch and a new number). */
+uint64_t svc_pg_batch_id(const struct svc_pg_batch *b);
 /* Which statement failed the batch: its position among the statements added
  * (from 0, across stages), or -1 when unknown (BEGIN/COMMIT, connection). */
 long svc_pg_batch_failed_index(const struct svc_pg_batch *b);

@@ -51,6 +51,7 @@ struct svc_stream_consumer {
   struct applying *cur;   /* the apply transaction in flight */
   int64_t heard_us, acked_us, resub_us;
   int resub_due, draining;
+  uint64_t subscribed;    /* Subscribe messages sent */
   void (*drained)(void *);
   void *drained_arg;
   struct svc_stream_consumer_stats stats;
@@ -106,7 +107,7 @@ static void subscribe(struct svc_stream_consumer *c)
   send_msg(c, &m);
   c->heard_us = c->resub_us = svc_mono_us();
   c->resub_due = 0;
-  c->stats.resubscribes++;
+  if (c->subscribed++) c->stats.resubscribes++; /* the first one is not a re-subscribe */
   svc_debug("subscribing", " consumer=%s producer=%s after_seq=%llu", c->consumer, c->producer,
             (unsigned long long)c->received);
 }
