@@ -95,7 +95,7 @@ static void subscribe(struct svc_stream_consumer *c)
 {
   queue_clear(c);
   c->received = c->cur ? c->cur->to : c->applied;
-  c->session = (uint64_t)svc_wall_us() ^ ((uint64_t)c->stats.resubscribes << 48);
+  c->session = (uint64_t)svc_wall_us() ^ (c->subscribed << 48);
   Whistle__Stream__Subscribe s = WHISTLE__STREAM__SUBSCRIBE__INIT;
   s.consumer = c->consumer;
   s.after_seq = c->received;

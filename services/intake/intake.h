@@ -290,6 +290,98 @@ int intake_phone_mask(const char *phone, char *out, size_t n);
 int intake_phone_pseudonym(const void *key, size_t keylen, const char *phone,
                            char out[INTAKE_HEX_SHA256]);
 
-/* ---- intake_store.c, intake_handlers.c: see below ---- */
+/* ---- intake_store.c: all SQL of the service ---- */
+
+struct svc_pg;
+struct svc_pg_batch;
+struct intake_store;
+
+/* A ticket already in the database, as a lookup found it. */
+struct intake_existing {
+  int found;
+  uint64_t id;
+  char fingerprint[INTAKE_HEX_SHA256];
+  char category[72], compound[72], street[72], district[72];
+  char disposition[16], request_type[16];
+  int exempt;
+};
+
+/* An earlier ticket of the same caller, compound and category (R-I5). */
+#define INTAKE_MAX_CANDIDATES 50
+struct intake_candidate {
+  char ticket_no[INTAKE_TICKET_NO_MAX + 1];
+  int64_t received_us;
+  char request_type[16], disposition[16];
+  int is_repeat, closed;
+};
+struct intake_candidates { size_t n; struct intake_candidate v[INTAKE_MAX_CANDIDATES]; };
+
+/* The row inserted for a new ticket; caller_phone/caller_name go to callers. */
+struct intake_ticket_row {
+  const char *ticket_no, *fingerprint;
+  int64_t received_us;
+  const char *request_type, *hotline_category, *category, *category_source;
+  const char *compound, *street, *district, *address, *content;
+  uint32_t urgency;
+  const char *pseudonym, *masked_phone, *disposition, *repeat_of, *triage_reason;
+  const char *caller_phone, *caller_name;
+};
+
+/* Registers the statements on pg (before the loop runs). NULL on failure. */
+struct intake_store *intake_store_new(struct svc_pg *pg);
+void intake_store_destroy(struct intake_store **s);
+/* Each adds one statement to b; its result is written to *out when the
+ * stage's results arrive (out must live until then). 0 or -1. */
+int intake_store_lookup(struct intake_store *s, struct svc_pg_batch *b, const char *ticket_no,
+                        struct intake_existing *out);
+int intake_store_candidates(struct intake_store *s, struct svc_pg_batch *b, const char *pseudonym,
+                            const char *compound, const char *category, int64_t from_us,
+                            int64_t to_us, struct intake_candidates *out);
+/* *id_out: the new ticket's id, or 0 if the ticket number existed. */
+int intake_store_insert(struct intake_store *s, struct svc_pg_batch *b,
+                        const struct intake_ticket_row *t, uint64_t *id_out);
+/* *state_out: 0 unknown ticket, 1 callback recorded before, 2 recorded now. */
+int intake_store_feedback(struct intake_store *s, struct svc_pg_batch *b, const char *ticket_no,
+                          int64_t at_us, const char *satisfaction, int *state_out);
+/* *id_out: the ticket's id if it was in triage and is now completed, else 0. */
+int intake_store_triage(struct intake_store *s, struct svc_pg_batch *b, const char *ticket_no,
+                        const char *compound, const char *street, const char *district,
+                        const char *category, const char *disposition, int64_t at_us,
+                        const char *operator_id, uint64_t *id_out);
+/* *id_out: the ticket's id if it is exempted now, 0 if unknown or exempt already. */
+int intake_store_exempt(struct intake_store *s, struct svc_pg_batch *b, const char *ticket_no,
+                        const char *reason, int64_t at_us, const char *operator_id,
+                        uint64_t *id_out);
+/* R-I6 retention: erases phone and name of tickets closed before cutoff_us
+ * (RECORDED tickets count as closed when received). *erased_out: rows. */
+int intake_store_purge(struct intake_store *s, struct svc_pg_batch *b, int64_t now_us,
+                       int64_t cutoff_us, uint64_t *erased_out);
+
+/* ---- intake_handlers.c: decode -> rules -> store -> reply ---- */
+
+struct svc_server_ops;
+struct svc_stream_producer;
+
+/* What the handlers share with main.c. */
+struct intake_ctx {
+  struct intake_registry *reg;      /* swapped on SIGHUP */
+  struct intake_store *store;
+  struct svc_stream_producer *prod;
+  struct svc_clock clock;
+  const uint8_t *key; size_t keylen; /* pseudonym key (R-I6) */
+  int64_t watermark_us;             /* the last watermark committed */
+  int64_t pending_watermark_us;     /* the highest one staged in the open batch */
+  uint64_t overlay_batch;           /* batch id the overlay below belongs to */
+  struct intake_overlay *overlay;   /* tickets staged in that batch */
+  size_t n_overlay, cap_overlay;
+  struct intake_counters {
+    uint64_t accepted, duplicate, rejected, triage, repeats, feedback, watermarks, purged;
+  } n;
+};
+
+/* The request/reply operations of the hotline interface (proto/hotline.proto). */
+extern const struct svc_server_ops intake_hotline_ops;
+/* Frees the overlay. */
+void intake_handlers_free(struct intake_ctx *x);
 
 #endif

@@ -1,0 +1,560 @@
+/* The hotline interface of whistle-intake: decodes each HotlineMessage,
+ * applies the intake rules (R-I1..R-I8), stages its statements into the
+ * group-commit batch, publishes the intake stream events, and replies once
+ * the batch is committed. Tickets staged earlier in the same batch are kept
+ * in an overlay, so twins and repeats within one batch are seen too. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hotline.pb-c.h"
+#include "intake.h"
+#include "intake_events.pb-c.h"
+#include "svc_alloc.h"
+#include "svc_csv.h"
+#include "svc_log.h"
+#include "svc_pg.h"
+#include "svc_server.h"
+#include "svc_stream.h"
+
+enum kind { K_SUBMIT, K_FEEDBACK, K_WATERMARK, K_TRIAGE, K_EXEMPT };
+typedef Whistle__Hotline__Reply__Status reply_status;
+#define ST_ACCEPTED WHISTLE__HOTLINE__REPLY__STATUS__ACCEPTED
+#define ST_DUPLICATE WHISTLE__HOTLINE__REPLY__STATUS__DUPLICATE
+#define ST_REJECTED WHISTLE__HOTLINE__REPLY__STATUS__REJECTED
+#define ST_UNAVAILABLE WHISTLE__HOTLINE__REPLY__STATUS__UNAVAILABLE
+
+struct ireq {
+  enum kind kind;
+  uint64_t request_id;
+  int64_t at_us;                 /* received time or action time */
+  reply_status status;
+  char reason[256];
+  uint64_t ticket_id;
+  char *ticket_no, *hotline_category, *phone, *name, *address, *content, *text;
+  char request_type[16];
+  enum intake_request_type type;
+  uint32_t urgency;
+  char fingerprint[INTAKE_HEX_SHA256], pseudonym[INTAKE_HEX_SHA256], masked[INTAKE_MASKED_MAX];
+  char category[72], category_source[16], compound[72], street[72], district[72];
+  char management[16], company[72], disposition[16], repeat_of[INTAKE_TICKET_NO_MAX + 1];
+  char triage_reason[192], op[128];
+  int urgent, repeat_eligible, fb_state;
+  struct intake_existing existing;
+  struct intake_candidates *cands;
+  uint64_t new_id;
+  struct ireq *twin;             /* the same ticket staged earlier in the batch */
+};
+
+struct intake_overlay { struct ireq *r; };
+
+static const char *const management_names[] = { "PROFESSIONAL", "SELF", "CUSTODIAL", "NONE" };
+
+/* ---- replies and events ------------------------------------------------ */
+
+static void send_reply(struct svc_req *req, uint64_t request_id, reply_status st, uint64_t id,
+                       const char *reason, const struct ireq *r)
+{
+  Whistle__Hotline__Reply rep = WHISTLE__HOTLINE__REPLY__INIT;
+  rep.request_id = request_id;
+  rep.status = st;
+  rep.ticket_id = id;
+  rep.reason = (char *)(reason ? reason : "");
+  if (r && r->kind == K_SUBMIT && (st == ST_ACCEPTED || st == ST_DUPLICATE)) {
+    rep.category = (char *)r->category;
+    rep.compound = (char *)r->compound;
+    rep.disposition = (char *)r->disposition;
+  }
+  Whistle__Hotline__HotlineMessage m = WHISTLE__HOTLINE__HOTLINE_MESSAGE__INIT;
+  m.version = 1;
+  m.request_id = request_id;
+  m.body_case = WHISTLE__HOTLINE__HOTLINE_MESSAGE__BODY_REPLY;
+  m.reply = &rep;
+  size_t len = whistle__hotline__hotline_message__get_packed_size(&m);
+  uint8_t *buf = malloc(len);
+  if (!buf) return;
+  whistle__hotline__hotline_message__pack(&m, buf);
+  svc_req_reply(req, buf, len);
+  free(buf);
+}
+
+static void reject(struct ireq *r, const char *why)
+{
+  r->status = ST_REJECTED;
+  snprintf(r->reason, sizeof r->reason, "%s", why);
+}
+
+static void append(struct intake_ctx *x, int64_t at, const char *kind, const ProtobufCMessage *m)
+{
+  size_t len = protobuf_c_message_get_packed_size(m);
+  uint8_t *buf = malloc(len ? len : 1);
+  if (!buf) return;
+  protobuf_c_message_pack(m, buf);
+  svc_stream_append(x->prod, at, kind, SVC_STREAM_INTERNAL, buf, len);
+  free(buf);
+}
+
+static void event_accepted(struct intake_ctx *x, const struct ireq *r)
+{
+  Whistle__Intake__TicketAccepted e = WHISTLE__INTAKE__TICKET_ACCEPTED__INIT;
+  e.ticket_no = r->ticket_no;
+  e.ticket_id = r->new_id;
+  e.received_us = r->at_us;
+  e.request_type = (char *)r->request_type;
+  e.category = (char *)r->category;
+  e.category_source = (char *)r->category_source;
+  e.compound = (char *)r->compound;
+  e.street = (char *)r->street;
+  e.district = (char *)r->district;
+  e.management = (char *)r->management;
+  e.company = (char *)r->company;
+  e.pseudonym = (char *)r->pseudonym;
+  e.masked_phone = (char *)r->masked;
+  e.address = r->address;
+  e.content = r->content;
+  e.urgent = r->urgent;
+  e.disposition = (char *)r->disposition;
+  e.repeat_of = (char *)r->repeat_of;
+  e.triage_reason = (char *)r->triage_reason;
+  append(x, r->at_us, "ticket.accepted", &e.base);
+}
+
+/* ---- decoding ------------------------------------------------------------ */
+
+static char *sdup(const char *s)
+{
+  return strdup(s ? s : "");
+}
+
+/* The compound-derived fields of a request, copied out of the registry. */
+static void set_compound(struct ireq *r, const struct intake_registry *reg, const char *code)
+{
+  const struct intake_compound *c = code ? intake_registry_compound(reg, code) : NULL;
+  snprintf(r->compound, sizeof r->compound, "%s", c ? c->code : "");
+  snprintf(r->street, sizeof r->street, "%s", c ? c->street : "");
+  snprintf(r->district, sizeof r->district, "%s", c ? c->district : "");
+  snprintf(r->management, sizeof r->management, "%s", c ? management_names[c->management] : "");
+  snprintf(r->company, sizeof r->company, "%s", c ? c->company : "");
+}
+
+static int decode_submit(struct intake_ctx *x, struct ireq *r, const Whistle__Hotline__TicketSubmit *m)
+{
+  struct intake_submission s = {
+    .ticket_no = m->ticket_no, .received_us = m->received_us, .request_type = m->request_type,
+    .hotline_category = m->hotline_category, .caller_phone = m->caller_phone,
+    .caller_name = m->caller_name, .compound_code = m->compound_code, .district = m->district,
+    .address = m->address, .content = m->content, .urgency = m->urgency,
+  };
+  int64_t now = svc_clock_now(&x->clock);
+  char why[160];
+  const char *bad = intake_validate(&s, now ? now : m->received_us, why, sizeof why); /* R-I8 */
+  if (bad) return reject(r, bad), 1;
+  if (intake_request_type_parse(m->request_type, &r->type) || intake_fingerprint(&s, r->fingerprint))
+    return reject(r, "request_type: unknown"), 1;
+  r->ticket_no = sdup(m->ticket_no);
+  r->hotline_category = sdup(m->hotline_category);
+  r->phone = sdup(m->caller_phone);
+  r->name = sdup(m->caller_name);
+  r->address = sdup(m->address);
+  r->content = sdup(m->content);
+  r->at_us = m->received_us;
+  r->urgency = m->urgency;
+  snprintf(r->request_type, sizeof r->request_type, "%s", m->request_type);
+  struct intake_category_result cr;        /* R-I3 */
+  struct intake_compound_result pr;        /* R-I4 */
+  if (intake_classify(x->reg, m->hotline_category, m->content, strlen(m->content), &cr) ||
+      intake_match_compound(x->reg, m->compound_code, m->address, strlen(m->address), &pr))
+    return -1;
+  snprintf(r->category, sizeof r->category, "%s", cr.category->code);
+  snprintf(r->category_source, sizeof r->category_source, "%s", cr.how);
+  r->urgent = cr.category->urgent || m->urgency == 1;
+  set_compound(r, x->reg, pr.compound ? pr.compound->code : NULL);
+  if (!pr.compound) snprintf(r->triage_reason, sizeof r->triage_reason, "%s", pr.reason);
+  else if (cr.category == x->reg->other)
+    snprintf(r->triage_reason, sizeof r->triage_reason, "no category for the content");
+  if (m->caller_phone[0]) { /* R-I6 */
+    intake_phone_mask(m->caller_phone, r->masked, sizeof r->masked);
+    intake_phone_pseudonym(x->key, x->keylen, m->caller_phone, r->pseudonym);
+  }
+  r->repeat_eligible = intake_request_counted(r->type) && r->pseudonym[0] && pr.compound &&
+                       cr.category != x->reg->other; /* R-I5 */
+  return 0;
+}
+
+static const char *const satisfactions[] = { "SATISFIED", "BASICALLY_SATISFIED", "UNSATISFIED" };
+
+static int valid_time(struct intake_ctx *x, int64_t at)
+{
+  int64_t now = svc_clock_now(&x->clock);
+  return at >= INTAKE_RECEIVED_MIN_US && (now == 0 || at <= now + INTAKE_DAY_US);
+}
+
+static int valid_ticket_no(const char *s)
+{
+  size_t n = strlen(s);
+  if (n == 0 || n > INTAKE_TICKET_NO_MAX) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+          (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_'))
+      return 0;
+  return 1;
+}
+
+static int decode_action(struct intake_ctx *x, struct ireq *r, const Whistle__Hotline__HotlineMessage *m)
+{
+  const char *tno = NULL;
+  switch (m->body_case) {
+  case WHISTLE__HOTLINE__HOTLINE_MESSAGE__BODY_FEEDBACK:
+    r->kind = K_FEEDBACK;
+    tno = m->feedback->ticket_no;
+    r->at_us = m->feedback->received_us;
+    for (size_t i = 0; i < 3 && !r->text; i++)
+      if (strcmp(m->feedback->satisfaction, satisfactions[i]) == 0) r->text = sdup(satisfactions[i]);
+    if (!r->text) return reject(r, "satisfaction: must be SATISFIED, BASICALLY_SATISFIED or UNSATISFIED"), 1;
+    break;
+  case WHISTLE__HOTLINE__HOTLINE_MESSAGE__BODY_WATERMARK:
+    r->kind = K_WATERMARK;
+    r->at_us = m->watermark->at_us;
+    if (!valid_time(x, r->at_us)) return reject(r, "at_us: out of range"), 1;
+    return 0;
+  case WHISTLE__HOTLINE__HOTLINE_MESSAGE__BODY_TRIAGE:
+    r->kind = K_TRIAGE;
+    tno = m->triage->ticket_no;
+    r->at_us = m->triage->at_us;
+    if (m->triage->compound_code[0] && !intake_registry_compound(x->reg, m->triage->compound_code))
+      return reject(r, "compound_code: unknown compound"), 1;
+    if (m->triage->category[0] && (!intake_registry_category(x->reg, m->triage->category) ||
+                                   strcmp(m->triage->category, "OTHER") == 0))
+      return reject(r, "category: unknown, or OTHER"), 1;
+    set_compound(r, x->reg, m->triage->compound_code[0] ? m->triage->compound_code : NULL);
+    snprintf(r->category, sizeof r->category, "%s", m->triage->category);
+    break;
+  case WHISTLE__HOTLINE__HOTLINE_MESSAGE__BODY_EXEMPT:
+    r->kind = K_EXEMPT;
+    tno = m->exempt->ticket_no;
+    r->at_us = m->exempt->at_us;
+    if (!m->exempt->reason[0] || svc_utf8_len(m->exempt->reason, strlen(m->exempt->reason)) > 500)
+      return reject(r, "reason: 1 to 500 characters required"), 1;
+    r->text = sdup(m->exempt->reason);
+    break;
+  default:
+    return reject(r, "expected TicketSubmit, TicketFeedback, Watermark, TriageComplete or Exempt"), 1;
+  }
+  if (!valid_ticket_no(tno)) return reject(r, "ticket_no: 1-64 characters of A-Z a-z 0-9 - _"), 1;
+  if (!valid_time(x, r->at_us)) return reject(r, "time: before 2000 or more than a day ahead"), 1;
+  r->ticket_no = sdup(tno);
+  return 0;
+}
+
+static int on_decode(void *arg, struct svc_req *req, const uint8_t *frame, size_t len)
+{
+  struct intake_ctx *x = arg;
+  struct ireq *r = calloc(1, sizeof *r);
+  if (!r) return -1;
+  req->data = r;
+  struct svc_pballoc al;
+  int bad_strings;
+  Whistle__Hotline__HotlineMessage *m = (Whistle__Hotline__HotlineMessage *)svc_pb_unpack(
+    &whistle__hotline__hotline_message__descriptor, &al, 64 * 1024 + len, frame, len, &bad_strings);
+  int rc;
+  if (!m) rc = (reject(r, "not a HotlineMessage"), 1);
+  else if ((r->request_id = m->request_id), bad_strings)
+    rc = (reject(r, "text fields must be valid UTF-8 without NUL characters"), 1); /* R-I8 */
+  else if (m->version != 1) rc = (reject(r, "unsupported version (expected 1)"), 1);
+  else if (m->body_case == WHISTLE__HOTLINE__HOTLINE_MESSAGE__BODY_SUBMIT)
+    rc = (r->kind = K_SUBMIT, decode_submit(x, r, m->submit));
+  else rc = decode_action(x, r, m);
+  if (m) protobuf_c_message_free_unpacked(&m->base, &al.a);
+  if (req->user_id[0]) snprintf(r->op, sizeof r->op, "%s", req->user_id);
+  else snprintf(r->op, sizeof r->op, "operator");
+  if (rc == 1) {
+    x->n.rejected++;
+    svc_server_count_rejected(req->srv);
+    send_reply(req, r->request_id, r->status, 0, r->reason, NULL);
+  }
+  return rc;
+}
+
+/* ---- staging ------------------------------------------------------------- */
+
+static int on_stage(void *arg, struct svc_req *req, struct svc_pg_batch *b)
+{
+  struct intake_ctx *x = arg;
+  struct ireq *r = req->data;
+  r->status = ST_ACCEPTED;
+  r->reason[0] = 0;
+  r->new_id = 0;
+  r->twin = NULL;
+  r->ticket_id = 0;
+  r->repeat_of[0] = 0;
+  switch (r->kind) {
+  case K_SUBMIT:
+    if (intake_store_lookup(x->store, b, r->ticket_no, &r->existing)) return -1;
+    if (!r->repeat_eligible) return 0;
+    if (!r->cands && !(r->cands = malloc(sizeof *r->cands))) return -1;
+    return intake_store_candidates(x->store, b, r->pseudonym, r->compound, r->category,
+                                   r->at_us - INTAKE_REPEAT_WINDOW_US, r->at_us, r->cands);
+  case K_FEEDBACK:
+    return intake_store_feedback(x->store, b, r->ticket_no, r->at_us, r->text, &r->fb_state);
+  case K_TRIAGE:
+    return intake_store_lookup(x->store, b, r->ticket_no, &r->existing);
+  case K_EXEMPT:
+    if (intake_store_lookup(x->store, b, r->ticket_no, &r->existing)) return -1;
+    return intake_store_exempt(x->store, b, r->ticket_no, r->text, r->at_us, r->op, &r->new_id);
+  case K_WATERMARK:
+    return 0;
+  }
+  return -1;
+}
+
+/* The overlay holds the tickets staged in the current batch. */
+static struct ireq *overlay_find(struct intake_ctx *x, const char *ticket_no)
+{
+  for (size_t i = 0; i < x->n_overlay; i++)
+    if (strcmp(x->overlay[i].r->ticket_no, ticket_no) == 0) return x->overlay[i].r;
+  return NULL;
+}
+
+static void overlay_add(struct intake_ctx *x, struct ireq *r)
+{
+  if (x->n_overlay == x->cap_overlay) {
+    size_t cap = x->cap_overlay ? x->cap_overlay * 2 : 256;
+    struct intake_overlay *n = realloc(x->overlay, cap * sizeof *n);
+    if (!n) return;
+    x->overlay = n;
+    x->cap_overlay = cap;
+  }
+  x->overlay[x->n_overlay++].r = r;
+}
+
+static int req_type(const char *name, enum intake_request_type *t)
+{
+  return intake_request_type_parse(name, t) == 0;
+}
+
+/* R-I5 over the earlier tickets found in the database and in the batch. */
+static void decide_repeat(struct intake_ctx *x, struct ireq *r)
+{
+  struct intake_repeat_facts t = { r->ticket_no, r->at_us, r->type, r->pseudonym, r->compound,
+                                   r->category, 0, 0, 0 };
+  size_t cap = (r->cands ? r->cands->n : 0) + x->n_overlay, n = 0;
+  struct intake_repeat_facts *e = cap ? calloc(cap, sizeof *e) : NULL;
+  if (!e) return;
+  for (size_t i = 0; r->cands && i < r->cands->n; i++) {
+    const struct intake_candidate *c = &r->cands->v[i];
+    if (!req_type(c->request_type, &e[n].type)) continue;
+    e[n] = (struct intake_repeat_facts){ c->ticket_no, c->received_us, e[n].type, r->pseudonym,
+                                         r->compound, r->category,
+                                         strcmp(c->disposition, "DISPATCHED") == 0 ||
+                                           strcmp(c->disposition, "REPEAT") == 0,
+                                         c->is_repeat, c->closed };
+    n++;
+  }
+  for (size_t i = 0; i < x->n_overlay; i++) {
+    const struct ireq *o = x->overlay[i].r;
+    e[n++] = (struct intake_repeat_facts){ o->ticket_no, o->at_us, o->type, o->pseudonym,
+                                           o->compound, o->category,
+                                           strcmp(o->disposition, "DISPATCHED") == 0 ||
+                                             strcmp(o->disposition, "REPEAT") == 0,
+                                           o->repeat_of[0] != 0, 0 };
+  }
+  const struct intake_repeat_facts *hit = intake_find_repeat(&t, e, n);
+  if (hit) snprintf(r->repeat_of, sizeof r->repeat_of, "%s", hit->ticket_no);
+  free(e);
+}
+
+static const char *disposition_of(struct intake_ctx *x, struct ireq *r)
+{
+  if (r->triage_reason[0]) return "TRIAGE";
+  if (!intake_request_dispatched(r->type)) return "RECORDED";
+  if (r->repeat_eligible) decide_repeat(x, r);
+  return r->repeat_of[0] ? "REPEAT" : "DISPATCHED";
+}
+
+static int submit_next(struct intake_ctx *x, struct ireq *r, struct svc_pg_batch *b, int n)
+{
+  if (n == 3) {
+    if (r->twin) r->ticket_id = r->twin->new_id; /* its id is known now */
+    else if (r->new_id) event_accepted(x, r);
+    else r->status = ST_DUPLICATE; /* another writer got there first */
+    return 0;
+  }
+  const char *fp = NULL;
+  if (r->existing.found) {
+    fp = r->existing.fingerprint;
+    r->ticket_id = r->existing.id;
+    snprintf(r->category, sizeof r->category, "%s", r->existing.category);
+    snprintf(r->compound, sizeof r->compound, "%s", r->existing.compound);
+    snprintf(r->disposition, sizeof r->disposition, "%s", r->existing.disposition);
+  } else if ((r->twin = overlay_find(x, r->ticket_no))) {
+    fp = r->twin->fingerprint;
+  }
+  if (fp) { /* R-I1 */
+    if (strcmp(fp, r->fingerprint) == 0) r->status = ST_DUPLICATE;
+    else reject(r, "conflict: this ticket_no was submitted with different content");
+    if (r->twin) { /* replies after the batch: take what the twin decided */
+      snprintf(r->category, sizeof r->category, "%s", r->twin->category);
+      snprintf(r->compound, sizeof r->compound, "%s", r->twin->compound);
+      snprintf(r->disposition, sizeof r->disposition, "%s", r->twin->disposition);
+    }
+    return r->twin ? 1 : 0; /* a twin learns its original's id in stage 3 */
+  }
+  snprintf(r->disposition, sizeof r->disposition, "%s", disposition_of(x, r));
+  struct intake_ticket_row row = {
+    r->ticket_no, r->fingerprint, r->at_us, r->request_type, r->hotline_category, r->category,
+    r->category_source, r->compound, r->street, r->district, r->address, r->content, r->urgency,
+    r->pseudonym, r->masked, r->disposition, r->repeat_of, r->triage_reason, r->phone, r->name,
+  };
+  if (intake_store_insert(x->store, b, &row, &r->new_id)) return 0;
+  overlay_add(x, r);
+  return 1;
+}
+
+static void event_triaged(struct intake_ctx *x, const struct ireq *r)
+{
+  Whistle__Intake__TicketTriaged e = WHISTLE__INTAKE__TICKET_TRIAGED__INIT;
+  e.ticket_no = r->ticket_no;
+  e.at_us = r->at_us;
+  e.category = (char *)r->category;
+  e.compound = (char *)r->compound;
+  e.street = (char *)r->street;
+  e.district = (char *)r->district;
+  e.management = (char *)r->management;
+  e.company = (char *)r->company;
+  e.disposition = (char *)r->disposition;
+  e.operator_ = (char *)r->op;
+  append(x, r->at_us, "ticket.triaged", &e.base);
+}
+
+static int triage_next(struct intake_ctx *x, struct ireq *r, struct svc_pg_batch *b, int n)
+{
+  const struct intake_existing *e = &r->existing;
+  if (n == 3) {
+    if (r->new_id) event_triaged(x, r);
+    else reject(r, "ticket is no longer waiting in triage");
+    return 0;
+  }
+  if (!e->found) return reject(r, "unknown ticket_no"), 0;
+  if (!r->compound[0]) set_compound(r, x->reg, e->compound[0] ? e->compound : NULL);
+  if (!r->category[0]) snprintf(r->category, sizeof r->category, "%s", e->category);
+  if (strcmp(e->disposition, "TRIAGE") != 0) {
+    r->ticket_id = e->id;
+    if (strcmp(e->compound, r->compound) == 0 && strcmp(e->category, r->category) == 0)
+      r->status = ST_DUPLICATE;
+    else reject(r, "ticket is not waiting in triage");
+    return 0;
+  }
+  if (!r->compound[0] || !strcmp(r->category, "OTHER") || !r->category[0])
+    return reject(r, "triage needs both a compound and a category"), 0;
+  enum intake_request_type t;
+  if (!req_type(e->request_type, &t)) return reject(r, "stored request type unreadable"), 0;
+  snprintf(r->disposition, sizeof r->disposition, "%s",
+           intake_request_dispatched(t) ? "DISPATCHED" : "RECORDED");
+  r->ticket_id = e->id;
+  if (intake_store_triage(x->store, b, r->ticket_no, r->compound, r->street, r->district,
+                          r->category, r->disposition, r->at_us, r->op, &r->new_id))
+    return 0;
+  return 1;
+}
+
+static int on_stage_next(void *arg, struct svc_req *req, struct svc_pg_batch *b, int n)
+{
+  struct intake_ctx *x = arg;
+  struct ireq *r = req->data;
+  if (n == 2 && svc_pg_batch_id(b) != x->overlay_batch) { /* a new batch */
+    x->overlay_batch = svc_pg_batch_id(b);
+    x->n_overlay = 0;
+    x->pending_watermark_us = x->watermark_us;
+  }
+  if (r->kind == K_SUBMIT) return submit_next(x, r, b, n);
+  if (r->kind == K_TRIAGE) return triage_next(x, r, b, n);
+  if (r->kind == K_FEEDBACK) {
+    if (r->fb_state == 0) return reject(r, "unknown ticket_no"), 0;
+    if (r->fb_state == 1) return r->status = ST_DUPLICATE, 0;
+    Whistle__Intake__TicketFeedback e = WHISTLE__INTAKE__TICKET_FEEDBACK__INIT;
+    e.ticket_no = r->ticket_no;
+    e.at_us = r->at_us;
+    e.satisfaction = r->text;
+    append(x, r->at_us, "ticket.feedback", &e.base); /* R-I7: referral acts on it */
+    return 0;
+  }
+  if (r->kind == K_EXEMPT) {
+    if (!r->existing.found) return reject(r, "unknown ticket_no"), 0;
+    r->ticket_id = r->existing.id;
+    if (!r->new_id) return r->status = ST_DUPLICATE, 0;
+    Whistle__Intake__TicketExempted e = WHISTLE__INTAKE__TICKET_EXEMPTED__INIT;
+    e.ticket_no = r->ticket_no;
+    e.at_us = r->at_us;
+    e.reason = r->text;
+    e.operator_ = r->op;
+    append(x, r->at_us, "ticket.exempted", &e.base);
+    return 0;
+  }
+  /* K_WATERMARK: only forward (R-T3). */
+  if (r->at_us <= x->pending_watermark_us) return r->status = ST_DUPLICATE, 0;
+  x->pending_watermark_us = r->at_us;
+  svc_stream_watermark(x->prod, r->at_us);
+  return 0;
+}
+
+static void on_committed(void *arg, struct svc_req *req)
+{
+  struct intake_ctx *x = arg;
+  struct ireq *r = req->data;
+  if (r->status == ST_ACCEPTED) {
+    svc_clock_observe(&x->clock, r->at_us);
+    if (r->kind == K_SUBMIT) {
+      r->ticket_id = r->new_id;
+      x->n.accepted++;
+      x->n.triage += strcmp(r->disposition, "TRIAGE") == 0;
+      x->n.repeats += r->repeat_of[0] != 0;
+    } else if (r->kind == K_WATERMARK) {
+      x->watermark_us = r->at_us > x->watermark_us ? r->at_us : x->watermark_us;
+      x->n.watermarks++;
+    } else if (r->kind == K_FEEDBACK) {
+      x->n.feedback++;
+    }
+  } else if (r->status == ST_DUPLICATE) {
+    x->n.duplicate++;
+  } else {
+    x->n.rejected++;
+  }
+  send_reply(req, r->request_id, r->status, r->ticket_id, r->reason, r);
+}
+
+static void on_failed(void *arg, struct svc_req *req, const char *why)
+{
+  struct ireq *r = req->data;
+  (void)arg;
+  svc_warn("request could not be committed", " ticket_no=%s", r->ticket_no ? r->ticket_no : "-");
+  (void)why; /* database details stay in the log, not in replies */
+  send_reply(req, r->request_id, ST_UNAVAILABLE, 0, "could not be committed; send it again", NULL);
+}
+
+static void on_release(void *arg, struct svc_req *req)
+{
+  struct ireq *r = req->data;
+  (void)arg;
+  if (!r) return;
+  free(r->ticket_no);
+  free(r->hotline_category);
+  free(r->phone);
+  free(r->name);
+  free(r->address);
+  free(r->content);
+  free(r->text);
+  free(r->cands);
+  free(r);
+}
+
+void intake_handlers_free(struct intake_ctx *x)
+{
+  free(x->overlay);
+  x->overlay = NULL;
+  x->n_overlay = x->cap_overlay = 0;
+}
+
+const struct svc_server_ops intake_hotline_ops = {
+  .decode = on_decode, .stage = on_stage, .stage_next = on_stage_next,
+  .committed = on_committed, .failed = on_failed, .release = on_release,
+};

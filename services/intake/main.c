@@ -1,0 +1,221 @@
+/* whistle-intake: the 12345 hotline feed. Wiring only: configuration,
+ * migrations, registry, Postgres connections, the hotline server, the intake
+ * stream, the retention purge timer, status, signals. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "intake.h"
+#include "svc_daemon.h"
+#include "svc_log.h"
+#include "svc_migrate.h"
+#include "svc_pg.h"
+#include "svc_server.h"
+#include "svc_status.h"
+#include "svc_stream.h"
+
+extern const struct svc_migration intake_migrations[];
+
+static const struct svc_config_var vars[] = {
+  { .name = "WHISTLE_INTAKE_HOTLINE", .def = "tcp://*:7101", .kind = SVC_CFG_ENDPOINT,
+    .help = "Hotline interface endpoint (ROUTER; proto/hotline.proto)." },
+  { .name = "WHISTLE_INTAKE_STREAM", .def = "tcp://*:7102", .kind = SVC_CFG_ENDPOINT,
+    .help = "Intake stream endpoint (ROUTER; proto/stream.proto, proto/intake_events.proto)." },
+  { .name = "WHISTLE_REGISTRY", .def = "deploy/registry", .kind = SVC_CFG_PATH,
+    .help = "Directory of registry CSV files (SCENARIO.md); reloaded on SIGHUP." },
+  { .name = "WHISTLE_PSEUDONYM_KEY", .def = "", .kind = SVC_CFG_STRING,
+    .help = "File holding the secret key of caller pseudonyms (R-I6); required with CURVE on." },
+  { .name = "WHISTLE_CLOCK", .def = "wall", .kind = SVC_CFG_ENUM, .choices = "wall|event",
+    .help = "wall: now is the system clock; event: now moves only with event times (R-T3)." },
+  { .name = "WHISTLE_RETENTION_DAYS", .def = "180", .kind = SVC_CFG_INT, .min = 1, .max = 36500,
+    .help = "Days after closing that a caller's phone and name are kept (R-I6)." },
+  { .name = "WHISTLE_PURGE_INTERVAL_S", .def = "3600", .kind = SVC_CFG_INT, .min = 1,
+    .max = 86400, .help = "How often the retention purge runs." },
+  { .name = "WHISTLE_STREAM_FULL_ACCESS", .def = "referral,rating", .kind = SVC_CFG_STRING,
+    .help = "Identities that read the whole intake stream." },
+  { .name = "WHISTLE_BATCH", .def = "1000", .kind = SVC_CFG_INT, .min = 1, .max = 100000,
+    .help = "Most requests committed in one transaction." },
+  { .name = NULL },
+};
+
+struct intake {
+  struct svc_daemon d;
+  struct intake_ctx x;
+  struct svc_pg *pgw, *pgr;
+  struct svc_server *srv;
+  struct svc_status *status;
+  uv_timer_t purge;
+  uint64_t erasing;
+  uint8_t key[256];
+};
+
+static int load_key(struct intake *in)
+{
+  const char *path = svc_daemon_str(&in->d, "WHISTLE_PSEUDONYM_KEY");
+  if (!*path) {
+    if (svc_zctx_curve(in->d.z)) {
+      svc_error("WHISTLE_PSEUDONYM_KEY is required with CURVE on", "%s", "");
+      return -1;
+    }
+    svc_warn("no pseudonym key: using the development key (pseudonyms are guessable)", "%s", "");
+    memcpy(in->key, "whistle-development-key", 23);
+    in->x.key = in->key;
+    in->x.keylen = 23;
+    return 0;
+  }
+  FILE *f = fopen(path, "rb");
+  size_t n = f ? fread(in->key, 1, sizeof in->key, f) : 0;
+  if (f) fclose(f);
+  while (n && (in->key[n - 1] == '\n' || in->key[n - 1] == '\r')) n--;
+  if (n < 16) {
+    svc_error("pseudonym key file missing or shorter than 16 bytes", " path=%s", path);
+    return -1;
+  }
+  in->x.key = in->key;
+  in->x.keylen = n;
+  return 0;
+}
+
+static int load_registry(struct intake *in)
+{
+  char err[512];
+  const char *dir = svc_daemon_str(&in->d, "WHISTLE_REGISTRY");
+  struct intake_registry *r = intake_registry_load(dir, err, sizeof err);
+  if (!r) {
+    char q[600];
+    svc_error("registry refused", " error=%s", svc_log_quote(q, sizeof q, err));
+    return -1;
+  }
+  intake_registry_destroy(&in->x.reg); /* requests hold copies, never pointers */
+  in->x.reg = r;
+  svc_info("registry loaded", " dir=%s compounds=%zu keywords=%zu", dir, r->n_compounds,
+           r->n_keywords);
+  return 0;
+}
+
+static void purge_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err, void *arg)
+{
+  struct intake *in = arg;
+  (void)b;
+  if (oc == SVC_PG_COMMITTED && in->erasing) {
+    in->x.n.purged += in->erasing;
+    svc_info("retention purge", " erased=%llu", (unsigned long long)in->erasing);
+  } else if (oc == SVC_PG_FAILED) {
+    svc_warn("retention purge failed", " error=\"%s\"", err ? err : "");
+  }
+}
+
+static void purge_cb(uv_timer_t *t)
+{
+  struct intake *in = t->data;
+  int64_t now = svc_clock_now(&in->x.clock);
+  if (!now) return;
+  int64_t cutoff = now - svc_daemon_int(&in->d, "WHISTLE_RETENTION_DAYS") * INTAKE_DAY_US;
+  struct svc_pg_batch *b = svc_pg_batch_new(in->pgw, NULL, purge_done, in);
+  if (!b) return;
+  if (intake_store_purge(in->x.store, b, now, cutoff, &in->erasing)) {
+    svc_pg_batch_discard(&b);
+    return;
+  }
+  svc_pg_submit(b);
+}
+
+static void fill_status(void *arg, struct svc_status_out *o)
+{
+  struct intake *in = arg;
+  struct svc_server_stats ss;
+  struct svc_stream_producer_stats ps;
+  svc_server_stats(in->srv, &ss);
+  svc_stream_producer_stats(in->x.prod, &ps);
+  svc_status_add(o, "intake.accepted", (int64_t)in->x.n.accepted);
+  svc_status_add(o, "intake.duplicate", (int64_t)in->x.n.duplicate);
+  svc_status_add(o, "intake.rejected", (int64_t)in->x.n.rejected);
+  svc_status_add(o, "intake.triage", (int64_t)in->x.n.triage);
+  svc_status_add(o, "intake.repeats", (int64_t)in->x.n.repeats);
+  svc_status_add(o, "intake.feedback", (int64_t)in->x.n.feedback);
+  svc_status_add(o, "intake.watermarks", (int64_t)in->x.n.watermarks);
+  svc_status_add(o, "intake.purged", (int64_t)in->x.n.purged);
+  svc_status_add(o, "server.requests", (int64_t)ss.requests);
+  svc_status_add(o, "server.batches", (int64_t)ss.batches);
+  svc_status_add(o, "server.dropped", (int64_t)ss.dropped);
+  svc_status_add(o, "server.pending", (int64_t)ss.pending);
+  svc_status_add(o, "stream.head", (int64_t)ps.head);
+  svc_status_add(o, "stream.subscribers", (int64_t)ps.subscribers);
+  svc_status_add(o, "stream.bad_frames", (int64_t)ps.bad_frames);
+  svc_status_add(o, "pg.up", svc_pg_is_up(in->pgw));
+  svc_status_add(o, "clock.now_us", svc_clock_now(&in->x.clock));
+}
+
+static void finish(void *arg)
+{
+  struct intake *in = arg;
+  uv_timer_stop(&in->purge);
+  uv_close((uv_handle_t *)&in->purge, NULL);
+  svc_status_destroy(&in->status);
+  svc_pg_destroy(&in->pgw);
+  svc_pg_destroy(&in->pgr);
+  svc_server_destroy(&in->srv);
+  svc_stream_producer_destroy(&in->x.prod);
+  intake_store_destroy(&in->x.store);
+  intake_registry_destroy(&in->x.reg);
+  intake_handlers_free(&in->x);
+  svc_daemon_close(&in->d);
+}
+
+static void on_stop(void *arg)
+{
+  struct intake *in = arg;
+  svc_info("draining", "%s", "");
+  svc_stream_producer_stop(in->x.prod);
+  svc_server_drain(in->srv, finish, in);
+}
+
+static void on_reload(void *arg)
+{
+  struct intake *in = arg;
+  load_registry(in); /* on failure the old registry stays */
+  svc_zctx_reload(in->d.z);
+}
+
+int main(int argc, char **argv)
+{
+  static struct intake in;
+  int rc = svc_daemon_init(&in.d, argc, argv, "intake",
+                           "whistle-intake: takes 12345 hotline tickets, classifies them and "
+                           "publishes the intake stream.", vars);
+  if (rc) return rc > 0 ? 0 : 2;
+  enum svc_clock_mode mode;
+  svc_clock_mode_parse(svc_daemon_str(&in.d, "WHISTLE_CLOCK"), &mode);
+  svc_clock_init(&in.x.clock, mode);
+  if (load_key(&in) || load_registry(&in)) return 2;
+  const char *pg = svc_daemon_str(&in.d, "WHISTLE_PG");
+  if (svc_migrate(pg, "intake", intake_migrations, (int)svc_daemon_int(&in.d, "WHISTLE_PG_WAIT_S")))
+    return 1;
+  in.pgw = svc_pg_new(&in.d.loop, "write", pg);
+  in.pgr = svc_pg_new(&in.d.loop, "read", pg);
+  in.x.store = in.pgw ? intake_store_new(in.pgw) : NULL;
+  struct svc_stream_producer_opts po = {
+    .endpoint = svc_daemon_str(&in.d, "WHISTLE_INTAKE_STREAM"), .name = "intake",
+    .full_access = svc_daemon_str(&in.d, "WHISTLE_STREAM_FULL_ACCESS"),
+  };
+  in.x.prod = in.pgr ? svc_stream_producer_new(&in.d.loop, in.d.z, in.pgw, in.pgr, &po) : NULL;
+  struct svc_server_opts so = { .endpoint = svc_daemon_str(&in.d, "WHISTLE_INTAKE_HOTLINE"),
+                                .max_batch = (size_t)svc_daemon_int(&in.d, "WHISTLE_BATCH"),
+                                .producer = in.x.prod };
+  in.srv = in.x.prod && in.x.store
+             ? svc_server_new(&in.d.loop, in.d.z, in.pgw, &so, &intake_hotline_ops, &in.x) : NULL;
+  const char *ctl = svc_daemon_str(&in.d, "WHISTLE_CONTROL");
+  if (*ctl) in.status = svc_status_new(&in.d.loop, in.d.z, ctl, "intake", fill_status, &in);
+  uv_timer_init(&in.d.loop, &in.purge);
+  in.purge.data = &in;
+  uint64_t every = (uint64_t)svc_daemon_int(&in.d, "WHISTLE_PURGE_INTERVAL_S") * 1000;
+  uv_timer_start(&in.purge, purge_cb, every, every);
+  if (!in.srv || (*ctl && !in.status) || svc_daemon_signals(&in.d, on_stop, on_reload, &in)) {
+    in.d.exit_code = 1;
+    finish(&in);
+  } else {
+    svc_info("ready", " hotline=%s stream=%s clock=%s", so.endpoint, po.endpoint,
+             svc_daemon_str(&in.d, "WHISTLE_CLOCK"));
+  }
+  return svc_daemon_run(&in.d);
+}
