@@ -402,19 +402,6 @@ static int is_full_access(const struct svc_stream_producer *p, const char *id)
   return 0;
 }
 
-static int valid_id(const char *s)
-{
-  size_t n = strlen(s);
-  if (n == 0 || n > ID_MAX) return 0;
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-          c == '_' || c == '-' || c == '.'))
-      return 0;
-  }
-  return 1;
-}
-
 static void sub_free(struct sub *s)
 {
   free(s->inflight);
@@ -429,7 +416,7 @@ static void on_subscribe(struct svc_stream_producer *p, const struct svc_frame *
     send_error(p, peer->data, peer->len, WHISTLE__STREAM__STREAM_ERROR__CODE__UNAVAILABLE, "shutting down");
     return;
   }
-  if (!valid_id(claim)) {
+  if (!svc_identity_valid(claim, strlen(claim))) {
     p->stats.bad_frames++;
     send_error(p, peer->data, peer->len, WHISTLE__STREAM__STREAM_ERROR__CODE__BAD_REQUEST,
                "consumer must be 1-127 characters of A-Z a-z 0-9 _ - .");

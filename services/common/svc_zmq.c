@@ -105,7 +105,7 @@ int svc_curve_keygen(const char *stem)
   return write_file(path, sec, 0600);
 }
 
-static int valid_identity(const char *s, size_t n)
+int svc_identity_valid(const char *s, size_t n)
 {
   if (n == 0 || n > ID_MAX) return 0;
   for (size_t i = 0; i < n; i++) {
@@ -132,7 +132,7 @@ static int load_allowed(const char *dir, struct keymap **out, size_t *n_out)
   while ((e = readdir(d))) {
     size_t len = strlen(e->d_name);
     if (len < 5 || strcmp(e->d_name + len - 4, ".pub") != 0) continue;
-    if (!valid_identity(e->d_name, len - 4)) {
+    if (!svc_identity_valid(e->d_name, len - 4)) {
       svc_warn("skipping key file with an invalid identity name", " file=%s", e->d_name);
       continue;
     }

@@ -45,6 +45,10 @@ int svc_curve_keygen(const char *path_stem);
 /* Reads a Z85 key (first 40 non-space characters) from a file. 0 or -1. */
 int svc_curve_read_key(const char *path, char out[SVC_Z85_KEY_LEN + 1]);
 
+/* 1 if the n bytes at s form an identity: 1-127 characters of A-Z a-z 0-9
+ * _ - . (unit codes, system names; also the names of allowed-key files). */
+int svc_identity_valid(const char *s, size_t n);
+
 struct svc_frame { const uint8_t *data; size_t len; };
 
 struct svc_zsock;
