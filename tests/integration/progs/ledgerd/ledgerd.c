@@ -42,6 +42,8 @@ static const struct svc_config_var vars[] = {
     .help = "Commit a wall-clock watermark this often (0: never)." },
   { .name = "WHISTLE_LEDGER_BULK", .def = "1", .kind = SVC_CFG_BOOL,
     .help = "Stage each batch as one bulk INSERT (1) or one INSERT per request (0)." },
+  { .name = "WHISTLE_LEDGER_STORE", .def = "1", .kind = SVC_CFG_BOOL,
+    .help = "Record keys in the ledger table (1), or only append stream events (0: every Put is NEW; for measuring the stream alone)." },
   { .name = "WHISTLE_BATCH", .def = "1000", .kind = SVC_CFG_INT, .min = 1, .max = 100000,
     .help = "Most requests per transaction." },
   { .name = NULL },
@@ -54,6 +56,7 @@ struct ledgerd {
   struct svc_server *srv;
   struct svc_status *status;
   struct svc_pg_stmt *insert, *bulk;
+  int store; /* record keys in the ledger table */
 };
 
 struct put {
@@ -205,6 +208,14 @@ static void bulk_free(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char
 static int on_stage_batch(void *arg, struct svc_req *const *reqs, size_t n, struct svc_pg_batch *b)
 {
   struct ledgerd *l = arg;
+  if (!l->store) { /* events only: every Put is new */
+    for (size_t i = 0; i < n; i++) {
+      struct put *p = reqs[i]->data;
+      p->status = WHISTLE__TEST__PUT_REPLY__STATUS__NEW;
+      p->row_id = 0;
+    }
+    return 0;
+  }
   struct bulk_ctx *c = calloc(1, sizeof *c);
   struct put **puts = malloc(n * sizeof *puts);
   if (!c || !puts) {
@@ -379,7 +390,9 @@ int main(int argc, char **argv)
   l.bulk = svc_pg_prepare(l.pgw, "INSERT INTO ledger (key, value, addressee)"
                                  " SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[])"
                                  " ON CONFLICT (key) DO NOTHING RETURNING key, id", 3, NULL);
-  const struct svc_server_ops *o = svc_daemon_int(&l.d, "WHISTLE_LEDGER_BULK") ? &bulk_ops : &ops;
+  l.store = (int)svc_daemon_int(&l.d, "WHISTLE_LEDGER_STORE");
+  const struct svc_server_ops *o =
+    svc_daemon_int(&l.d, "WHISTLE_LEDGER_BULK") || !l.store ? &bulk_ops : &ops;
   l.srv = l.prod ? svc_server_new(&l.d.loop, l.d.z, l.pgw, &so, o, &l) : NULL;
   const char *ctl = svc_daemon_str(&l.d, "WHISTLE_CONTROL");
   if (*ctl) l.status = svc_status_new(&l.d.loop, l.d.z, ctl, "ledgerd", fill_status, &l);
