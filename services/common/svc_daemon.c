@@ -26,6 +26,8 @@ static const struct svc_config_var common_vars[] = {
     .max = 64 << 20, .help = "Largest message accepted on any socket (ZMQ_MAXMSGSIZE)." },
   { .name = "WHISTLE_CONTROL", .def = "", .kind = SVC_CFG_STRING,
     .help = "Control endpoint answering status requests (empty: none)." },
+  { .name = "WHISTLE_HTTP", .def = "", .kind = SVC_CFG_STRING,
+    .help = "host:port serving GET /healthz and /metrics (empty: none)." },
 };
 #define N_COMMON (sizeof common_vars / sizeof common_vars[0])
 
@@ -105,8 +107,17 @@ static void close_walk(uv_handle_t *h, void *arg)
   if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
+int svc_daemon_status(struct svc_daemon *d, svc_status_fill_cb fill, void *arg)
+{
+  const char *ctl = svc_daemon_str(d, "WHISTLE_CONTROL"), *http = svc_daemon_str(d, "WHISTLE_HTTP");
+  if (!*ctl && !*http) return 0;
+  d->status = svc_status_new(&d->loop, d->z, ctl, http, d->name, fill, arg);
+  return d->status ? 0 : -1;
+}
+
 void svc_daemon_close(struct svc_daemon *d)
 {
+  svc_status_destroy(&d->status);
   svc_signals_close(&d->sig);
   svc_zctx_destroy(&d->z);
 }

@@ -7,6 +7,7 @@
 #include <uv.h>
 #include "svc_config.h"
 #include "svc_signal.h"
+#include "svc_status.h"
 #include "svc_zmq.h"
 
 struct svc_daemon {
@@ -15,6 +16,7 @@ struct svc_daemon {
   struct svc_config_var *cfg; /* common variables followed by the daemon's own */
   struct svc_signals sig;
   struct svc_zctx *z;
+  struct svc_status *status; /* control endpoint and HTTP health/metrics */
   int exit_code;
 };
 
@@ -32,7 +34,10 @@ int svc_daemon_server_key(const struct svc_daemon *d, const char *var, char out[
 /* Starts SIGTERM/SIGINT/SIGHUP handling with the daemon's callbacks. */
 int svc_daemon_signals(struct svc_daemon *d, void (*on_stop)(void *), void (*on_reload)(void *),
                        void *arg);
-/* Closes the signal watchers and the ZeroMQ context (with its ZAP socket):
+/* Starts the status endpoints configured by WHISTLE_CONTROL and WHISTLE_HTTP
+ * (none if both are empty), answering with fill's counters. 0 or -1. */
+int svc_daemon_status(struct svc_daemon *d, svc_status_fill_cb fill, void *arg);
+/* Closes the status endpoints, the signal watchers and the ZeroMQ context (with its ZAP socket):
  * the last step of a daemon's stop sequence, after every socket is closed. */
 void svc_daemon_close(struct svc_daemon *d);
 /* Runs the loop until nothing is left (svc_daemon_close must have been

@@ -1,6 +1,6 @@
 /* The control endpoint: answers StatusRequest with the counters the daemon
  * fills in; anything else gets no answer and is counted. */
-#include "svc_status.h"
+#include "svc_status_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +19,7 @@ struct svc_status_out {
 
 struct svc_status {
   struct svc_zsock *sock;
+  struct svc_http *http;
   char *service;
   svc_status_fill_cb fill;
   void *arg;
@@ -34,6 +35,8 @@ void svc_status_add(struct svc_status_out *o, const char *name, int64_t value)
   c->value = value;
   o->ptrs[o->n++] = c;
 }
+
+static struct svc_status_out *collect(struct svc_status *s);
 
 static void on_message(struct svc_zsock *z, const struct svc_frame *f, size_t n,
                        const char *user_id, void *arg)
@@ -54,10 +57,8 @@ static void on_message(struct svc_zsock *z, const struct svc_frame *f, size_t n,
     s->bad++;
     return;
   }
-  struct svc_status_out *o = calloc(1, sizeof *o);
+  struct svc_status_out *o = collect(s);
   if (!o) return;
-  svc_status_add(o, "control.bad_frames", s->bad);
-  s->fill(s->arg, o);
   Whistle__Control__StatusReply rep = WHISTLE__CONTROL__STATUS_REPLY__INIT;
   rep.service = s->service;
   rep.n_counters = o->n;
@@ -77,19 +78,62 @@ static void on_message(struct svc_zsock *z, const struct svc_frame *f, size_t n,
   free(o);
 }
 
+static struct svc_status_out *collect(struct svc_status *s)
+{
+  struct svc_status_out *o = calloc(1, sizeof *o);
+  if (!o) return NULL;
+  svc_status_add(o, "control.bad_frames", s->bad);
+  s->fill(s->arg, o);
+  return o;
+}
+
+int64_t svc_status_value(struct svc_status *s, const char *name, int64_t def)
+{
+  struct svc_status_out *o = collect(s);
+  int64_t v = def;
+  for (size_t i = 0; o && i < o->n; i++)
+    if (strcmp(o->items[i].name, name) == 0) v = o->items[i].value;
+  free(o);
+  return v;
+}
+
+char *svc_status_prometheus(struct svc_status *s)
+{
+  struct svc_status_out *o = collect(s);
+  size_t cap = 256 + (o ? o->n : 0) * 160;
+  char *text = o ? malloc(cap) : NULL;
+  size_t len = 0;
+  for (size_t i = 0; text && i < o->n; i++) {
+    char name[96];
+    snprintf(name, sizeof name, "whistle_%s", o->items[i].name);
+    for (char *p = name; *p; p++)
+      if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+        *p = '_';
+    len += (size_t)snprintf(text + len, cap - len, "# TYPE %s gauge\n%s{service=\"%s\"} %lld\n",
+                            name, name, s->service, (long long)o->items[i].value);
+    if (len >= cap) len = cap - 1;
+  }
+  free(o);
+  return text;
+}
+
 struct svc_status *svc_status_new(uv_loop_t *loop, struct svc_zctx *z, const char *endpoint,
-                                  const char *service, svc_status_fill_cb fill, void *arg)
+                                  const char *http, const char *service,
+                                  svc_status_fill_cb fill, void *arg)
 {
   struct svc_status *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->service = strdup(service);
   s->fill = fill;
   s->arg = arg;
-  struct svc_zsock_opts o = { .type = ZMQ_ROUTER, .bind = endpoint };
-  s->sock = s->service ? svc_zsock_new(z, loop, &o, on_message, s) : NULL;
-  if (!s->sock) {
-    free(s->service);
-    free(s);
+  int ok = s->service != NULL;
+  if (ok && endpoint && *endpoint) {
+    struct svc_zsock_opts o = { .type = ZMQ_ROUTER, .bind = endpoint };
+    ok = (s->sock = svc_zsock_new(z, loop, &o, on_message, s)) != NULL;
+  }
+  if (ok && http && *http) ok = (s->http = svc_http_new(loop, http, s)) != NULL;
+  if (!ok) {
+    svc_status_destroy(&s);
     return NULL;
   }
   return s;
@@ -100,7 +144,8 @@ void svc_status_destroy(struct svc_status **sp)
   struct svc_status *s = *sp;
   if (!s) return;
   *sp = NULL;
-  svc_zsock_close(&s->sock);
+  if (s->sock) svc_zsock_close(&s->sock);
+  svc_http_destroy(&s->http);
   free(s->service);
   free(s);
 }

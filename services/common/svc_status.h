@@ -1,6 +1,7 @@
-/* The control endpoint every daemon answers (proto/control.proto): a ROUTER
- * taking StatusRequest and replying with the daemon's counters, which the
- * daemon supplies through a fill callback. */
+/* The status every daemon answers: on its control endpoint (proto/control.proto:
+ * a ROUTER taking StatusRequest and replying with the daemon's counters) and,
+ * when configured, over HTTP (/healthz, /metrics). The daemon supplies the
+ * counters through a fill callback; "pg.up" decides /healthz. */
 #ifndef SVC_STATUS_H
 #define SVC_STATUS_H
 
@@ -14,9 +15,11 @@ struct svc_status_out;
 void svc_status_add(struct svc_status_out *o, const char *name, int64_t value);
 typedef void (*svc_status_fill_cb)(void *arg, struct svc_status_out *o);
 
-/* Binds the control endpoint. NULL after logging. */
+/* Binds the control endpoint and/or the HTTP address (either may be NULL or
+ * ""). NULL after logging. */
 struct svc_status *svc_status_new(uv_loop_t *loop, struct svc_zctx *z, const char *endpoint,
-                                  const char *service, svc_status_fill_cb fill, void *arg);
+                                  const char *http, const char *service,
+                                  svc_status_fill_cb fill, void *arg);
 void svc_status_destroy(struct svc_status **s);
 
 #endif

@@ -43,7 +43,6 @@ struct intake {
   struct intake_ctx x;
   struct svc_pg *pgw, *pgr;
   struct svc_server *srv;
-  struct svc_status *status;
   uv_timer_t purge;
   uint64_t erasing;
   uint8_t key[256];
@@ -151,7 +150,6 @@ static void finish(void *arg)
   struct intake *in = arg;
   uv_timer_stop(&in->purge);
   uv_close((uv_handle_t *)&in->purge, NULL);
-  svc_status_destroy(&in->status);
   svc_pg_destroy(&in->pgw);
   svc_pg_destroy(&in->pgr);
   svc_server_destroy(&in->srv);
@@ -204,13 +202,11 @@ int main(int argc, char **argv)
                                 .producer = in.x.prod };
   in.srv = in.x.prod && in.x.store
              ? svc_server_new(&in.d.loop, in.d.z, in.pgw, &so, &intake_hotline_ops, &in.x) : NULL;
-  const char *ctl = svc_daemon_str(&in.d, "WHISTLE_CONTROL");
-  if (*ctl) in.status = svc_status_new(&in.d.loop, in.d.z, ctl, "intake", fill_status, &in);
   uv_timer_init(&in.d.loop, &in.purge);
   in.purge.data = &in;
   uint64_t every = (uint64_t)svc_daemon_int(&in.d, "WHISTLE_PURGE_INTERVAL_S") * 1000;
   uv_timer_start(&in.purge, purge_cb, every, every);
-  if (!in.srv || (*ctl && !in.status) || svc_daemon_signals(&in.d, on_stop, on_reload, &in)) {
+  if (!in.srv || svc_daemon_status(&in.d, fill_status, &in) || svc_daemon_signals(&in.d, on_stop, on_reload, &in)) {
     in.d.exit_code = 1;
     finish(&in);
   } else {

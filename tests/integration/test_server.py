@@ -4,20 +4,39 @@ constraint gets an error reply while every good request of its batch is
 committed; bad input is answered at once and changes nothing; a duplicate is
 answered DUPLICATE; each reply follows the commit of its request."""
 import os
+import socket
 import sys
+import urllib.error
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import wt  # noqa: E402
 from wt import ledger_pb2  # noqa: E402
 
+def free_port():
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        return so.getsockname()[1]
+
+
+def http_get(port, path, method="GET"):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
 def run(MODE):
+    PORT = free_port()
     wt.pgdev("start")
     wt.pgdev("reset", "s_ledger")
     w = wt.Workdir("server")
     led = wt.Daemon("ledgerd", {"WHISTLE_CURVE": "0", "WHISTLE_PG": "user=s_ledger",
                                 "WHISTLE_SCHEMA": "s_ledger", "WHISTLE_LEDGER_RPC": w.ep("rpc"),
                                 "WHISTLE_LEDGER_STREAM": w.ep("stream"), "WHISTLE_CONTROL": w.ep("ctl"),
-                                "WHISTLE_LEDGER_BULK": MODE},
+                                "WHISTLE_LEDGER_BULK": MODE, "WHISTLE_HTTP": f"127.0.0.1:{PORT}"},
                     w.file("ledgerd.log")).start()
     wt.check(wt.wait_ready(w.ep("ctl")) is not None,
              f"ledgerd is up ({'bulk staging, failures bisected' if MODE == '1' else 'per-request staging, failures pinned'})")
@@ -75,6 +94,13 @@ def run(MODE):
              "resubmitting committed keys answers DUPLICATE")
     wt.check(wt.scalar("SELECT count(*) FROM s_ledger.ledger") == before, "and changes nothing")
 
+    code, body = http_get(PORT, "/healthz")
+    wt.check(code == 200 and body == "ok\n", "HTTP /healthz answers 200 while Postgres is up")
+    code, body = http_get(PORT, "/metrics")
+    wt.check(code == 200 and f'whistle_server_requests{{service="ledgerd"}} {st["server.requests"] + len(bad) + 100}' in body
+             and "# TYPE whistle_pg_up gauge" in body, "HTTP /metrics serves the status counters")
+    wt.check(http_get(PORT, "/nope")[0] == 404 and http_get(PORT, "/metrics", "POST")[0] == 405,
+             "HTTP: unknown paths 404, other methods 405")
     rc = led.stop()
 
     wt.check(rc == 0, f"ledgerd drains and exits 0 ({rc})")

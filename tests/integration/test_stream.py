@@ -5,8 +5,11 @@ restarted once; the window is never exceeded; a consumer that stays away while
 50,000 more events are produced catches up on return; while Postgres is down
 nothing is acknowledged, and it recovers when Postgres returns."""
 import os
+import socket
 import sys
 import time
+import urllib.error
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import wt  # noqa: E402
@@ -19,7 +22,10 @@ wt.pgdev("start")
 wt.pgdev("reset", "t_ledger", "t_sink")
 w = wt.Workdir("stream")
 dev = {"WHISTLE_CURVE": "0", "WHISTLE_LOG_LEVEL": "info"}
-led_env = dict(dev, WHISTLE_PG="user=t_ledger", WHISTLE_LEDGER_RPC=w.ep("rpc"),
+with socket.socket() as so:
+    so.bind(("127.0.0.1", 0))
+    HTTP_PORT = so.getsockname()[1]
+led_env = dict(dev, WHISTLE_HTTP=f"127.0.0.1:{HTTP_PORT}", WHISTLE_PG="user=t_ledger", WHISTLE_LEDGER_RPC=w.ep("rpc"),
                WHISTLE_LEDGER_STREAM=w.ep("stream"), WHISTLE_CONTROL=w.ep("lctl"),
                WHISTLE_STREAM_FULL_ACCESS="sink")
 sink_env = dict(dev, WHISTLE_PG="user=t_sink", WHISTLE_SINK_SOURCE=w.ep("stream"),
@@ -120,6 +126,12 @@ probe.s.send(wt.LedgerClient.frame(1, "during-outage"))
 wt.check(not probe.s.poll(3000), "with Postgres stopped the producer acknowledges nothing")
 st = wt.status(w.ep("lctl"))
 wt.check(st is not None and st["pg.up"] == 0, "the producer keeps answering status and reports pg.up=0")
+try:
+    urllib.request.urlopen(f"http://127.0.0.1:{HTTP_PORT}/healthz", timeout=5)
+    code = 200
+except urllib.error.HTTPError as e:
+    code = e.code
+wt.check(code == 503, f"HTTP /healthz answers 503 while Postgres is down (got {code})")
 wt.pgdev("start")
 ok = probe.s.poll(30000)
 if ok:

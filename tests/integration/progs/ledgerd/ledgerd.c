@@ -54,7 +54,6 @@ struct ledgerd {
   struct svc_pg *pgw, *pgr;
   struct svc_stream_producer *prod;
   struct svc_server *srv;
-  struct svc_status *status;
   struct svc_pg_stmt *insert, *bulk;
   int store; /* record keys in the ledger table */
 };
@@ -341,7 +340,6 @@ static int64_t wall_watermark(void *arg)
 static void finish(void *arg)
 {
   struct ledgerd *l = arg;
-  svc_status_destroy(&l->status);
   svc_pg_destroy(&l->pgw);
   svc_pg_destroy(&l->pgr);
   svc_server_destroy(&l->srv);
@@ -394,9 +392,7 @@ int main(int argc, char **argv)
   const struct svc_server_ops *o =
     svc_daemon_int(&l.d, "WHISTLE_LEDGER_BULK") || !l.store ? &bulk_ops : &ops;
   l.srv = l.prod ? svc_server_new(&l.d.loop, l.d.z, l.pgw, &so, o, &l) : NULL;
-  const char *ctl = svc_daemon_str(&l.d, "WHISTLE_CONTROL");
-  if (*ctl) l.status = svc_status_new(&l.d.loop, l.d.z, ctl, "ledgerd", fill_status, &l);
-  if (!l.pgw || !l.pgr || !l.insert || !l.prod || !l.srv || (*ctl && !l.status) ||
+  if (!l.pgw || !l.pgr || !l.insert || !l.prod || !l.srv || svc_daemon_status(&l.d, fill_status, &l) ||
       svc_daemon_signals(&l.d, on_stop, on_reload, &l)) {
     l.d.exit_code = 1;
     finish(&l);

@@ -40,7 +40,6 @@ struct sinkd {
   struct svc_daemon d;
   struct svc_pg *pg;
   struct svc_stream_consumer *cons;
-  struct svc_status *status;
   struct svc_pg_stmt *insert;
   uint32_t window;
   int over_window_logged;
@@ -101,7 +100,6 @@ static void fill_status(void *arg, struct svc_status_out *o)
 static void finish(void *arg)
 {
   struct sinkd *s = arg;
-  svc_status_destroy(&s->status);
   svc_pg_destroy(&s->pg);
   svc_stream_consumer_destroy(&s->cons);
   svc_daemon_close(&s->d);
@@ -138,9 +136,7 @@ int main(int argc, char **argv)
     .server_key = server_key[0] ? server_key : NULL,
   };
   s.cons = svc_stream_consumer_new(&s.d.loop, s.d.z, s.pg, &co, apply, &s);
-  const char *ctl = svc_daemon_str(&s.d, "WHISTLE_CONTROL");
-  if (*ctl) s.status = svc_status_new(&s.d.loop, s.d.z, ctl, "sinkd", fill_status, &s);
-  if (!s.pg || !s.insert || !s.cons || (*ctl && !s.status) ||
+  if (!s.pg || !s.insert || !s.cons || svc_daemon_status(&s.d, fill_status, &s) ||
       svc_daemon_signals(&s.d, on_stop, NULL, &s)) {
     s.d.exit_code = 1;
     finish(&s);
