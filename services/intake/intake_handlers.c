@@ -137,6 +137,14 @@ static void set_compound(struct ireq *r, const struct intake_registry *reg, cons
   snprintf(r->company, sizeof r->company, "%s", c ? c->company : "");
 }
 
+/* "Now" for the R-I8 future check. In event mode the feed itself defines
+ * time (R-T3): a gap of days between tickets is not "the future", so the
+ * check only applies on the wall clock. */
+static int64_t validation_now(const struct intake_ctx *x, int64_t at)
+{
+  return x->clock.mode == SVC_CLOCK_EVENT ? at : svc_clock_now(&x->clock);
+}
+
 static int decode_submit(struct intake_ctx *x, struct ireq *r, const Whistle__Hotline__TicketSubmit *m)
 {
   struct intake_submission s = {
@@ -145,9 +153,8 @@ static int decode_submit(struct intake_ctx *x, struct ireq *r, const Whistle__Ho
     .caller_name = m->caller_name, .compound_code = m->compound_code, .district = m->district,
     .address = m->address, .content = m->content, .urgency = m->urgency,
   };
-  int64_t now = svc_clock_now(&x->clock);
   char why[160];
-  const char *bad = intake_validate(&s, now ? now : m->received_us, why, sizeof why); /* R-I8 */
+  const char *bad = intake_validate(&s, validation_now(x, m->received_us), why, sizeof why); /* R-I8 */
   if (bad) return reject(r, bad), 1;
   if (intake_request_type_parse(m->request_type, &r->type) || intake_fingerprint(&s, r->fingerprint))
     return reject(r, "request_type: unknown"), 1;
@@ -185,8 +192,7 @@ static const char *const satisfactions[] = { "SATISFIED", "BASICALLY_SATISFIED",
 
 static int valid_time(struct intake_ctx *x, int64_t at)
 {
-  int64_t now = svc_clock_now(&x->clock);
-  return at >= INTAKE_RECEIVED_MIN_US && (now == 0 || at <= now + INTAKE_DAY_US);
+  return at >= INTAKE_RECEIVED_MIN_US && at <= validation_now(x, at) + INTAKE_DAY_US;
 }
 
 static int valid_ticket_no(const char *s)
@@ -295,16 +301,29 @@ static int on_stage(void *arg, struct svc_req *req, struct svc_pg_batch *b)
     return intake_store_candidates(x->store, b, r->pseudonym, r->compound, r->category,
                                    r->at_us - INTAKE_REPEAT_WINDOW_US, r->at_us, r->cands);
   case K_FEEDBACK:
+  case K_TRIAGE:
+  case K_EXEMPT:
+  case K_WATERMARK:
+    return 0; /* after the batch's new tickets: see on_stage_next */
+  }
+  return -1;
+}
+
+/* Stage 3 for operator actions and callbacks: their statements run after the
+ * batch's new tickets are inserted (stage 2), so they see those tickets. */
+static int action_statements(struct intake_ctx *x, struct ireq *r, struct svc_pg_batch *b)
+{
+  switch (r->kind) {
+  case K_FEEDBACK:
     return intake_store_feedback(x->store, b, r->ticket_no, r->at_us, r->text, &r->fb_state);
   case K_TRIAGE:
     return intake_store_lookup(x->store, b, r->ticket_no, &r->existing);
   case K_EXEMPT:
     if (intake_store_lookup(x->store, b, r->ticket_no, &r->existing)) return -1;
     return intake_store_exempt(x->store, b, r->ticket_no, r->text, r->at_us, r->op, &r->new_id);
-  case K_WATERMARK:
+  default:
     return 0;
   }
-  return -1;
 }
 
 /* The overlay holds the tickets staged in the current batch. */
@@ -429,7 +448,7 @@ static void event_triaged(struct intake_ctx *x, const struct ireq *r)
 static int triage_next(struct intake_ctx *x, struct ireq *r, struct svc_pg_batch *b, int n)
 {
   const struct intake_existing *e = &r->existing;
-  if (n == 3) {
+  if (n == 5) {
     if (r->new_id) event_triaged(x, r);
     else reject(r, "ticket is no longer waiting in triage");
     return 0;
@@ -457,6 +476,10 @@ static int triage_next(struct intake_ctx *x, struct ireq *r, struct svc_pg_batch
   return 1;
 }
 
+/* Stages of a batch: 1 lookups of new tickets; 2 their inserts; 3 their
+ * events, and the statements of callbacks, exemptions and triage (which so
+ * see the batch's new tickets); 4 decisions on those (triage updates); 5 the
+ * triage events; 6 watermarks, last, after every event they cover. */
 static int on_stage_next(void *arg, struct svc_req *req, struct svc_pg_batch *b, int n)
 {
   struct intake_ctx *x = arg;
@@ -467,6 +490,15 @@ static int on_stage_next(void *arg, struct svc_req *req, struct svc_pg_batch *b,
     x->pending_watermark_us = x->watermark_us;
   }
   if (r->kind == K_SUBMIT) return submit_next(x, r, b, n);
+  if (r->kind == K_WATERMARK) {
+    if (n < 6) return 1;
+    if (r->at_us <= x->pending_watermark_us) return r->status = ST_DUPLICATE, 0;
+    x->pending_watermark_us = r->at_us; /* R-T3: only forward */
+    svc_stream_watermark(x->prod, r->at_us);
+    return 0;
+  }
+  if (n == 2) return 1;
+  if (n == 3) return action_statements(x, r, b) == 0 ? 1 : (reject(r, "cannot stage"), 0);
   if (r->kind == K_TRIAGE) return triage_next(x, r, b, n);
   if (r->kind == K_FEEDBACK) {
     if (r->fb_state == 0) return reject(r, "unknown ticket_no"), 0;
@@ -478,22 +510,16 @@ static int on_stage_next(void *arg, struct svc_req *req, struct svc_pg_batch *b,
     append(x, r->at_us, "ticket.feedback", &e.base); /* R-I7: referral acts on it */
     return 0;
   }
-  if (r->kind == K_EXEMPT) {
-    if (!r->existing.found) return reject(r, "unknown ticket_no"), 0;
-    r->ticket_id = r->existing.id;
-    if (!r->new_id) return r->status = ST_DUPLICATE, 0;
-    Whistle__Intake__TicketExempted e = WHISTLE__INTAKE__TICKET_EXEMPTED__INIT;
-    e.ticket_no = r->ticket_no;
-    e.at_us = r->at_us;
-    e.reason = r->text;
-    e.operator_ = r->op;
-    append(x, r->at_us, "ticket.exempted", &e.base);
-    return 0;
-  }
-  /* K_WATERMARK: only forward (R-T3). */
-  if (r->at_us <= x->pending_watermark_us) return r->status = ST_DUPLICATE, 0;
-  x->pending_watermark_us = r->at_us;
-  svc_stream_watermark(x->prod, r->at_us);
+  /* K_EXEMPT */
+  if (!r->existing.found) return reject(r, "unknown ticket_no"), 0;
+  r->ticket_id = r->existing.id;
+  if (!r->new_id) return r->status = ST_DUPLICATE, 0;
+  Whistle__Intake__TicketExempted e = WHISTLE__INTAKE__TICKET_EXEMPTED__INIT;
+  e.ticket_no = r->ticket_no;
+  e.at_us = r->at_us;
+  e.reason = r->text;
+  e.operator_ = r->op;
+  append(x, r->at_us, "ticket.exempted", &e.base);
   return 0;
 }
 
