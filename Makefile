@@ -10,7 +10,7 @@
 BUILD ?= build
 SAN ?= 0
 CC ?= gcc
-PKGS := libzmq libpq libprotobuf-c libuv libcrypto
+PKGS := libzmq libpq libprotobuf-c libuv libcrypto jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)

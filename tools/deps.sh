@@ -7,7 +7,7 @@ set -euo pipefail
 PKGS=(
   build-essential pkg-config
   libzmq3-dev libpq-dev libprotobuf-c-dev protobuf-c-compiler libuv1-dev
-  check libsubunit-dev libssl-dev
+  check libsubunit-dev libssl-dev libjansson-dev
   postgresql-15 postgresql-client-15
   python3 python3-zmq python3-protobuf protobuf-compiler
 )

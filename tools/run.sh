@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# tools/run.sh: what `make run` starts until the business daemons exist. The
-# foundation demo: the private Postgres, the test producer ledgerd and the test
-# consumer sinkd in development mode (no CURVE), a sample load pushed through
-# the group-commit server and the stream, and a summary of what happened.
-# On a terminal the daemons keep running until Ctrl-C; otherwise (CI, stdin not
-# a terminal, or WHISTLE_RUN_ONCE=1) it stops them after the summary.
+# tools/run.sh: what `make run` starts. The foundation demo (the private Postgres,
+# the test producer ledgerd and consumer sinkd in development mode, a load through
+# the group-commit server and the stream), then whistle-intake taking the sample
+# hotline feed from whistle-hotline, and a summary of both. On a terminal the
+# daemons keep running until Ctrl-C; otherwise (CI, stdin not a terminal, or
+# WHISTLE_RUN_ONCE=1) it stops them after the summary.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,12 +12,15 @@ cd "$ROOT"
 BUILD=${BUILD:-build}
 export BUILD
 BIN=$ROOT/$BUILD/tests/bin
+IBIN=$ROOT/$BUILD/bin
 RUN=$ROOT/$BUILD/run
 N=${WHISTLE_RUN_EVENTS:-20000}
 INFLIGHT=${WHISTLE_RUN_INFLIGHT:-2000}
 PY=/usr/bin/python3
 L_SCHEMA=demo_ledger
 S_SCHEMA=demo_sink
+I_SCHEMA=intake
+FEED=${WHISTLE_RUN_FEED:-$ROOT/deploy/feed/sample.jsonl}
 
 say() { printf '%s run: %s\n' "$(date +%H:%M:%S)" "$*"; }
 show_log() { # file
@@ -31,6 +34,7 @@ die() {
   if [ "$started" = 1 ]; then
     show_log "$RUN/ledgerd.log" >&2
     show_log "$RUN/sinkd.log" >&2
+    show_log "$RUN/intake.log" >&2
   fi
   exit 1
 }
@@ -38,9 +42,10 @@ die() {
 once=0
 if [ "${WHISTLE_RUN_ONCE:-0}" != 0 ] || [ ! -t 0 ]; then once=1; fi
 
-for b in ledgerd sinkd; do
-  [ -x "$BIN/$b" ] || die "$BIN/$b is missing: run 'make' first"
+for b in "$BIN/ledgerd" "$BIN/sinkd" "$IBIN/whistle-intake" "$IBIN/whistle-hotline"; do
+  [ -x "$b" ] || die "$b is missing: run 'make' first"
 done
+[ -r "$FEED" ] || die "the hotline feed $FEED is missing (tools/gen_feed.py writes the sample)"
 [ -x "$PY" ] || die "$PY is missing (Debian's python3 with python3-zmq; tools/deps.sh installs it)"
 
 mkdir -p "$RUN"
@@ -55,6 +60,9 @@ RPC=ipc://$SOCK/ledger-rpc
 STREAM=ipc://$SOCK/ledger-stream
 LCTL=ipc://$SOCK/ledgerd-control
 SCTL=ipc://$SOCK/sinkd-control
+IHOT=ipc://$SOCK/intake-hotline
+ISTREAM=ipc://$SOCK/intake-stream
+ICTL=ipc://$SOCK/intake-control
 
 # ---- the helper for status queries and progress (Debian's python3) ---------
 PYHELP=$(cat <<'PYEOF'
@@ -134,6 +142,21 @@ def dump(ep):
         print(f"{k}={st[k]}")
     return 0
 
+def rejected(path):
+    """Prints the feed lines intake refused, from whistle-hotline's --replies file."""
+    import json
+    n = 0
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            r = json.loads(line)
+            if r["status"] not in ("ACCEPTED", "DUPLICATE"):
+                n += 1
+                print(f"  line {r['line']:>4}  {r['type']:<9} {r['ticket_no'] or '-':<22} "
+                      f"{r['status']}: {r['reason'] or ''}")
+    if not n:
+        print("  (none)")
+    return 0
+
 def main(mode, *a):
     if mode == "progress":
         return progress(a[0], a[1], int(a[2]), float(a[3]), int(a[4]))
@@ -143,6 +166,8 @@ def main(mode, *a):
         return dump(a[0])
     if mode == "ready":
         return 0 if wt.status(a[0], timeout=1.0) is not None else 1
+    if mode == "rejected":
+        return rejected(a[0])
     return 2
 
 try:
@@ -196,14 +221,18 @@ stop_stale() { # name
 
 # Starts a daemon in its own session (a Ctrl-C on the terminal reaches only
 # this script, which then drains the daemons one signal each).
-start() { # name, env assignments...
-  local n=$1; shift
+start_prog() { # name, binary, env assignments...
+  local n=$1 b=$2; shift 2
   started=1
   : >"$RUN/$n.log"
   env WHISTLE_CURVE=0 WHISTLE_LOG_LEVEL="${WHISTLE_LOG_LEVEL:-info}" "$@" \
-    setsid "$BIN/$n" </dev/null >>"$RUN/$n.log" 2>&1 &
+    setsid "$b" </dev/null >>"$RUN/$n.log" 2>&1 &
   PIDS+=("$!"); NAMES+=("$n")
   echo "$!" >"$RUN/$n.pid"
+}
+start() { # name (a test daemon in $BIN), env assignments...
+  local n=$1; shift
+  start_prog "$n" "$BIN/$n" "$@"
 }
 
 wait_ready() { # name pid control-endpoint
@@ -219,13 +248,15 @@ wait_ready() { # name pid control-endpoint
 
 stop_stale ledgerd
 stop_stale sinkd
+stop_stale intake
 
 # ---- Postgres -----------------------------------------------------------------
 say "starting the private Postgres (tools/pgdev.sh; data in $BUILD/pg, Unix socket only)"
 # A cluster caught shutting down (a test run restarting it) gets a few tries.
 pg_ok=0
 for _ in 1 2 3 4 5; do
-  if bash tools/pgdev.sh start && bash tools/pgdev.sh reset "$L_SCHEMA" "$S_SCHEMA" >/dev/null; then
+  if bash tools/pgdev.sh start &&
+     bash tools/pgdev.sh reset "$L_SCHEMA" "$S_SCHEMA" "$I_SCHEMA" >/dev/null; then
     pg_ok=1; break
   fi
   sleep 2
@@ -233,10 +264,10 @@ done
 [ $pg_ok = 1 ] || die "the private Postgres did not start (log: $BUILD/pg/server.log)"
 eval "$(bash tools/pgdev.sh env)"
 export PGHOST PGPORT PGDATABASE
-say "fresh schemas $L_SCHEMA and $S_SCHEMA (one login role each, owning only its schema)"
+say "fresh schemas $L_SCHEMA, $S_SCHEMA and $I_SCHEMA (one login role each, owning only its schema)"
 
 # ---- daemons ------------------------------------------------------------------
-say "starting ledgerd and sinkd in development mode (WHISTLE_CURVE=0), endpoints in $SOCK"
+say "starting ledgerd, sinkd and intake in development mode (WHISTLE_CURVE=0), endpoints in $SOCK"
 start ledgerd WHISTLE_PG="user=$L_SCHEMA application_name=ledgerd" WHISTLE_SCHEMA=$L_SCHEMA \
   WHISTLE_LEDGER_RPC="$RPC" WHISTLE_LEDGER_STREAM="$STREAM" WHISTLE_CONTROL="$LCTL" \
   WHISTLE_STREAM_FULL_ACCESS=sink
@@ -245,9 +276,17 @@ start sinkd WHISTLE_PG="user=$S_SCHEMA application_name=sinkd" WHISTLE_SCHEMA=$S
   WHISTLE_SINK_SOURCE="$STREAM" WHISTLE_SINK_NAME=sink WHISTLE_SINK_PRODUCER=ledger \
   WHISTLE_CONTROL="$SCTL"
 SPID=$!
+# intake in event clock mode: "now" moves only with the feed's times and
+# watermarks (DOMAIN R-T3), so the October 2026 sample replays the same way
+# every time.
+start_prog intake "$IBIN/whistle-intake" WHISTLE_PG="user=$I_SCHEMA application_name=intake" \
+  WHISTLE_CLOCK=event WHISTLE_REGISTRY="$ROOT/deploy/registry" \
+  WHISTLE_INTAKE_HOTLINE="$IHOT" WHISTLE_INTAKE_STREAM="$ISTREAM" WHISTLE_CONTROL="$ICTL"
+IPID=$!
 wait_ready ledgerd "$LPID" "$LCTL"
 wait_ready sinkd "$SPID" "$SCTL"
-say "ledgerd (pid $LPID) and sinkd (pid $SPID) are ready"
+wait_ready intake "$IPID" "$ICTL"
+say "ledgerd (pid $LPID), sinkd (pid $SPID) and intake (pid $IPID) are ready"
 
 # ---- load -----------------------------------------------------------------------
 PREFIX=demo-$(date +%s)-
@@ -271,6 +310,31 @@ t1=$(date +%s.%N)
 [ "$lrc" = 0 ] || { cat "$LOADOUT" >&2; die "the load generator failed (exit status $lrc)"; }
 [ "$prc" = 0 ] || die "sinkd did not apply all $N events in time"
 
+# ---- the hotline feed -------------------------------------------------------------
+q() { bash tools/pgdev.sh psql -tA -c "$1"; }
+HOTLINE=$IBIN/whistle-hotline
+HOUT=$RUN/hotline.out
+HREPLIES=$RUN/hotline-replies.jsonl
+HQUIET=--quiet
+[ -t 2 ] && HQUIET=
+say "pushing the hotline feed ${FEED#"$ROOT"/} ($(wc -l <"$FEED") lines) to intake with whistle-hotline"
+hrc=0
+"$HOTLINE" $HQUIET --endpoint "$IHOT" --replies "$HREPLIES" "$FEED" >"$HOUT" || hrc=$?
+[ "$hrc" = 0 ] || { cat "$HOUT" >&2; die "whistle-hotline failed (exit status $hrc)"; }
+# What intake holds, before and after the whole feed is sent again (R-I1).
+snapshot() {
+  q "SELECT md5(coalesce((SELECT string_agg(t::text, ',' ORDER BY id) FROM $I_SCHEMA.tickets t), '')
+         || coalesce((SELECT string_agg(f::text, ',' ORDER BY f) FROM $I_SCHEMA.feedback f), '')
+         || coalesce((SELECT string_agg(seq || kind || md5(payload), ',' ORDER BY seq)
+                        FROM $I_SCHEMA.stream_outbox), ''))"
+}
+before=$(snapshot)
+say "sending the same feed again: intake must answer DUPLICATE (or REJECTED again) and change nothing"
+hrc=0
+"$HOTLINE" --quiet --endpoint "$IHOT" "$FEED" >"$RUN/hotline-again.out" || hrc=$?
+[ "$hrc" = 0 ] || { cat "$RUN/hotline-again.out" >&2; die "whistle-hotline failed on the resend (exit status $hrc)"; }
+after=$(snapshot)
+
 # ---- summary ----------------------------------------------------------------------
 field() { # key text: the value of key=value in text
   printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n1
@@ -280,7 +344,6 @@ LST=$(py dump "$LCTL") || die "ledgerd does not answer on its control endpoint"
 SST=$(py dump "$SCTL") || die "sinkd does not answer on its control endpoint"
 lv() { printf '%s\n' "$LST" | sed -n "s/^$1=//p"; }
 sv() { printf '%s\n' "$SST" | sed -n "s/^$1=//p"; }
-q() { bash tools/pgdev.sh psql -tA -c "$1"; }
 
 head_seq=$(lv stream.head); batches=$(lv server.batches); requests=$(lv server.requests)
 applied=$(sv consumer.applied); cbatches=$(sv consumer.batches); position=$(sv consumer.position)
@@ -316,14 +379,147 @@ $(columns "$LST")
 ---- sinkd status (control endpoint $SCTL)
 $(columns "$SST")
 
- logs        $RUN/ledgerd.log, $RUN/sinkd.log (logfmt)
- Postgres    tools/pgdev.sh psql   (e.g. SELECT * FROM $S_SCHEMA.sink ORDER BY seq DESC LIMIT 5)
- Whistle's business daemons (intake, referral, rating, escalation) are not part of
- \`make run\` yet; this demo exercises the shared library they run on.
+==================================================================================
+EOF
+
+# ---- intake summary ---------------------------------------------------------------
+IST=$(py dump "$ICTL") || die "intake does not answer on its control endpoint"
+iv() { printf '%s\n' "$IST" | sed -n "s/^$1=//p"; }
+# The "total" row of a whistle-hotline summary: ACCEPTED DUPLICATE REJECTED
+# UNAVAILABLE NO_REPLY not_sent.
+hl_total() { awk '$1 == "total" { print $3, $4, $5, $6, $7, $8 }' "$1"; }
+read -r h_acc h_dup h_rej h_una h_none h_unsent <<<"$(hl_total "$HOUT")"
+read -r a_acc a_dup a_rej a_una a_none a_unsent <<<"$(hl_total "$RUN/hotline-again.out")"
+h_feed=$(sed -n 's/^  feed: //p' "$HOUT")
+h_elapsed=$(sed -n 's/^  elapsed: \([0-9.]*\) s.*/\1/p' "$HOUT")
+h_lines=$(( h_acc + h_dup + h_rej + h_una + h_none + h_unsent ))
+tally() { # column table: "value n, value n, ..." by count
+  q "SELECT coalesce(string_agg($1 || ' ' || n, ', ' ORDER BY n DESC, $1), 'none')
+       FROM (SELECT $1, count(*) AS n FROM $2 GROUP BY 1) x"
+}
+localtime() { # SQL expression (microseconds), format -> SQL text in local time (+08:00)
+  echo "to_char(to_timestamp(($1) / 1e6) AT TIME ZONE 'Asia/Shanghai', '$2')"
+}
+n_tickets=$(q "SELECT count(*) FROM $I_SCHEMA.tickets")
+n_triaged=$(q "SELECT count(*) FROM $I_SCHEMA.tickets WHERE triaged_us IS NOT NULL")
+n_exempt=$(q "SELECT count(*) FROM $I_SCHEMA.tickets WHERE exempt_reason IS NOT NULL")
+n_feedback=$(q "SELECT count(*) FROM $I_SCHEMA.feedback")
+n_events=$(q "SELECT count(*) FROM $I_SCHEMA.stream_outbox")
+by_disp=$(tally disposition "$I_SCHEMA.tickets")
+by_type=$(tally request_type "$I_SCHEMA.tickets")
+by_source=$(tally category_source "$I_SCHEMA.tickets")
+by_sat=$(tally satisfaction "$I_SCHEMA.feedback")
+by_kind=$(tally kind "$I_SCHEMA.stream_outbox")
+watermark=$(q "SELECT coalesce($(localtime "max(event_us)" 'YYYY-MM-DD"T"HH24:MI:SS"+08:00"'), 'none')
+                 FROM $I_SCHEMA.stream_outbox WHERE kind = 'WATERMARK'")
+categories=$(q "SELECT category, count(*), count(*) FILTER (WHERE disposition = 'DISPATCHED'),
+                       count(*) FILTER (WHERE disposition = 'REPEAT')
+                  FROM $I_SCHEMA.tickets GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10" |
+  awk -F'|' 'NR == FNR { split($0, c, ","); name[c[1]] = c[2]; next }
+             { printf "  %-20s %4d tickets, %4d dispatched, %3d repeats   %s\n", $1, $2, $3, $4, name[$1] }' \
+      "$ROOT/deploy/registry/categories.csv" -)
+triage=$(q "SELECT ticket_no, $(localtime received_us 'MM-DD HH24:MI'), request_type, category,
+                   triage_reason, address, content
+              FROM $I_SCHEMA.tickets WHERE disposition = 'TRIAGE' ORDER BY received_us" |
+  awk -F'|' '{ printf "  %s  %s  %-9s %-14s %s\n      address %s; content %s\n", $1, $2, $3, $4, $5, $6, $7 }
+             END { if (!NR) print "  (empty)" }')
+repeats=$(q "SELECT t.ticket_no, t.repeat_of, t.compound, t.category,
+                    round((t.received_us - e.received_us) / 86400e6, 1)
+               FROM $I_SCHEMA.tickets t JOIN $I_SCHEMA.tickets e ON e.ticket_no = t.repeat_of
+              ORDER BY t.received_us" |
+  awk -F'|' '{ printf "  %s repeats %s  (%s %s, %s days later)\n", $1, $2, $3, $4, $5 }
+             END { if (!NR) print "  (none)" }')
+rejected=$(py rejected "$HREPLIES")
+
+# R-I6: one caller's phone, searched for in every text, JSON and bytea column of
+# every schema (intake's own tables and its stream payloads included), except
+# intake.callers where it belongs; then its masked form, which must be found.
+phone=$(grep -o '"caller_phone":"[^"]*"' "$FEED" | sed 's/^"caller_phone":"//; s/"$//' |
+        awk 'NF && !p { print; p = 1 }')
+search() { # text -> columns|schemas|other schemas|rows found|where|rows in intake.callers
+  q "WITH cols AS (
+       SELECT c.table_schema AS s, c.table_name AS t, c.column_name AS col, c.data_type AS dt
+         FROM information_schema.columns c
+         JOIN information_schema.tables tb USING (table_schema, table_name)
+        WHERE tb.table_type = 'BASE TABLE'
+          AND c.table_schema NOT IN ('pg_catalog', 'information_schema')
+          AND c.table_schema NOT LIKE 'pg\_%'
+          AND NOT (c.table_schema = '$I_SCHEMA' AND c.table_name = 'callers')
+          AND c.data_type IN ('text', 'character varying', 'character', 'json', 'jsonb', 'bytea')),
+     hits AS (
+       SELECT s, t, col, (xpath('/row/n/text()', query_to_xml(format(CASE WHEN dt = 'bytea'
+           THEN 'SELECT count(*) AS n FROM %I.%I WHERE position(convert_to(%L, ''UTF8'') IN %I) > 0'
+           ELSE 'SELECT count(*) AS n FROM %I.%I WHERE %4\$I::text LIKE ''%%'' || %3\$L || ''%%''' END,
+           s, t, '$1', col), false, true, '')))[1]::text::bigint AS n
+         FROM cols)
+     SELECT count(*), count(DISTINCT s), count(DISTINCT s) FILTER (WHERE s <> '$I_SCHEMA'),
+            coalesce(sum(n), 0),
+            coalesce(string_agg(s || '.' || t || '.' || col, ', ' ORDER BY s, t, col)
+                     FILTER (WHERE n > 0), '-'),
+            (SELECT count(*) FROM $I_SCHEMA.callers WHERE phone = '$1')
+       FROM hits"
+}
+leaks=unknown
+if [[ "$phone" =~ ^[0-9+-]{5,20}$ ]]; then
+  masked=$(q "SELECT t.masked_phone FROM $I_SCHEMA.tickets t
+                JOIN $I_SCHEMA.callers c ON c.ticket_id = t.id WHERE c.phone = '$phone' LIMIT 1")
+  IFS='|' read -r p_cols p_schemas p_other leaks p_where p_callers <<<"$(search "$phone")"
+  m_rows=0; m_where=-
+  [ -n "$masked" ] && IFS='|' read -r _ _ _ m_rows m_where _ <<<"$(search "$masked")"
+  privacy="caller ${masked:-?} (the feed's first caller phone, searched for in full):
+             $p_callers rows in $I_SCHEMA.callers, where it belongs; $leaks rows anywhere else
+             ($p_cols text, JSON and bytea columns: $I_SCHEMA's other tables and its stream
+             payloads, and $p_other other schemas)
+             control: the masked form ${masked:-?} is found in $m_rows rows ($m_where)"
+else
+  privacy="no caller phone in the feed: nothing to search for"
+  leaks=0
+fi
+
+ok2=1
+[ "$h_una" = 0 ] && [ "$h_none" = 0 ] && [ "$h_unsent" = 0 ] && [ "$a_acc" = 0 ] && \
+  [ "$a_una" = 0 ] && [ "$a_none" = 0 ] && [ "$a_unsent" = 0 ] && [ "$before" = "$after" ] && \
+  [ "$n_tickets" = "$(iv intake.accepted)" ] && [ "$leaks" = 0 ] || ok2=0
+
+cat <<EOF
+
+==== Whistle intake: the hotline feed -> whistle-intake (event clock) ============
+ feed        ${FEED#"$ROOT"/}: $h_feed
+ answered    $h_lines lines in $h_elapsed s: $h_acc ACCEPTED, $h_dup DUPLICATE, $h_rej REJECTED, $h_una UNAVAILABLE, $((h_none + h_unsent)) unanswered
+ tickets     $n_tickets in $I_SCHEMA.tickets: $by_disp
+             ($n_triaged of them came out of manual triage, completed by an operator)
+             by request type: $by_type
+             category from: $by_source
+ callbacks   $n_feedback: $by_sat; exempted (核减): $n_exempt
+ stream      $n_events events in $I_SCHEMA.stream_outbox: $by_kind
+             last watermark $watermark
+ resent      the whole feed again: $a_acc ACCEPTED, $a_dup DUPLICATE, $a_rej REJECTED;
+             tickets, callbacks and stream unchanged: $([ "$before" = "$after" ] && echo yes || echo NO)
+ privacy     $privacy
+ checks      every line answered, nothing changed by the resend, no phone outside intake: $([ $ok2 = 1 ] && echo yes || echo NO)
+
+---- whistle-hotline summary ($HOUT)
+$(sed 's/^/  /' "$HOUT")
+---- tickets by category (top 10)
+$categories
+---- manual triage queue (waiting for an operator's TriageComplete)
+$triage
+---- repeats (R-I5: same caller, compound and category within 7 days)
+$repeats
+---- lines intake refused (feed line, reason; every reply in $HREPLIES)
+$rejected
+---- intake status (control endpoint $ICTL)
+$(columns "$IST")
+
+ logs        $RUN/ledgerd.log, $RUN/sinkd.log, $RUN/intake.log (logfmt)
+ Postgres    tools/pgdev.sh psql   (e.g. SELECT ticket_no, category, disposition FROM $I_SCHEMA.tickets LIMIT 5)
+ intake is the first of Whistle's business daemons in \`make run\`; referral, rating
+ and escalation are coming (intake's stream waits for them at $ISTREAM).
 ==================================================================================
 EOF
 
 if [ $ok = 0 ]; then die "the demo's checks failed (see the summary above)"; fi
+if [ $ok2 = 0 ]; then die "the intake checks failed (see the summary above)"; fi
 
 if [ $once = 1 ]; then
   say "not on a terminal (or WHISTLE_RUN_ONCE=1): stopping the daemons"
@@ -331,11 +527,12 @@ if [ $once = 1 ]; then
   exit 0
 fi
 
-say "ledgerd and sinkd keep running; try: kill -HUP $LPID (reload keys), or query the status again."
+say "ledgerd, sinkd and intake keep running; try: kill -HUP $IPID (intake reloads registry and keys),"
+say "  $BUILD/bin/whistle-hotline --endpoint $IHOT FEED.jsonl, or query the status again."
 say "Ctrl-C to stop"
 while true; do
   rc=0
-  wait -n "$LPID" "$SPID" || rc=$?
+  wait -n "$LPID" "$SPID" "$IPID" || rc=$?
   for i in "${!PIDS[@]}"; do
     if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
       die "${NAMES[$i]} exited unexpectedly (status $rc; log: $RUN/${NAMES[$i]}.log)"

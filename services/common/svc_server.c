@@ -130,12 +130,17 @@ static void on_stage(struct svc_pg_batch *pb, void *arg)
   struct sbatch *b = arg;
   struct svc_server *s = b->srv;
   if (b->flushed) return;
-  int more = 0, n = ++b->stage + 1;
-  for (struct svc_req *r = b->reqs; r && s->ops->stage_next; r = r->next) {
-    if (!r->done_staging && s->ops->stage_next(s->arg, r, pb, n) == 1) more = 1;
-    else r->done_staging = 1;
+  for (;;) {
+    size_t before = svc_pg_batch_size(pb);
+    int more = 0, n = ++b->stage + 1;
+    for (struct svc_req *r = b->reqs; r && s->ops->stage_next; r = r->next) {
+      if (!r->done_staging && s->ops->stage_next(s->arg, r, pb, n) == 1) more = 1;
+      else r->done_staging = 1;
+    }
+    if (!more) break;
+    if (svc_pg_batch_size(pb) != before) return; /* wait for these results */
+    /* nobody added a statement: the next stage needs no round trip */
   }
-  if (more) return;
   b->flushed = 1;
   if (s->producer && svc_stream_flush(s->producer, pb) < 0)
     svc_error("cannot flush stream events", "%s", "");
