@@ -13,3 +13,4 @@ echo
 # The same with one business row per event on the producer's side, as a
 # service writes it (a shorter latency run: the headline one is above).
 BENCH_STORE=1 BENCH_LAT_SECONDS=3 bash bench/stream.sh
+echo; bash bench/intake_bench.sh  # whistle-intake through the hotline socket against naive INSERT and COPY

@@ -76,7 +76,6 @@ struct svc_pg {
   uv_poll_t *poll;
   int poll_fd, poll_events;
   int handshake; /* PQconnectPoll in progress */
-  int session_set; /* the session settings were sent on this connection */
   uv_timer_t timer;
   int backoff_ms;
   struct svc_pg_stmt *stmts, *stmts_tail;
@@ -326,20 +325,12 @@ static int send_end(struct svc_pg *pg, struct svc_pg_batch *b)
   return pg_flush(pg);
 }
 
-/* Session settings first, then every statement not yet prepared. Plans are
- * made for each execution: a generic plan chosen while a table is empty (a
- * fresh schema) would stay a sequential scan as the table grows. */
+/* Every statement not yet prepared. (Statements that filter on a partial
+ * index restate its predicate, so that their generic plans can use it.) */
 static int send_prepares(struct svc_pg *pg)
 {
   slots_reset(pg);
   int any = 0;
-  if (!pg->session_set) {
-    if (send_text(pg, "SET plan_cache_mode = force_custom_plan", 0, NULL) ||
-        slot_push(pg, SLOT_PREPARE, NULL))
-      return -1;
-    pg->session_set = 1;
-    any = 1;
-  }
   for (struct svc_pg_stmt *s = pg->stmts; s; s = s->next) {
     if (s->prepared) continue;
     if (!PQsendPrepare(pg->conn, s->name, s->sql, s->nparams, s->types)) return -1;
@@ -574,7 +565,6 @@ static void pg_lost(struct svc_pg *pg, const char *why)
   if (pg->conn) PQfinish(pg->conn);
   pg->conn = NULL;
   pg->handshake = 0;
-  pg->session_set = 0;
   slots_reset(pg);
   query_free(pg->sent);
   pg->sent = NULL;

@@ -357,6 +357,11 @@ int intake_store_exempt(struct intake_store *s, struct svc_pg_batch *b, const ch
 int intake_store_purge(struct intake_store *s, struct svc_pg_batch *b, int64_t now_us,
                        int64_t cutoff_us, uint64_t *erased_out);
 
+/* At start-up, before the loop runs (blocking): the last watermark and the
+ * latest event time on the intake stream, so that a restart neither moves the
+ * clock back nor publishes an older watermark again. 0 or -1. */
+int intake_store_load_clock(const char *conninfo, int64_t *watermark_us, int64_t *latest_us);
+
 /* ---- intake_handlers.c: decode -> rules -> store -> reply ---- */
 
 struct svc_server_ops;

@@ -46,7 +46,22 @@ struct ireq {
   struct ireq *twin;             /* the same ticket staged earlier in the batch */
 };
 
-struct intake_overlay { struct ireq *r; };
+/* Entry i of the overlay also heads bucket i of two chained hash tables (as
+ * many buckets as entries allocated): by ticket number (twins) and by
+ * pseudonym (repeats), so a batch of n tickets costs O(n), not O(n^2). */
+#define NIL UINT32_MAX
+struct intake_overlay {
+  struct ireq *r;
+  uint32_t next_no, next_ps; /* the next entry in the same bucket */
+  uint32_t head_no, head_ps; /* the first entry of bucket i */
+};
+
+static uint32_t hash_str(const char *s)
+{
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+  return h;
+}
 
 static const char *const management_names[] = { "PROFESSIONAL", "SELF", "CUSTODIAL", "NONE" };
 
@@ -137,12 +152,15 @@ static void set_compound(struct ireq *r, const struct intake_registry *reg, cons
   snprintf(r->company, sizeof r->company, "%s", c ? c->company : "");
 }
 
-/* "Now" for the R-I8 future check. In event mode the feed itself defines
- * time (R-T3): a gap of days between tickets is not "the future", so the
- * check only applies on the wall clock. */
+/* "Now" for the R-I8 future check: the later of the service clock and the
+ * system clock. In event mode the feed moves the clock, so a gap of days
+ * between tickets is not "the future"; the system clock still stops a ticket
+ * dated decades ahead from dragging the clock (and the retention purge) along. */
 static int64_t validation_now(const struct intake_ctx *x, int64_t at)
 {
-  return x->clock.mode == SVC_CLOCK_EVENT ? at : svc_clock_now(&x->clock);
+  (void)at;
+  int64_t c = svc_clock_now(&x->clock), w = svc_wall_us();
+  return c > w ? c : w;
 }
 
 static int decode_submit(struct intake_ctx *x, struct ireq *r, const Whistle__Hotline__TicketSubmit *m)
@@ -329,21 +347,45 @@ static int action_statements(struct intake_ctx *x, struct ireq *r, struct svc_pg
 /* The overlay holds the tickets staged in the current batch. */
 static struct ireq *overlay_find(struct intake_ctx *x, const char *ticket_no)
 {
-  for (size_t i = 0; i < x->n_overlay; i++)
+  if (!x->cap_overlay) return NULL;
+  uint32_t i = x->overlay[hash_str(ticket_no) & (x->cap_overlay - 1)].head_no;
+  for (; i != NIL; i = x->overlay[i].next_no)
     if (strcmp(x->overlay[i].r->ticket_no, ticket_no) == 0) return x->overlay[i].r;
   return NULL;
 }
 
+static void overlay_link(struct intake_ctx *x, uint32_t i)
+{
+  struct intake_overlay *o = x->overlay;
+  size_t mask = x->cap_overlay - 1;
+  uint32_t bn = hash_str(o[i].r->ticket_no) & mask, bp = hash_str(o[i].r->pseudonym) & mask;
+  o[i].next_no = o[bn].head_no;
+  o[bn].head_no = i;
+  o[i].next_ps = o[bp].head_ps;
+  o[bp].head_ps = i;
+}
+
+static void overlay_clear(struct intake_ctx *x)
+{
+  x->n_overlay = 0;
+  for (size_t i = 0; i < x->cap_overlay; i++) x->overlay[i].head_no = x->overlay[i].head_ps = NIL;
+}
+
 static void overlay_add(struct intake_ctx *x, struct ireq *r)
 {
-  if (x->n_overlay == x->cap_overlay) {
+  if (x->n_overlay == x->cap_overlay) { /* grow (a power of two) and rehash */
     size_t cap = x->cap_overlay ? x->cap_overlay * 2 : 256;
-    struct intake_overlay *n = realloc(x->overlay, cap * sizeof *n);
+    struct intake_overlay *n = cap < NIL ? realloc(x->overlay, cap * sizeof *n) : NULL;
     if (!n) return;
     x->overlay = n;
     x->cap_overlay = cap;
+    size_t keep = x->n_overlay;
+    overlay_clear(x);
+    for (x->n_overlay = 0; x->n_overlay < keep; x->n_overlay++) overlay_link(x, (uint32_t)x->n_overlay);
   }
-  x->overlay[x->n_overlay++].r = r;
+  x->overlay[x->n_overlay].r = r;
+  overlay_link(x, (uint32_t)x->n_overlay);
+  x->n_overlay++;
 }
 
 static int req_type(const char *name, enum intake_request_type *t)
@@ -356,7 +398,10 @@ static void decide_repeat(struct intake_ctx *x, struct ireq *r)
 {
   struct intake_repeat_facts t = { r->ticket_no, r->at_us, r->type, r->pseudonym, r->compound,
                                    r->category, 0, 0, 0 };
-  size_t cap = (r->cands ? r->cands->n : 0) + x->n_overlay, n = 0;
+  uint32_t head = x->cap_overlay ? x->overlay[hash_str(r->pseudonym) & (x->cap_overlay - 1)].head_ps
+                                 : NIL;
+  size_t cap = r->cands ? r->cands->n : 0, n = 0;
+  for (uint32_t i = head; i != NIL; i = x->overlay[i].next_ps) cap++;
   struct intake_repeat_facts *e = cap ? calloc(cap, sizeof *e) : NULL;
   if (!e) return;
   for (size_t i = 0; r->cands && i < r->cands->n; i++) {
@@ -369,8 +414,9 @@ static void decide_repeat(struct intake_ctx *x, struct ireq *r)
                                          c->is_repeat, c->closed };
     n++;
   }
-  for (size_t i = 0; i < x->n_overlay; i++) {
+  for (uint32_t i = head; i != NIL; i = x->overlay[i].next_ps) { /* only the same caller can be repeated */
     const struct ireq *o = x->overlay[i].r;
+    if (strcmp(o->pseudonym, r->pseudonym) != 0) continue;
     e[n++] = (struct intake_repeat_facts){ o->ticket_no, o->at_us, o->type, o->pseudonym,
                                            o->compound, o->category,
                                            strcmp(o->disposition, "DISPATCHED") == 0 ||
@@ -486,7 +532,7 @@ static int on_stage_next(void *arg, struct svc_req *req, struct svc_pg_batch *b,
   struct ireq *r = req->data;
   if (n == 2 && svc_pg_batch_id(b) != x->overlay_batch) { /* a new batch */
     x->overlay_batch = svc_pg_batch_id(b);
-    x->n_overlay = 0;
+    overlay_clear(x);
     x->pending_watermark_us = x->watermark_us;
   }
   if (r->kind == K_SUBMIT) return submit_next(x, r, b, n);

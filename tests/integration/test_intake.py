@@ -227,6 +227,11 @@ bad_ticket("an empty content", "content", lambda i, t: ic.submit(i, **t), conten
 for f in ic.TEXT_FIELDS:
     bad_ticket(f"invalid UTF-8 in {f}", "UTF-8", as_raw, **{f: b"ok\xc3\x28\xff"})
     bad_ticket(f"a NUL in {f}", "", as_raw, **{f: b"ab\x00cd"})
+for what, f, v in [("an overlong NUL (C0 80)", "content", b"a\xc0\x80b"),
+                   ("a UTF-16 surrogate (ED A0 80)", "caller_name", b"\xed\xa0\x80"),
+                   ("a code point above U+10FFFF", "address", "幸福里".encode() + b"\xf4\x90\x80\x80"),
+                   ("a truncated sequence at the end", "content", "电梯".encode() + b"\xe6\x97")]:
+    bad_ticket(f"{what} in {f}", "UTF-8", as_raw, **{f: v})
 good_ticket(4)
 bad_ticket("received in 1970", "received_us", lambda i, t: ic.submit(i, **t),
            received_us=86400 * 10 ** 6)

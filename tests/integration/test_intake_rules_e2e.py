@@ -88,10 +88,11 @@ def advance_to(t, start):
 
 
 r = sub("R1-A", T0)
-wt.check(name(r) == "ACCEPTED" and r.ticket_id > 0, "the first ticket sets the event clock")
-wt.check(advance_to(CLOCK, T0), "watermarks a day apart move the event clock forward")
+wt.check(name(r) == "ACCEPTED" and r.ticket_id > 0, "R-T3: the first ticket sets the event clock")
+wt.check(advance_to(CLOCK, T0), "R-T3: watermarks a day apart move the event clock forward")
 st = wt.status(env["WHISTLE_CONTROL"]) or {}
-wt.check(st.get("clock.now_us") == CLOCK, f"the event clock is at the last watermark ({st.get('clock.now_us')})")
+wt.check(st.get("clock.now_us") == CLOCK,
+         f"R-T3: the event clock is at the last watermark ({st.get('clock.now_us')})")
 
 # ---- R-I1: idempotency ----------------------------------------------------------
 first_id = r.ticket_id
@@ -210,7 +211,8 @@ r = ask(ic.triage, "R4-NONE", T0 + 4 * DAY, compound_code="C0005")
 wt.check(name(r) == "DUPLICATE" and len(events_of("ticket.triaged", "R4-NONE")) == 1,
          "R-I4: the same TriageComplete again is DUPLICATE, no second event")
 r = ask(ic.triage, "R4-NONE", T0 + 4 * DAY, compound_code="C0006")
-wt.check(name(r) == "REJECTED", f"R-I4: a different triage of a dispatched ticket is REJECTED ({r and r.reason})")
+wt.check(name(r) == "REJECTED",
+         f"R-I4: a different triage of a dispatched ticket is REJECTED ({r and r.reason})")
 r = ask(ic.triage, "NO-SUCH-TICKET", T0 + 4 * DAY, compound_code="C0005")
 wt.check(name(r) == "REJECTED", "R-I4: triage of an unknown ticket is REJECTED")
 r = ask(ic.triage, "R4-TIE", T0 + 4 * DAY, compound_code="C0404")
@@ -282,7 +284,8 @@ fb = events_of("ticket.feedback", "R5-A")
 wt.check(name(r) == "ACCEPTED" and len(fb) == 2 and fb[1].satisfaction == "UNSATISFIED",
          "R-I7: a later UNSATISFIED callback is forwarded (referral reopens the step)")
 r = ask(ic.feedback, "NO-SUCH-TICKET", T0 + 12 * DAY, "SATISFIED")
-wt.check(name(r) == "REJECTED" and r.reason, f"R-I7: a callback on an unknown ticket is REJECTED ({r and r.reason})")
+wt.check(name(r) == "REJECTED" and r.reason,
+         f"R-I7: a callback on an unknown ticket is REJECTED ({r and r.reason})")
 r = ask(ic.feedback, "R5-A", T0 + 12 * DAY, "HAPPY")
 wt.check(name(r) == "REJECTED" and "satisfaction" in r.reason, "R-I7: an unknown satisfaction is REJECTED")
 wt.check(wt.scalar("SELECT count(*) FROM intake.feedback WHERE ticket_no <> 'R5-A'") == "0",
@@ -291,33 +294,67 @@ wt.check(wt.scalar("SELECT count(*) FROM intake.feedback WHERE ticket_no <> 'R5-
 # ---- exemption ----------------------------------------------------------------------
 r = ask(ic.exempt, "R5-C", T0 + 14 * DAY, "经核实为非物业责任")
 ex = events_of("ticket.exempted", "R5-C")
-wt.check(name(r) == "ACCEPTED" and r.ticket_id > 0, f"an exemption is ACCEPTED ({r and r.reason})")
+wt.check(name(r) == "ACCEPTED" and r.ticket_id > 0,
+         f"R-C1 (exemption): an exemption is ACCEPTED ({r and r.reason})")
 wt.check(len(ex) == 1 and ex[0].reason == "经核实为非物业责任" and ex[0].operator != ""
-         and ex[0].at_us == T0 + 14 * DAY, "it is forwarded as ticket.exempted with reason and operator")
+         and ex[0].at_us == T0 + 14 * DAY,
+         "R-C1 (exemption): it is forwarded as ticket.exempted with reason and operator")
 wt.check(row("R5-C", "exempt_reason, exempt_us") == ("经核实为非物业责任", str(T0 + 14 * DAY)),
-         "it is recorded on the ticket")
+         "R-C1 (exemption): it is recorded on the ticket")
 r = ask(ic.exempt, "R5-C", T0 + 14 * DAY + 1, "再次核减")
 wt.check(name(r) == "DUPLICATE" and len(events_of("ticket.exempted", "R5-C")) == 1
          and row("R5-C", "exempt_reason")[0] == "经核实为非物业责任",
-         "exempting it twice is DUPLICATE and changes nothing")
+         "R-C1 (exemption): exempting it twice is DUPLICATE and changes nothing")
 r = ask(ic.exempt, "NO-SUCH-TICKET", T0 + 14 * DAY, "理由")
-wt.check(name(r) == "REJECTED", "exempting an unknown ticket is REJECTED")
+wt.check(name(r) == "REJECTED", "R-C1 (exemption): exempting an unknown ticket is REJECTED")
 r = ask(ic.exempt, "R5-D", T0 + 14 * DAY, "")
-wt.check(name(r) == "REJECTED" and "reason" in r.reason, "an exemption without a reason is REJECTED")
+wt.check(name(r) == "REJECTED" and "reason" in r.reason,
+         "R-C1 (exemption): an exemption without a reason is REJECTED")
+
+# ---- actions pipelined right behind their ticket --------------------------------------------
+# Behind a burst (which keeps the next batch filling), a ticket and a callback,
+# an exemption and a triage of it, sent without waiting: most likely one batch.
+base = RID[0]
+frames = [ic.submit(base + 1 + j, ticket_no=f"FILL-{j}", received_us=T0 + 6 * HOUR + j,
+                    request_type="SUGGEST", address="光明小区", content=f"建议增加绿化{j}")
+          for j in range(300)]
+k = base + 301
+frames += [ic.submit(k, ticket_no="PIPE-1", received_us=T0 + 7 * HOUR, request_type="COMPLAINT",
+                     address="人民路9号", content="小区乱停车"),
+           ic.feedback(k + 1, "PIPE-1", T0 + 7 * HOUR + 1, "UNSATISFIED"),
+           ic.exempt(k + 2, "PIPE-1", T0 + 7 * HOUR + 2, "重复反映"),
+           ic.triage(k + 3, "PIPE-1", T0 + 7 * HOUR + 3, compound_code="C0012")]
+for f in frames:
+    cli.send(f)
+RID[0] = k + 3
+got = cli.collect(range(base + 1, k + 4), 30)
+sts = [name(got.get(i)) for i in range(k, k + 4)]
+wt.check(len(got) == 304 and all(name(r) == "ACCEPTED" for r in got.values()),
+         f"R-I7/R-I4: a ticket and its callback, exemption and triage pipelined together:"
+         f" all ACCEPTED ({sts})")
+wt.check(wt.sql("SELECT satisfaction FROM intake.feedback WHERE ticket_no = 'PIPE-1'") == [["UNSATISFIED"]]
+         and row("PIPE-1", "disposition, compound, exempt_reason") == ("DISPATCHED", "C0012", "重复反映"),
+         "R-I7/R-I4: each took effect (callback recorded, exempted, triaged to C0012)")
+ic.wait_sink_caught_up(SINK)
+order = [k_ for _, _, k_, _, p in ic.sink_events(SINK, "kind <> 'WATERMARK'")
+         if ic.decode(k_, p).ticket_no == "PIPE-1"]
+wt.check(order[:1] == ["ticket.accepted"] and sorted(order[1:]) == ["ticket.exempted", "ticket.feedback",
+                                                                   "ticket.triaged"],
+         f"R-I1: on the stream the ticket comes before the actions on it ({order})")
 
 # ---- watermarks ----------------------------------------------------------------------------
 r = ask(ic.watermark, CLOCK)
-wt.check(name(r) == "DUPLICATE", "a watermark not after the last one is DUPLICATE")
+wt.check(name(r) == "DUPLICATE", "R-T3: a watermark not after the last one is DUPLICATE")
 r = ask(ic.watermark, T0)
-wt.check(name(r) == "DUPLICATE", "an earlier watermark is DUPLICATE")
+wt.check(name(r) == "DUPLICATE", "R-T3: an earlier watermark is DUPLICATE")
 head = ic.stream_head()
 r = ask(ic.watermark, CLOCK + HOUR)
-wt.check(name(r) == "ACCEPTED", "a later watermark is ACCEPTED")
+wt.check(name(r) == "ACCEPTED", "R-T3: a later watermark is ACCEPTED")
 ic.wait_sink_caught_up(SINK)
 wm = [(us, k) for s, us, k, _, _ in ic.sink_events(SINK, f"seq > {head}")]
-wt.check(wm == [(CLOCK + HOUR, "WATERMARK")], f"it is forwarded as one WATERMARK event ({wm})")
+wt.check(wm == [(CLOCK + HOUR, "WATERMARK")], f"R-T3: it is forwarded as one WATERMARK event ({wm})")
 wt.check(len(ic.sink_events(SINK, "kind = 'WATERMARK'")) == 21,
-         "every ACCEPTED watermark is on the stream once, the DUPLICATE ones are not")
+         "R-T3: every ACCEPTED watermark is on the stream once, the DUPLICATE ones are not")
 
 # ---- registry reload on SIGHUP ------------------------------------------------------------------
 good_csv = open(os.path.join(REG, "compounds.csv"), encoding="utf-8").read()
@@ -328,12 +365,13 @@ intake.p.send_signal(signal.SIGHUP)
 refused = wt.wait_for(lambda: "registry refused" in intake.log_text(), 15, "the refusal")
 line = [ln for ln in intake.log_text().splitlines() if "registry refused" in ln]
 wt.check(refused and f"compounds.csv:{nlines + 1}:" in line[-1] and "BOGUS" in line[-1],
-         f"SIGHUP with a broken registry: refused, the log says file:line: reason ({line[-1:]})")
+         f"registry reload (DESIGN §5): SIGHUP with a broken registry: refused, the log says"
+         f" file:line: reason ({line[-1:]})")
 r = sub("REG-1", CLOCK + 2 * HOUR, address="新建家园小区2栋", caller_phone="13500000901")
 wt.check(name(r) == "ACCEPTED" and r.disposition == "TRIAGE" and r.compound == "",
-         "the daemon keeps serving with the old registry (the new compound is unknown)")
+         "registry reload: the daemon keeps serving with the old registry (the new compound is unknown)")
 r = sub("REG-2", CLOCK + 2 * HOUR, address="幸福里小区7栋", caller_phone="13500000902")
-wt.check(name(r) == "ACCEPTED" and r.compound == "C0001", "and the old compounds still match")
+wt.check(name(r) == "ACCEPTED" and r.compound == "C0001", "registry reload: and the old compounds still match")
 with open(os.path.join(REG, "compounds.csv"), "w", encoding="utf-8") as f:
     f.write(good_csv + "C0013,新建家园,新建家园小区,S0101,SELF,,,100\n")
 n_loaded = intake.log_text().count("registry loaded")
@@ -341,10 +379,10 @@ intake.p.send_signal(signal.SIGHUP)
 loaded = wt.wait_for(lambda: intake.log_text().count("registry loaded") > n_loaded, 15, "the reload")
 last = [ln for ln in intake.log_text().splitlines() if "registry loaded" in ln][-1]
 wt.check(loaded and "compounds=13" in last,
-         "SIGHUP with a fixed registry: loaded (13 compounds)")
+         "registry reload: SIGHUP with a fixed registry: loaded (13 compounds)")
 r = sub("REG-3", CLOCK + 3 * HOUR, address="新建家园小区2栋", caller_phone="13500000903")
 wt.check(name(r) == "ACCEPTED" and r.compound == "C0013" and r.disposition == "DISPATCHED",
-         f"the new compound is matchable after the reload ({r and r.compound})")
+         f"registry reload/R-I4: the new compound is matchable after the reload ({r and r.compound})")
 
 # ---- R-I6: retention purge in event time ------------------------------------------------------------
 # Retention 1 day, purge every second. RECORDED tickets count as closed when received.
@@ -375,15 +413,16 @@ erased = wt.wait_for(lambda: wt.sql(CALLER.format("R6-REC-LATER"))[0][2] != "", 
 wt.check(name(r) == "ACCEPTED" and erased and wt.sql(CALLER.format("R6-REC-LATER"))[0][:2]
          == ["<null>", "<null>"], "R-I6: a later ticket moves the clock on and the next one is erased")
 st = wt.status(env["WHISTLE_CONTROL"]) or {}
-wt.check(st.get("intake.purged", 0) >= 2, f"the purge is counted ({st.get('intake.purged')})")
+wt.check(st.get("intake.purged", 0) >= 2, f"R-I6: the purge is counted ({st.get('intake.purged')})")
 
 # ---- the stream as a whole ------------------------------------------------------------------
 ic.wait_sink_caught_up(SINK)
 acc = events("ticket.accepted")
 nos = [e.ticket_no for _, e in acc]
 wt.check(len(nos) == len(set(nos)) == int(wt.scalar("SELECT count(*) FROM intake.tickets")),
-         f"one ticket.accepted event per stored ticket ({len(nos)})")
-wt.check(all(us == e.received_us for us, e in acc), "event time of ticket.accepted is the received time")
+         f"R-I1: one ticket.accepted event per stored ticket ({len(nos)})")
+wt.check(all(us == e.received_us for us, e in acc),
+         "R-T2: the event time of ticket.accepted is the received time")
 
 cli.close()
 rc1, rc2 = intake.stop(), sink.stop()
