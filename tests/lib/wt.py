@@ -148,7 +148,10 @@ def wait_for(pred, timeout, what, interval=0.1):
     """Polls an observable condition (a query, a status counter) until true."""
     end = time.time() + timeout
     while time.time() < end:
-        v = pred()
+        try:
+            v = pred()
+        except subprocess.CalledProcessError:
+            v = None  # e.g. the table a daemon creates at start-up is not there yet
         if v:
             return v
         time.sleep(interval)
