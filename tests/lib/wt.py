@@ -1,6 +1,7 @@
 """Shared helpers for the Python test drivers: the private Postgres cluster,
 real daemon processes, a pipelined ledger client, status queries and checks.
 Uses only Debian's python3-zmq and python3-protobuf."""
+import atexit
 import os
 import shutil
 import signal
@@ -84,6 +85,17 @@ class Workdir:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+_started = []
+
+
+@atexit.register
+def _kill_leftovers():
+    """A test that stops on an exception must not leave daemons running."""
+    for d in _started:
+        if d.p is not None and d.p.poll() is None:
+            d.p.kill()
+
+
 class Daemon:
     """A real daemon process with its environment; logs go to a file."""
 
@@ -96,6 +108,7 @@ class Daemon:
     def start(self):
         with open(self.logfile, "a") as f:
             self.p = subprocess.Popen([self.prog], env=self.env, stdout=f, stderr=f)
+        _started.append(self)
         return self
 
     def kill9(self):
