@@ -35,6 +35,7 @@ export WHISTLE_PGDEV_PORT=${WHISTLE_PGDEV_PORT:-54339}
 PY=/usr/bin/python3
 
 log() { printf '%s intake-bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+. "$ROOT/bench/lib.sh"
 die() {
   log "error: $*"
   [ -f "${WORK:-/nonexistent}/intake.log" ] && { echo "--- last lines of intake.log"; tail -n 15 "$WORK/intake.log"; } >&2
@@ -81,7 +82,6 @@ done
 grep -q 'msg="stream ready"' "$WORK/intake.log" || die "whistle-intake not ready after 30 s"
 
 # hotlineload prints key=value pairs; field NAME LINE extracts one.
-field() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p" | head -n1; }
 load() { # label, then hotlineload options
   local label=$1 out; shift
   out=$("$BIN/tests/bin/hotlineload" --endpoint "ipc://$WORK/hotline" \
@@ -99,33 +99,15 @@ print(st.get(sys.argv[2], "?"))
 PYEOF
 }
 head_seq() { "${PSQL[@]}" -c "SELECT last_seq FROM intake.stream_head"; }
-per_txn() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { if (b > a) printf "%.0f", n / (b - a); else print "?" }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f%%", 100 * a / b; else print "n/a" }'; }
-times() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else print "n/a" }'; }
-best() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b ? a : b) }'; }
-ms() { awk -v u="$1" 'BEGIN { printf "%.1f ms", u / 1000 }'; }
 rate_of() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
 
-# Does the previous phase's background work now (vacuum and analyze, which
-# autovacuum would otherwise start mid-phase, and a checkpoint).
-settle() {
-  for _ in $(seq 1 150); do
-    [ "$("${PSQL[@]}" -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")" = 0 ] && break
-    sleep 0.1
-  done
-  "${PSQL[@]}" <<'SQL'
-SELECT format('VACUUM (ANALYZE) %I.%I', schemaname, relname) FROM pg_stat_user_tables
- WHERE schemaname IN ('intake', 'b_naive', 'b_copy') \gexec
-CHECKPOINT;
-SQL
-}
 
 log "warm-up: 2000 tickets"
 load warm-up --count 2000 --inflight 500 --prefix w- --seed 7 >/dev/null
 
 round() { # round number: N tickets as fast as possible
   local out b0 b1
-  settle
+  settle intake b_naive b_copy
   log "throughput round $1: $N tickets, $INFLIGHT in flight"
   b0=$(counter server.batches)
   out=$(load "round $1" --count "$N" --inflight "$INFLIGHT" --prefix "t$1-" --seed "$1" --timeout 120)
@@ -139,7 +121,7 @@ TP1=$(round 1)
 H1=$(head_seq)
 
 # ---- the baselines, on round 1's rows ----------------------------------------
-settle
+settle intake b_naive b_copy
 log "baselines: tables with intake's DDL; the rows of round 1 exported"
 "${PSQL[@]}" <<SQL
 CREATE TABLE b_copy.tickets (LIKE intake.tickets INCLUDING ALL EXCLUDING DEFAULTS);
@@ -224,7 +206,7 @@ RATE=$(best "$A1" "$A2")
 COPY_RATE=$(best "$COPY1" "$COPY2")
 NAIVE_RATE=$(best "$NAIVE1" "$NAIVE2")
 
-settle
+settle intake b_naive b_copy
 LAT_N=$((LAT_RATE * LAT_SECONDS))
 log "latency: $LAT_N tickets offered at $LAT_RATE/s for $LAT_SECONDS s"
 DUMP_OPT=()
@@ -234,7 +216,6 @@ LT=$(load latency --count "$LAT_N" --rate "$LAT_RATE" --inflight "$INFLIGHT" --p
      "${DUMP_OPT[@]}")
 LB1=$(counter server.batches)
 
-rss() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 RSS=$(rss "$INTAKE" VmRSS); HWM=$(rss "$INTAKE" VmHWM)
 ROWS=$("${PSQL[@]}" -c "SELECT count(*) FROM intake.tickets")
 log "intake: accepted=$(counter intake.accepted) rejected=$(counter intake.rejected) batches=$(counter server.batches) tickets stored=$ROWS"

@@ -27,6 +27,7 @@ PY=/usr/bin/python3
 
 # Progress goes to stderr (stdout of helpers is captured); the table to stdout.
 log() { printf '%s bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+. "$ROOT/bench/lib.sh"
 die() {
   log "error: $*"
   local f
@@ -90,7 +91,6 @@ wait_ready ledgerd "$LEDGERD" "$WORK/ledgerd.log"
 wait_ready sinkd "$SINKD" "$WORK/sinkd.log"
 
 # ledgerload prints key=value pairs; field NAME LINE extracts one.
-field() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p" | head -n1; }
 load() { # label, then ledgerload options
   local label=$1 out; shift
   out=$("$BIN/ledgerload" --endpoint "ipc://$WORK/rpc" --sink-poll "$SINK_PG" \
@@ -113,27 +113,8 @@ batches() { # ledgerd batches, sinkd batches
   printf '%s %s' "$(counters "ipc://$WORK/lctl" server.batches | cut -d= -f2)" \
     "$(counters "ipc://$WORK/sctl" consumer.batches | cut -d= -f2)"
 }
-avg() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { if (b > a) printf "%.0f", n / (b - a); else print "?" }'; }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f%%", 100 * a / b; else print "n/a" }'; }
-times() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else print "n/a" }'; }
-best() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b ? a : b) }'; }
-ms() { awk -v u="$1" 'BEGIN { printf "%.1f ms", u / 1000 }'; }
 
-# Does the previous phase's background work now (vacuum and analyze of the
-# bench tables, which autovacuum would otherwise start mid-phase, and a
-# checkpoint), so the next phase measures the stream, not them.
-settle() {
-  for _ in $(seq 1 150); do
-    [ "$("${PSQL[@]}" -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")" = 0 ] && break
-    sleep 0.1
-  done
-  "${PSQL[@]}" <<'SQL'
-SELECT format('VACUUM (ANALYZE) %I.%I', schemaname, relname) FROM pg_stat_user_tables
- WHERE schemaname IN ('b_ledger', 'b_sink', 'b_copy') \gexec
-CHECKPOINT;
-SQL
-}
 
 log "warm-up: 2000 events end to end"
 load warm-up --count 2000 --inflight 500 --prefix w >/dev/null
@@ -142,12 +123,12 @@ load warm-up --count 2000 --inflight 500 --prefix w >/dev/null
 # applied at the sink per second, from the first send to the sink holding all N.
 round() { # round number
   local tp lb0 sb0 lb1 sb1
-  settle
+  settle b_ledger b_sink b_copy
   log "throughput round $1: $N events, $INFLIGHT in flight, as fast as possible"
   read -r lb0 sb0 <<<"$(batches)"
   tp=$(load "round $1" --count "$N" --inflight "$INFLIGHT" --prefix "t$1-" --poll-ms 50 --timeout 120)
   read -r lb1 sb1 <<<"$(batches)"
-  log "round $1: ledgerd $(avg "$N" "$lb0" "$lb1") requests per transaction, sinkd $(avg "$N" "$sb0" "$sb1") events per transaction"
+  log "round $1: ledgerd $(per_txn "$N" "$lb0" "$lb1") requests per transaction, sinkd $(per_txn "$N" "$sb0" "$sb1") events per transaction"
   printf '%s' "$tp"
 }
 HEAD0=$("${PSQL[@]}" -c "SELECT coalesce(max(seq), 0) FROM b_sink.sink")
@@ -155,7 +136,7 @@ TP1=$(round 1)
 
 # The baseline: the very rows round 1 applied, COPYed into a table with
 # sinkd's DDL (its migration 001_sink), best of two.
-settle
+settle b_ledger b_sink b_copy
 log "baseline: COPY of the same $N rows into an identical table"
 "${PSQL[@]}" <<SQL
 CREATE TABLE b_copy.sink (apply_order bigserial PRIMARY KEY, seq bigint NOT NULL UNIQUE,
@@ -186,14 +167,13 @@ STREAM_RATE=$(best "$S1" "$S2")
 ACK_RATE=$(best "$A1" "$A2")
 COPY_RATE=$(best "$COPY1" "$COPY2")
 
-settle
+settle b_ledger b_sink b_copy
 LAT_N=$((LAT_RATE * LAT_SECONDS))
 log "latency: $LAT_N events offered at $LAT_RATE/s for $LAT_SECONDS s"
 DUMP_OPT=()
 [ -n "$DUMP" ] && mkdir -p "$DUMP" && DUMP_OPT=(--dump "$DUMP/latency.txt")
 LT=$(load latency --count "$LAT_N" --rate "$LAT_RATE" --inflight "$INFLIGHT" --prefix l --poll-ms 2 "${DUMP_OPT[@]}")
 
-rss() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 L_RSS=$(rss "$LEDGERD" VmRSS); L_HWM=$(rss "$LEDGERD" VmHWM)
 S_RSS=$(rss "$SINKD" VmRSS); S_HWM=$(rss "$SINKD" VmHWM)
 log "ledgerd: $(counters "ipc://$WORK/lctl" server.requests server.batches server.rejected stream.sent stream.max_inflight)"

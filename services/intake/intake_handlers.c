@@ -156,9 +156,8 @@ static void set_compound(struct ireq *r, const struct intake_registry *reg, cons
  * system clock. In event mode the feed moves the clock, so a gap of days
  * between tickets is not "the future"; the system clock still stops a ticket
  * dated decades ahead from dragging the clock (and the retention purge) along. */
-static int64_t validation_now(const struct intake_ctx *x, int64_t at)
+static int64_t validation_now(const struct intake_ctx *x)
 {
-  (void)at;
   int64_t c = svc_clock_now(&x->clock), w = svc_wall_us();
   return c > w ? c : w;
 }
@@ -172,7 +171,7 @@ static int decode_submit(struct intake_ctx *x, struct ireq *r, const Whistle__Ho
     .address = m->address, .content = m->content, .urgency = m->urgency,
   };
   char why[160];
-  const char *bad = intake_validate(&s, validation_now(x, m->received_us), why, sizeof why); /* R-I8 */
+  const char *bad = intake_validate(&s, validation_now(x), why, sizeof why); /* R-I8 */
   if (bad) return reject(r, bad), 1;
   if (intake_request_type_parse(m->request_type, &r->type) || intake_fingerprint(&s, r->fingerprint))
     return reject(r, "request_type: unknown"), 1;
@@ -210,7 +209,7 @@ static const char *const satisfactions[] = { "SATISFIED", "BASICALLY_SATISFIED",
 
 static int valid_time(struct intake_ctx *x, int64_t at)
 {
-  return at >= INTAKE_RECEIVED_MIN_US && at <= validation_now(x, at) + INTAKE_DAY_US;
+  return at >= INTAKE_RECEIVED_MIN_US && at <= validation_now(x) + INTAKE_DAY_US;
 }
 
 static int valid_ticket_no(const char *s)
