@@ -18,6 +18,7 @@
 #include <zmq.h>
 
 #include "hotline.pb-c.h"
+#include "../../../lib/loadgen.h"
 #include "svc_csv.h"
 
 #define MAX_ROWS 4096
@@ -36,15 +37,6 @@ struct corpus {
   char *keywords[MAX_ROWS]; int n_keywords;
   char *hotline[MAX_ROWS]; int n_hotline;
 };
-
-static int64_t clock_us(clockid_t id)
-{
-  struct timespec ts;
-  clock_gettime(id, &ts);
-  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-static int64_t wall_us(void) { return clock_us(CLOCK_REALTIME); }
-static int64_t mono_us(void) { return clock_us(CLOCK_MONOTONIC); }
 
 static void usage(FILE *f)
 {
@@ -68,16 +60,6 @@ static void usage(FILE *f)
           "  --timeout S       give up after S seconds without progress (default 60)\n"
           "  --dump FILE       one line per ticket: n send_wall_us ack_us status\n"
           "  --help            print this text and exit\n");
-}
-
-static int parse_long(const char *s, long min, long max, long *out)
-{
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < min || v > max) return -1;
-  *out = v;
-  return 0;
 }
 
 static int valid_prefix(const char *p)
@@ -317,12 +299,12 @@ static int send_one(struct sender *s, const struct opts *o, long i)
   m.request_id = (uint64_t)i + 1;
   m.body_case = WHISTLE__HOTLINE__HOTLINE_MESSAGE__BODY_SUBMIT;
   m.submit = &sub;
-  sub.received_us = wall_us();
+  sub.received_us = svc_wall_us();
   if (s->send_wall) s->send_wall[i] = sub.received_us;
   size_t len = whistle__hotline__hotline_message__get_packed_size(&m);
   if (len > sizeof s->buf) return -1;
   whistle__hotline__hotline_message__pack(&m, s->buf);
-  int64_t now = mono_us();
+  int64_t now = svc_mono_us();
   if (zmq_send(s->sock, s->buf, len, ZMQ_DONTWAIT) < 0) return errno == EAGAIN ? 1 : -1;
   if (!s->first_us) s->first_us = now;
   s->sent_at[i] = now;
@@ -340,7 +322,7 @@ static void take_reply(struct sender *s, const struct opts *o, const uint8_t *da
     return; /* not ours, or answered already */
   }
   long i = (long)m->reply->request_id - 1;
-  int64_t now = mono_us();
+  int64_t now = svc_mono_us();
   s->ack_lat[s->nack++] = now - s->sent_at[i];
   s->last_us = now;
   if (s->ack_of) {
@@ -375,9 +357,9 @@ static void drain_replies(struct sender *s, const struct opts *o)
 static int run_load(struct sender *s, const struct opts *o)
 {
   long next = 0;
-  int64_t t0 = mono_us(), last_progress = t0;
+  int64_t t0 = svc_mono_us(), last_progress = t0;
   while (s->replied < s->sent || next < o->count) {
-    int64_t now = mono_us();
+    int64_t now = svc_mono_us();
     long wait_ms = 100, before = s->replied + s->sent;
     int blocked = 0;
     while (next < o->count && s->sent - s->replied < o->inflight) {
@@ -402,7 +384,7 @@ static int run_load(struct sender *s, const struct opts *o)
     zmq_pollitem_t pi = { .socket = s->sock, .events = ZMQ_POLLIN | (blocked ? ZMQ_POLLOUT : 0) };
     if (zmq_poll(&pi, 1, wait_ms) < 0 && errno != EINTR) return -1;
     drain_replies(s, o);
-    now = mono_us();
+    now = svc_mono_us();
     if (s->replied + s->sent != before) last_progress = now;
     if ((double)(now - last_progress) > o->timeout_s * 1e6) {
       fprintf(stderr, "hotlineload: no progress for %.0f s; %ld unanswered, %ld unsent\n",
@@ -414,22 +396,7 @@ static int run_load(struct sender *s, const struct opts *o)
   return 0;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
 /* Nearest-rank percentile of a sorted array; 0 when empty. */
-static int64_t pct(const int64_t *v, size_t n, double p)
-{
-  if (!n) return 0;
-  size_t k = (size_t)(p / 100.0 * (double)n + 0.999999);
-  if (k < 1) k = 1;
-  if (k > n) k = n;
-  return v[k - 1];
-}
-
 static void print_summary(struct sender *s)
 {
   double secs = s->last_us > s->first_us ? (double)(s->last_us - s->first_us) / 1e6 : 0;

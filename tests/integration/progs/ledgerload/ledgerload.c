@@ -16,6 +16,7 @@
 #include <zmq.h>
 
 #include "ledger.pb-c.h"
+#include "../../../lib/loadgen.h"
 
 struct opts {
   const char *endpoint, *prefix, *addressee, *sink_conninfo, *sink_table, *dump;
@@ -45,15 +46,6 @@ struct poller {
   atomic_int error;   /* set by the poller when a query failed */
 };
 
-static int64_t clock_us(clockid_t id)
-{
-  struct timespec ts;
-  clock_gettime(id, &ts);
-  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-static int64_t wall_us(void) { return clock_us(CLOCK_REALTIME); }
-static int64_t mono_us(void) { return clock_us(CLOCK_MONOTONIC); }
-
 static void usage(FILE *f)
 {
   fprintf(f,
@@ -79,16 +71,6 @@ static void usage(FILE *f)
           "  --dump FILE          write one line per request: req_id send_wall_us ack_us\n"
           "                       (and with --sink-poll one per sink row: seq event_us seen_us)\n"
           "  --help               print this text and exit\n");
-}
-
-static int parse_long(const char *s, long min, long max, long *out)
-{
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < min || v > max) return -1;
-  *out = v;
-  return 0;
 }
 
 static int parse_opts(int argc, char **argv, struct opts *o)
@@ -152,22 +134,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
   return 0;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
 /* Nearest-rank percentile of a sorted array; 0 when empty. */
-static int64_t pct(const int64_t *v, size_t n, double p)
-{
-  if (!n) return 0;
-  size_t k = (size_t)(p / 100.0 * (double)n + 0.999999);
-  if (k < 1) k = 1;
-  if (k > n) k = n;
-  return v[k - 1];
-}
-
 /* ---- the sink watcher ---------------------------------------------------- */
 
 static int poller_query_head(struct poller *pl, const char *table)
@@ -223,7 +190,7 @@ static int poll_once(struct poller *pl)
   snprintf(after, sizeof after, "%" PRIu64, pl->last_seq);
   const char *v[1] = { after };
   PGresult *r = PQexecPrepared(pl->conn, "poll", 1, v, NULL, NULL, 0);
-  int64_t now = wall_us();
+  int64_t now = svc_wall_us();
   if (PQresultStatus(r) != PGRES_TUPLES_OK) {
     fprintf(stderr, "ledgerload: sink poll failed: %s", PQerrorMessage(pl->conn));
     PQclear(r);
@@ -253,7 +220,7 @@ static void *poller_run(void *arg)
     }
     long target = atomic_load(&pl->target);
     if (target >= 0 && (long)pl->nlat >= target) {
-      pl->done_us = wall_us();
+      pl->done_us = svc_wall_us();
       atomic_store(&pl->done, 1);
       break;
     }
@@ -290,12 +257,12 @@ static int send_one(struct sender *s, const struct opts *o, long i)
   m.version = 1;
   m.body_case = WHISTLE__TEST__LEDGER_MESSAGE__BODY_PUT;
   m.put = &put;
-  put.event_us = wall_us();
+  put.event_us = svc_wall_us();
   if (s->send_wall) s->send_wall[i] = put.event_us;
   size_t len = whistle__test__ledger_message__get_packed_size(&m);
   if (len > s->bufcap) return -1;
   whistle__test__ledger_message__pack(&m, s->buf);
-  int64_t t = mono_us();
+  int64_t t = svc_mono_us();
   if (zmq_send(s->sock, s->buf, len, ZMQ_DONTWAIT) < 0) return errno == EAGAIN ? 1 : -1;
   s->sent_at[i] = t;
   s->sent++;
@@ -311,7 +278,7 @@ static void take_reply(struct sender *s, const struct opts *o, const uint8_t *da
     return; /* not ours, or answered already */
   }
   long i = (long)m->reply->req_id - 1;
-  s->ack_lat[s->nack++] = mono_us() - s->sent_at[i];
+  s->ack_lat[s->nack++] = svc_mono_us() - s->sent_at[i];
   if (s->ack_of) s->ack_of[i] = s->ack_lat[s->nack - 1];
   s->sent_at[i] = 0;
   s->replied++;
@@ -338,11 +305,11 @@ static void drain_replies(struct sender *s, const struct opts *o)
 static int run_load(struct sender *s, const struct opts *o, int64_t *start_wall, double *secs)
 {
   long next = 0;
-  int64_t t0 = mono_us(), last_progress = t0;
-  *start_wall = wall_us();
+  int64_t t0 = svc_mono_us(), last_progress = t0;
+  *start_wall = svc_wall_us();
   int blocked = 0;
   while (s->replied < s->sent || next < o->count) {
-    int64_t now = mono_us();
+    int64_t now = svc_mono_us();
     long wait_ms = 100, before = s->replied + s->sent;
     blocked = 0;
     while (next < o->count && s->sent - s->replied < o->inflight) {
@@ -367,7 +334,7 @@ static int run_load(struct sender *s, const struct opts *o, int64_t *start_wall,
     zmq_pollitem_t pi = { .socket = s->sock, .events = ZMQ_POLLIN | (blocked ? ZMQ_POLLOUT : 0) };
     if (zmq_poll(&pi, 1, wait_ms) < 0 && errno != EINTR) return -1;
     drain_replies(s, o);
-    now = mono_us();
+    now = svc_mono_us();
     if (s->replied + s->sent != before) last_progress = now;
     if ((double)(now - last_progress) > o->timeout_s * 1e6) {
       fprintf(stderr, "ledgerload: no progress for %.0f s; %ld unanswered, %ld unsent\n",
@@ -376,16 +343,16 @@ static int run_load(struct sender *s, const struct opts *o, int64_t *start_wall,
       break;
     }
   }
-  *secs = (double)(mono_us() - t0) / 1e6;
+  *secs = (double)(svc_mono_us() - t0) / 1e6;
   return 0;
 }
 
 static int wait_sink(struct poller *pl, long target, double timeout_s)
 {
   atomic_store(&pl->target, target);
-  int64_t end = mono_us() + (int64_t)(timeout_s * 1e6);
+  int64_t end = svc_mono_us() + (int64_t)(timeout_s * 1e6);
   struct timespec ms = { 0, 1000000L };
-  while (!atomic_load(&pl->done) && !atomic_load(&pl->error) && mono_us() < end) nanosleep(&ms, NULL);
+  while (!atomic_load(&pl->done) && !atomic_load(&pl->error) && svc_mono_us() < end) nanosleep(&ms, NULL);
   atomic_store(&pl->stop, 1);
   pthread_join(pl->th, NULL);
   if (!atomic_load(&pl->done)) {
