@@ -8,149 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "svc_registry.h"
 #include "svc_time.h"
-
-/* ---- intake_match.c: text normalisation and Aho-Corasick matching ---- */
-
-/* Normalises UTF-8 text for matching (R-I3, R-I4): drops ASCII and Unicode
- * white space and line breaks (including U+3000 and zero-width spaces), folds
- * full-width ASCII U+FF01..U+FF5E to ASCII and ASCII letters to lower case.
- * Writes the result NUL-terminated to out, which must have room for n + 1
- * bytes (the result is never longer than the input), and returns its length.
- * Bytes that are not valid UTF-8 are copied unchanged. */
-size_t intake_text_normalize(const char *s, size_t n, char *out);
-
-/* A set of byte patterns searched in one pass over a text. Add patterns, then
- * build, then scan any number of texts (scans do not modify the matcher). */
-struct intake_matcher;
-
-/* Returns an empty matcher, or NULL when out of memory. */
-struct intake_matcher *intake_matcher_new(void);
-/* Adds a pattern of len >= 1 bytes with a caller-chosen id; the same bytes may
- * be added under several ids and each is reported. The bytes are copied into
- * the automaton. Returns 0, or -1 (len 0, already built, out of memory). */
-int intake_matcher_add(struct intake_matcher *m, const char *pat, size_t len, uint32_t id);
-/* Freezes the patterns into the automaton. Returns 0 or -1 (out of memory, in
- * which case the matcher only remains destroyable). */
-int intake_matcher_build(struct intake_matcher *m);
-/* Reports every occurrence of every pattern in text (overlapping ones too) as
- * fn(arg, id, start, end) with byte offsets [start, end), in order of end.
- * If both text and patterns are valid UTF-8, matches align to code points.
- * Returns 0 after the whole text, the callback's value if it returned non-zero
- * (which stops the scan), or -1 if the matcher is not built. */
-int intake_matcher_scan(const struct intake_matcher *m, const char *text, size_t len,
-                        int (*fn)(void *arg, uint32_t id, size_t start, size_t end), void *arg);
-/* Number of trie nodes and bytes held by a built matcher (for logs). */
-void intake_matcher_stats(const struct intake_matcher *m, size_t *nodes, size_t *bytes);
-/* Frees *m and sets it to NULL; safe on NULL and *m == NULL. */
-void intake_matcher_destroy(struct intake_matcher **m);
-
-/* ---- intake_registry.c: registry data (DOMAIN §1) ---- */
-
-/* Every record starts with its key and the line of its file it came from.
- * Strings are owned by the registry; "" where a column is empty. */
-enum intake_management {
-  INTAKE_MGMT_PROFESSIONAL, /* 专业物业: company and manager named */
-  INTAKE_MGMT_SELF,         /* 业主自管 */
-  INTAKE_MGMT_CUSTODIAL,    /* 社区托管 */
-  INTAKE_MGMT_NONE          /* 三无小区 */
-};
-
-struct intake_district { const char *code; size_t line; const char *name; };
-struct intake_street { const char *code; size_t line; const char *name, *district; };
-struct intake_company { const char *code; size_t line; const char *name; };
-struct intake_department { const char *code; size_t line; const char *name; };
-
-struct intake_category {
-  const char *code; size_t line;
-  const char *name;
-  int counts, urgent;      /* 0 or 1 */
-  const char *prohibition; /* "" or "P1".."P9" (R-P2 default) */
-};
-
-struct intake_compound {
-  const char *code; size_t line;
-  const char *name;
-  const char *const *aliases; size_t n_aliases;
-  const char *street, *district; /* the district is the street's */
-  enum intake_management management;
-  const char *company, *manager; /* "" unless PROFESSIONAL */
-  int64_t households;
-};
-
-struct intake_route_step {
-  const char *category; size_t line;
-  int step;           /* 1, 2, 3, ... within the category */
-  const char *unit;   /* a department code or "STREET" */
-  int accept_hours, resolve_workdays;
-};
-
-struct intake_hotline_map { const char *code; size_t line; const char *category; };
-
-struct intake_keyword {
-  const char *norm; size_t line; /* normalised as by intake_text_normalize */
-  const char *keyword;           /* as written in keywords.csv */
-  const char *category;
-  int priority;
-};
-
-/* A compound name or alias as a pattern of the name matcher. */
-struct intake_name { uint32_t compound; uint32_t chars; };
-
-struct intake_arena;
-
-/* A loaded registry; read-only after intake_registry_load(). Tables are
- * sorted by code except keywords (file order: the R-I3 table order) and
- * routing (by category, then step). */
-struct intake_registry {
-  char *dir;
-  struct intake_district *districts; size_t n_districts;
-  struct intake_street *streets; size_t n_streets;
-  struct intake_company *companies; size_t n_companies;
-  struct intake_department *departments; size_t n_departments;
-  struct intake_category *categories; size_t n_categories;
-  struct intake_route_step *routing; size_t n_routing;
-  struct intake_compound *compounds; size_t n_compounds;
-  struct intake_hotline_map *hotline; size_t n_hotline;
-  struct intake_keyword *keywords; size_t n_keywords;
-  struct svc_calendar calendar;
-  const struct intake_category *other; /* the OTHER fallback (R-I3) */
-  /* Used by intake_rules.c: ids are indexes into keywords and names. */
-  struct intake_matcher *keyword_matcher;
-  struct intake_matcher *name_matcher;
-  struct intake_name *names; size_t n_names;
-  struct intake_arena *arena;
-};
-
-/* Loads the registry directory dir (districts, streets, compounds, companies,
- * departments, categories, routing, hotline_categories, keywords, calendar)
- * into a new registry and builds its matchers. Returns it, or NULL with
- * "path:line: reason" (or "path: reason" for a missing file or a file-level
- * problem) in err. Never touches any other registry, so a SIGHUP reload loads
- * a new one and swaps it in only on success. */
-struct intake_registry *intake_registry_load(const char *dir, char *err, size_t errlen);
-/* Frees *r and sets it to NULL; safe on NULL. Every pointer obtained from the
- * registry (records, codes, results of the rules below) dies with it. */
-void intake_registry_destroy(struct intake_registry **r);
-
-/* Lookups by code; NULL when unknown. */
-const struct intake_compound *intake_registry_compound(const struct intake_registry *r,
-                                                       const char *code);
-const struct intake_category *intake_registry_category(const struct intake_registry *r,
-                                                       const char *code);
-const struct intake_street *intake_registry_street(const struct intake_registry *r,
-                                                   const char *code);
-const struct intake_company *intake_registry_company(const struct intake_registry *r,
-                                                     const char *code);
-const struct intake_department *intake_registry_department(const struct intake_registry *r,
-                                                           const char *code);
-/* The category a hotline category code maps to (R-I3), or NULL if unmapped. */
-const struct intake_category *intake_registry_hotline(const struct intake_registry *r,
-                                                      const char *hotline_code);
-/* The routing steps of a category: *n steps from the returned pointer (NULL
- * and *n = 0 for OTHER or an unknown category). */
-const struct intake_route_step *intake_registry_route(const struct intake_registry *r,
-                                                     const char *category, size_t *n);
 
 /* ---- intake_rules.c: the pure intake rules (DOMAIN §2) ---- */
 
@@ -222,9 +81,9 @@ int intake_fingerprint(const struct intake_submission *s, char out[INTAKE_HEX_SH
 
 /* How a category was decided (R-I3). */
 struct intake_category_result {
-  const struct intake_category *category; /* OTHER when unclassified */
+  const struct svc_category *category; /* OTHER when unclassified */
   const char *how;                        /* "hotline", "keyword" or "none" */
-  const struct intake_keyword *keyword;   /* the winning keyword, or NULL */
+  const struct svc_keyword *keyword;   /* the winning keyword, or NULL */
 };
 
 /* R-I3: the hotline code mapped through hotline_categories wins; otherwise
@@ -232,12 +91,12 @@ struct intake_category_result {
  * then earliest start, then table order. No match: OTHER with how "none"
  * (manual triage). hotline_code may be NULL. Results point into r. Returns 0,
  * or -1 (out of memory, NULL arguments). */
-int intake_classify(const struct intake_registry *r, const char *hotline_code,
+int intake_classify(const struct svc_registry *r, const char *hotline_code,
                     const char *content, size_t len, struct intake_category_result *out);
 
 /* How a compound was decided (R-I4). */
 struct intake_compound_result {
-  const struct intake_compound *compound; /* NULL: manual triage */
+  const struct svc_compound *compound; /* NULL: manual triage */
   const char *how;   /* "code", "address", "ambiguous" or "none" */
   char reason[192];  /* when compound is NULL: "ambiguous: C0001 C0007" or
                         "no compound name in address" (after "unknown compound
@@ -248,7 +107,7 @@ struct intake_compound_result {
  * compound name or alias occurring in the normalised address; several
  * compounds tied for longest, or none, give NULL with a reason. code and
  * address may be NULL. Returns 0, or -1 (out of memory, NULL arguments). */
-int intake_match_compound(const struct intake_registry *r, const char *code,
+int intake_match_compound(const struct svc_registry *r, const char *code,
                           const char *address, size_t len, struct intake_compound_result *out);
 
 /* A ticket as seen by the repeat rule (R-I5). The last three fields describe
@@ -369,7 +228,7 @@ struct svc_stream_producer;
 
 /* What the handlers share with main.c. */
 struct intake_ctx {
-  struct intake_registry *reg;      /* swapped on SIGHUP */
+  struct svc_registry *reg;      /* swapped on SIGHUP */
   struct intake_store *store;
   struct svc_stream_producer *prod;
   struct svc_clock clock;

@@ -142,9 +142,9 @@ static char *sdup(const char *s)
 }
 
 /* The compound-derived fields of a request, copied out of the registry. */
-static void set_compound(struct ireq *r, const struct intake_registry *reg, const char *code)
+static void set_compound(struct ireq *r, const struct svc_registry *reg, const char *code)
 {
-  const struct intake_compound *c = code ? intake_registry_compound(reg, code) : NULL;
+  const struct svc_compound *c = code ? svc_registry_compound(reg, code) : NULL;
   snprintf(r->compound, sizeof r->compound, "%s", c ? c->code : "");
   snprintf(r->street, sizeof r->street, "%s", c ? c->street : "");
   snprintf(r->district, sizeof r->district, "%s", c ? c->district : "");
@@ -244,9 +244,9 @@ static int decode_action(struct intake_ctx *x, struct ireq *r, const Whistle__Ho
     r->kind = K_TRIAGE;
     tno = m->triage->ticket_no;
     r->at_us = m->triage->at_us;
-    if (m->triage->compound_code[0] && !intake_registry_compound(x->reg, m->triage->compound_code))
+    if (m->triage->compound_code[0] && !svc_registry_compound(x->reg, m->triage->compound_code))
       return reject(r, "compound_code: unknown compound"), 1;
-    if (m->triage->category[0] && (!intake_registry_category(x->reg, m->triage->category) ||
+    if (m->triage->category[0] && (!svc_registry_category(x->reg, m->triage->category) ||
                                    strcmp(m->triage->category, "OTHER") == 0))
       return reject(r, "category: unknown, or OTHER"), 1;
     set_compound(r, x->reg, m->triage->compound_code[0] ? m->triage->compound_code : NULL);

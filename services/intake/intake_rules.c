@@ -210,15 +210,15 @@ int intake_fingerprint(const struct intake_submission *s, char out[INTAKE_HEX_SH
 /* ---- R-I3: classification ---- */
 
 struct kw_best {
-  const struct intake_keyword *all; /* the registry's keywords (ids index it) */
-  const struct intake_keyword *kw;  /* the best so far, or NULL */
+  const struct svc_keyword *all; /* the registry's keywords (ids index it) */
+  const struct svc_keyword *kw;  /* the best so far, or NULL */
   size_t row, start;
 };
 
 /* Keeps the best keyword match: priority, then earliest start, then row. */
 static int keep_best_keyword(void *arg, uint32_t id, size_t start, size_t end) {
   struct kw_best *b = arg;
-  const struct intake_keyword *k = &b->all[id];
+  const struct svc_keyword *k = &b->all[id];
 
   (void)end;
   if (!b->kw || k->priority > b->kw->priority ||
@@ -235,31 +235,31 @@ static int keep_best_keyword(void *arg, uint32_t id, size_t start, size_t end) {
 static char *normalized(const char *s, size_t len, size_t *out_len) {
   char *buf = malloc(len + 1);
 
-  if (buf) *out_len = intake_text_normalize(s, len, buf);
+  if (buf) *out_len = svc_text_normalize(s, len, buf);
   return buf;
 }
 
-int intake_classify(const struct intake_registry *r, const char *hotline_code,
+int intake_classify(const struct svc_registry *r, const char *hotline_code,
                     const char *content, size_t len, struct intake_category_result *out) {
-  const struct intake_category *mapped;
+  const struct svc_category *mapped;
   struct kw_best best = {r ? r->keywords : NULL, NULL, 0, 0};
   size_t n;
   char *text;
 
   if (!r || !out || (!content && len > 0)) return -1;
-  mapped = hotline_code && *hotline_code ? intake_registry_hotline(r, hotline_code) : NULL;
+  mapped = hotline_code && *hotline_code ? svc_registry_hotline(r, hotline_code) : NULL;
   if (mapped) {
     *out = (struct intake_category_result){mapped, "hotline", NULL};
     return 0;
   }
   if (!(text = normalized(content, len, &n))) return -1;
-  intake_matcher_scan(r->keyword_matcher, text, n, keep_best_keyword, &best);
+  svc_matcher_scan(r->keyword_matcher, text, n, keep_best_keyword, &best);
   free(text);
   if (!best.kw) {
     *out = (struct intake_category_result){r->other, "none", NULL};
     return 0;
   }
-  *out = (struct intake_category_result){intake_registry_category(r, best.kw->category),
+  *out = (struct intake_category_result){svc_registry_category(r, best.kw->category),
                                          "keyword", best.kw};
   return 0;
 }
@@ -269,7 +269,7 @@ int intake_classify(const struct intake_registry *r, const char *hotline_code,
 #define MAX_TIED 8
 
 struct name_best {
-  const struct intake_registry *r;
+  const struct svc_registry *r;
   uint32_t chars;
   size_t n_tied;               /* distinct compounds at the longest length
                                   (past MAX_TIED, an upper bound) */
@@ -293,7 +293,7 @@ static void add_tied(struct name_best *b, uint32_t c) {
 
 static int keep_longest_name(void *arg, uint32_t id, size_t start, size_t end) {
   struct name_best *b = arg;
-  const struct intake_name *nm = &b->r->names[id];
+  const struct svc_reg_name *nm = &b->r->names[id];
 
   (void)start;
   (void)end;
@@ -315,9 +315,9 @@ static void ambiguous_reason(const struct name_best *b, char *buf, size_t n) {
   if (b->n_tied > MAX_TIED && used < n) snprintf(buf + used, n - used, " ...");
 }
 
-int intake_match_compound(const struct intake_registry *r, const char *code,
+int intake_match_compound(const struct svc_registry *r, const char *code,
                           const char *address, size_t len, struct intake_compound_result *out) {
-  const struct intake_compound *c = code && *code ? intake_registry_compound(r, code) : NULL;
+  const struct svc_compound *c = code && *code ? svc_registry_compound(r, code) : NULL;
   struct name_best best = {r, 0, 0, {0}};
   size_t n;
   char *text;
@@ -330,7 +330,7 @@ int intake_match_compound(const struct intake_registry *r, const char *code,
     return 0;
   }
   if (!(text = normalized(address, len, &n))) return -1;
-  intake_matcher_scan(r->name_matcher, text, n, keep_longest_name, &best);
+  svc_matcher_scan(r->name_matcher, text, n, keep_longest_name, &best);
   free(text);
   out->compound = best.n_tied == 1 ? &r->compounds[best.tied[0]] : NULL;
   out->how = best.n_tied == 1 ? "address" : best.n_tied ? "ambiguous" : "none";

@@ -79,13 +79,13 @@ static int load_registry(struct intake *in)
 {
   char err[512];
   const char *dir = svc_daemon_str(&in->d, "WHISTLE_REGISTRY");
-  struct intake_registry *r = intake_registry_load(dir, err, sizeof err);
+  struct svc_registry *r = svc_registry_load(dir, err, sizeof err);
   if (!r) {
     char q[600];
     svc_error("registry refused", " error=%s", svc_log_quote(q, sizeof q, err));
     return -1;
   }
-  intake_registry_destroy(&in->x.reg); /* requests hold copies, never pointers */
+  svc_registry_destroy(&in->x.reg); /* requests hold copies, never pointers */
   in->x.reg = r;
   svc_info("registry loaded", " dir=%s compounds=%zu keywords=%zu", dir, r->n_compounds,
            r->n_keywords);
@@ -155,7 +155,7 @@ static void finish(void *arg)
   svc_server_destroy(&in->srv);
   svc_stream_producer_destroy(&in->x.prod);
   intake_store_destroy(&in->x.store);
-  intake_registry_destroy(&in->x.reg);
+  svc_registry_destroy(&in->x.reg);
   intake_handlers_free(&in->x);
   svc_daemon_close(&in->d);
 }

@@ -74,19 +74,19 @@ static void remove_fixture(void) {
 /* Loads the fixture with one file replaced; expects "<dir>/<want>". */
 static void ck_refused(const char *name, const char *text, const char *want) {
   char err[512], full[600];
-  struct intake_registry *r;
+  struct svc_registry *r;
 
   write_fixture(name, text);
-  r = intake_registry_load(dir, err, sizeof err);
+  r = svc_registry_load(dir, err, sizeof err);
   snprintf(full, sizeof full, "%s/%s", dir, want);
   ck_assert_msg(r == NULL, "loaded, want refusal '%s'", want);
   ck_assert_str_eq(err, full);
   remove_fixture();
 }
 
-static struct intake_registry *load_ok(const char *d) {
+static struct svc_registry *load_ok(const char *d) {
   char err[512];
-  struct intake_registry *r = intake_registry_load(d, err, sizeof err);
+  struct svc_registry *r = svc_registry_load(d, err, sizeof err);
 
   ck_assert_msg(r != NULL, "refused: %s", err);
   return r;
@@ -101,7 +101,7 @@ static const char *sample_dir(void) {
 }
 
 START_TEST(test_registry_sample_loads) {
-  struct intake_registry *r = load_ok(sample_dir());
+  struct svc_registry *r = load_ok(sample_dir());
   int mgmt[4] = {0};
 
   ck_assert_uint_eq(r->n_districts, 2);
@@ -114,32 +114,32 @@ START_TEST(test_registry_sample_loads) {
   ck_assert_ptr_nonnull(r->other);
   ck_assert_str_eq(r->other->code, "OTHER");
   for (size_t i = 0; i < r->n_compounds; i++) {
-    const struct intake_compound *c = &r->compounds[i];
+    const struct svc_compound *c = &r->compounds[i];
     mgmt[c->management]++;
-    ck_assert_int_eq(*c->company != '\0', c->management == INTAKE_MGMT_PROFESSIONAL);
-    ck_assert_ptr_nonnull(intake_registry_street(r, c->street));
+    ck_assert_int_eq(*c->company != '\0', c->management == SVC_MGMT_PROFESSIONAL);
+    ck_assert_ptr_nonnull(svc_registry_street(r, c->street));
     ck_assert_ptr_nonnull(c->district);
   }
   for (int m = 0; m < 4; m++) ck_assert_int_gt(mgmt[m], 0);
   for (size_t i = 0; i < r->n_hotline; i++)
-    ck_assert_ptr_nonnull(intake_registry_hotline(r, r->hotline[i].code));
-  intake_registry_destroy(&r);
+    ck_assert_ptr_nonnull(svc_registry_hotline(r, r->hotline[i].code));
+  svc_registry_destroy(&r);
   ck_assert_ptr_null(r);
 }
 END_TEST
 
 /* Every category of DOMAIN §3 but OTHER has keywords and routing. */
 START_TEST(test_registry_sample_categories_routing_keywords) {
-  struct intake_registry *r = load_ok(sample_dir());
-  const struct intake_route_step *s;
-  const struct intake_category *c;
+  struct svc_registry *r = load_ok(sample_dir());
+  const struct svc_route_step *s;
+  const struct svc_category *c;
   size_t n;
 
   for (size_t i = 0; i < r->n_categories; i++) {
     const char *code = r->categories[i].code;
     size_t kw = 0;
     for (size_t k = 0; k < r->n_keywords; k++) kw += strcmp(r->keywords[k].category, code) == 0;
-    s = intake_registry_route(r, code, &n);
+    s = svc_registry_route(r, code, &n);
     if (strcmp(code, "OTHER") == 0) {
       ck_assert_ptr_null(s);
       ck_assert_uint_eq(n, 0);
@@ -148,7 +148,7 @@ START_TEST(test_registry_sample_categories_routing_keywords) {
     ck_assert_msg(kw > 0, "no keyword for %s", code);
     ck_assert_msg(n > 0, "no routing for %s", code);
   }
-  s = intake_registry_route(r, "V_ILLEGAL_BUILD", &n);
+  s = svc_registry_route(r, "V_ILLEGAL_BUILD", &n);
   ck_assert_uint_eq(n, 3);
   ck_assert_str_eq(s[0].unit, "ZRZY");
   ck_assert_str_eq(s[1].unit, "SF");
@@ -156,24 +156,24 @@ START_TEST(test_registry_sample_categories_routing_keywords) {
   ck_assert_int_eq(s[1].resolve_workdays, 3);
   ck_assert_str_eq(s[2].unit, "CGZF");
   ck_assert_int_eq(s[2].resolve_workdays, 15);
-  s = intake_registry_route(r, "V_HAZMAT", &n);
+  s = svc_registry_route(r, "V_HAZMAT", &n);
   ck_assert_uint_eq(n, 1);
   ck_assert_str_eq(s[0].unit, "XF");
   ck_assert_int_eq(s[0].accept_hours, 1);
-  c = intake_registry_category(r, "PS_SERVICE_STOP");
+  c = svc_registry_category(r, "PS_SERVICE_STOP");
   ck_assert_int_eq(c->counts, 1);
   ck_assert_int_eq(c->urgent, 1);
   ck_assert_str_eq(c->prohibition, "P6");
-  c = intake_registry_category(r, "V_CHARGING_BLOCK");
+  c = svc_registry_category(r, "V_CHARGING_BLOCK");
   ck_assert_int_eq(c->counts, 0);
   ck_assert_str_eq(c->prohibition, "P4");
-  ck_assert_ptr_null(intake_registry_route(r, "NOPE", &n));
-  intake_registry_destroy(&r);
+  ck_assert_ptr_null(svc_registry_route(r, "NOPE", &n));
+  svc_registry_destroy(&r);
 }
 END_TEST
 
 START_TEST(test_registry_sample_compounds_and_calendar) {
-  struct intake_registry *r = load_ok(sample_dir());
+  struct svc_registry *r = load_ok(sample_dir());
   struct intake_compound_result cr;
   const char *addr = "和平街道幸福里二期3栋";
 
@@ -183,17 +183,17 @@ START_TEST(test_registry_sample_compounds_and_calendar) {
   ck_assert_int_eq(svc_calendar_is_workday(&r->calendar, svc_days_from_civil(2026, 10, 1)), 0);
   ck_assert_int_eq(svc_calendar_is_workday(&r->calendar, svc_days_from_civil(2026, 10, 10)), 1);
   ck_assert_int_eq(svc_calendar_is_workday(&r->calendar, svc_days_from_civil(2026, 9, 30)), 1);
-  intake_registry_destroy(&r);
+  svc_registry_destroy(&r);
 }
 END_TEST
 
 START_TEST(test_registry_fixture_loads_and_lookups) {
-  struct intake_registry *r;
-  const struct intake_compound *c;
+  struct svc_registry *r;
+  const struct svc_compound *c;
 
   write_fixture(NULL, NULL);
   r = load_ok(dir);
-  c = intake_registry_compound(r, "C01");
+  c = svc_registry_compound(r, "C01");
   ck_assert_ptr_nonnull(c);
   ck_assert_str_eq(c->name, "幸福里");
   ck_assert_uint_eq(c->n_aliases, 2);
@@ -205,17 +205,17 @@ START_TEST(test_registry_fixture_loads_and_lookups) {
   ck_assert_str_eq(c->manager, "王经理");
   ck_assert_int_eq(c->households, 100);
   ck_assert_uint_eq(c->line, 2);
-  ck_assert_uint_eq(intake_registry_compound(r, "C02")->n_aliases, 0);
-  ck_assert_ptr_null(intake_registry_compound(r, "C03"));
-  ck_assert_ptr_null(intake_registry_compound(r, NULL));
-  ck_assert_str_eq(intake_registry_hotline(r, "WY05")->code, "PS_FEES");
-  ck_assert_ptr_null(intake_registry_hotline(r, "WY06"));
-  ck_assert_str_eq(intake_registry_department(r, "XF")->name, "消防救援支队");
-  ck_assert_str_eq(intake_registry_company(r, "E01")->code, "E01");
+  ck_assert_uint_eq(svc_registry_compound(r, "C02")->n_aliases, 0);
+  ck_assert_ptr_null(svc_registry_compound(r, "C03"));
+  ck_assert_ptr_null(svc_registry_compound(r, NULL));
+  ck_assert_str_eq(svc_registry_hotline(r, "WY05")->code, "PS_FEES");
+  ck_assert_ptr_null(svc_registry_hotline(r, "WY06"));
+  ck_assert_str_eq(svc_registry_department(r, "XF")->name, "消防救援支队");
+  ck_assert_str_eq(svc_registry_company(r, "E01")->code, "E01");
   ck_assert_str_eq(r->keywords[1].keyword, "噪音"); /* file order kept */
-  intake_registry_destroy(&r);
-  intake_registry_destroy(&r);
-  intake_registry_destroy(NULL);
+  svc_registry_destroy(&r);
+  svc_registry_destroy(&r);
+  svc_registry_destroy(NULL);
   remove_fixture();
 }
 END_TEST
@@ -223,21 +223,21 @@ END_TEST
 /* A failed load leaves the live registry as it was (SIGHUP reload). */
 START_TEST(test_registry_failed_reload_keeps_live_registry) {
   char err[512];
-  struct intake_registry *live, *next;
+  struct svc_registry *live, *next;
 
   write_fixture(NULL, NULL);
   live = load_ok(dir);
   remove_fixture();
   write_fixture("streets.csv", F_STREETS "S03,东街,D09\n");
-  next = intake_registry_load(dir, err, sizeof err);
+  next = svc_registry_load(dir, err, sizeof err);
   ck_assert_ptr_null(next);
   ck_assert_ptr_nonnull(strstr(err, "streets.csv:4: unknown district D09"));
-  ck_assert_str_eq(intake_registry_compound(live, "C01")->name, "幸福里");
+  ck_assert_str_eq(svc_registry_compound(live, "C01")->name, "幸福里");
   ck_assert_uint_eq(live->n_streets, 2);
   remove_fixture();
-  ck_assert_ptr_null(intake_registry_load(NULL, err, sizeof err));
-  ck_assert_ptr_null(intake_registry_load("/nonexistent/registry", NULL, 0));
-  intake_registry_destroy(&live);
+  ck_assert_ptr_null(svc_registry_load(NULL, err, sizeof err));
+  ck_assert_ptr_null(svc_registry_load("/nonexistent/registry", NULL, 0));
+  svc_registry_destroy(&live);
 }
 END_TEST
 
@@ -375,12 +375,12 @@ START_TEST(test_R_I3_normalisation) {
   char out[64];
   const char in[] = "Ａｂ　Ｃ\r\n１２\xe2\x80\x8b-Ｚ\xef\xbd\x9e";
 
-  ck_assert_uint_eq(intake_text_normalize(in, strlen(in), out), strlen("abc12-z~"));
+  ck_assert_uint_eq(svc_text_normalize(in, strlen(in), out), strlen("abc12-z~"));
   ck_assert_str_eq(out, "abc12-z~");
-  ck_assert_uint_eq(intake_text_normalize("楼道 堆物", strlen("楼道 堆物"), out), 12);
+  ck_assert_uint_eq(svc_text_normalize("楼道 堆物", strlen("楼道 堆物"), out), 12);
   ck_assert_str_eq(out, "楼道堆物");
   /* Invalid UTF-8 is copied, never dropped or read past. */
-  ck_assert_uint_eq(intake_text_normalize("a\xe6\xa5", 3, out), 3);
+  ck_assert_uint_eq(svc_text_normalize("a\xe6\xa5", 3, out), 3);
   ck_assert_int_eq(memcmp(out, "a\xe6\xa5", 4), 0);
 }
 END_TEST
@@ -423,23 +423,23 @@ START_TEST(test_R_I3_matcher_agrees_with_naive_search) {
   char text[2001];
   size_t per_id[sizeof pats / sizeof pats[0]] = {0};
   struct counter c = {0, per_id, text, pats};
-  struct intake_matcher *m = intake_matcher_new();
+  struct svc_matcher *m = svc_matcher_new();
   unsigned seed = 7;
 
   for (size_t i = 0; i < 2000; i++) text[i] = "abbc"[rnd(&seed) & 3];
   text[2000] = '\0';
   for (size_t i = 0; i < np; i++)
-    ck_assert_int_eq(intake_matcher_add(m, pats[i], strlen(pats[i]), (uint32_t)i), 0);
-  ck_assert_int_eq(intake_matcher_scan(m, text, 2000, count_match, &c), -1); /* not built */
-  ck_assert_int_eq(intake_matcher_add(m, "", 0, 99), -1);
-  ck_assert_int_eq(intake_matcher_build(m), 0);
-  ck_assert_int_eq(intake_matcher_add(m, "x", 1, 99), -1); /* frozen */
-  ck_assert_int_eq(intake_matcher_scan(m, text, 2000, count_match, &c), 0);
+    ck_assert_int_eq(svc_matcher_add(m, pats[i], strlen(pats[i]), (uint32_t)i), 0);
+  ck_assert_int_eq(svc_matcher_scan(m, text, 2000, count_match, &c), -1); /* not built */
+  ck_assert_int_eq(svc_matcher_add(m, "", 0, 99), -1);
+  ck_assert_int_eq(svc_matcher_build(m), 0);
+  ck_assert_int_eq(svc_matcher_add(m, "x", 1, 99), -1); /* frozen */
+  ck_assert_int_eq(svc_matcher_scan(m, text, 2000, count_match, &c), 0);
   for (size_t i = 0; i < np; i++) ck_assert_uint_eq(per_id[i], naive_count(text, pats[i]));
-  ck_assert_int_eq(intake_matcher_scan(m, "", 0, count_match, &c), 0);
-  intake_matcher_destroy(&m);
+  ck_assert_int_eq(svc_matcher_scan(m, "", 0, count_match, &c), 0);
+  svc_matcher_destroy(&m);
   ck_assert_ptr_null(m);
-  intake_matcher_destroy(&m);
+  svc_matcher_destroy(&m);
 }
 END_TEST
 
@@ -451,15 +451,15 @@ static int stop_at_first(void *arg, uint32_t id, size_t start, size_t end) {
 }
 
 START_TEST(test_R_I3_matcher_callback_stops_scan) {
-  struct intake_matcher *m = intake_matcher_new();
+  struct svc_matcher *m = svc_matcher_new();
   const char *text = "楼道堆物堆物";
   uint32_t id = 0;
 
-  ck_assert_int_eq(intake_matcher_add(m, "堆物", strlen("堆物"), 5), 0);
-  ck_assert_int_eq(intake_matcher_build(m), 0);
-  ck_assert_int_eq(intake_matcher_scan(m, text, strlen(text), stop_at_first, &id), 42);
+  ck_assert_int_eq(svc_matcher_add(m, "堆物", strlen("堆物"), 5), 0);
+  ck_assert_int_eq(svc_matcher_build(m), 0);
+  ck_assert_int_eq(svc_matcher_scan(m, text, strlen(text), stop_at_first, &id), 42);
   ck_assert_uint_eq(id, 5);
-  intake_matcher_destroy(&m);
+  svc_matcher_destroy(&m);
 }
 END_TEST
 
@@ -485,29 +485,29 @@ START_TEST(test_R_I3_many_keywords_every_occurrence) {
   size_t tl = 0, want = 0, nodes = 0, bytes = 0;
   unsigned seed = 99;
   struct counter c = {0, per_id, text, pats};
-  struct intake_matcher *m = intake_matcher_new();
+  struct svc_matcher *m = svc_matcher_new();
 
   for (unsigned i = 0; i < N_PAT; i++) {
     unsigned v = i < 1600 ? i : i - 1600, digits = i < 1600 ? 2 : 3;
     size_t len = 0;
     for (unsigned d = 0; d < digits; d++, v /= 40) len += put_han(kw[i] + len, v % 40);
     pats[i] = kw[i];
-    ck_assert_int_eq(intake_matcher_add(m, kw[i], len, i), 0);
+    ck_assert_int_eq(svc_matcher_add(m, kw[i], len, i), 0);
   }
-  ck_assert_int_eq(intake_matcher_build(m), 0);
+  ck_assert_int_eq(svc_matcher_build(m), 0);
   for (int i = 0; i < 4000; i++) tl += put_han(text + tl, rnd(&seed) & 31);
   text[tl] = '\0';
-  ck_assert_int_eq(intake_matcher_scan(m, text, tl, count_match, &c), 0);
+  ck_assert_int_eq(svc_matcher_scan(m, text, tl, count_match, &c), 0);
   for (int i = 0; i < N_PAT; i++) {
     ck_assert_uint_eq(per_id[i], naive_count(text, kw[i]));
     want += per_id[i];
   }
   ck_assert_uint_eq(c.n, want);
   ck_assert_uint_gt(want, 4000);
-  intake_matcher_stats(m, &nodes, &bytes);
+  svc_matcher_stats(m, &nodes, &bytes);
   ck_assert_uint_gt(nodes, N_PAT);
   ck_assert_uint_lt(bytes, (size_t)8 << 20);
-  intake_matcher_destroy(&m);
+  svc_matcher_destroy(&m);
 }
 END_TEST
 
@@ -517,32 +517,32 @@ START_TEST(test_R_I3_matcher_wide_nodes_and_binary) {
   static unsigned char pat[600][3], text[20000];
   size_t len[600], n = 0;
   unsigned seed = 3;
-  struct intake_matcher *m = intake_matcher_new();
+  struct svc_matcher *m = svc_matcher_new();
 
   for (size_t i = 0; i < 600; i++) {
     len[i] = 1 + i % 3;
     for (size_t j = 0; j < len[i]; j++) pat[i][j] = (unsigned char)rnd(&seed);
     pat[i][0] &= 3; /* four first bytes: their nodes have many children */
-    ck_assert_int_eq(intake_matcher_add(m, (const char *)pat[i], len[i], (uint32_t)i), 0);
+    ck_assert_int_eq(svc_matcher_add(m, (const char *)pat[i], len[i], (uint32_t)i), 0);
   }
   for (size_t i = 0; i < sizeof text; i++) {
     text[i] = (unsigned char)rnd(&seed);
     if (i % 2 == 0) text[i] &= 3;
   }
-  ck_assert_int_eq(intake_matcher_build(m), 0);
-  ck_assert_int_eq(intake_matcher_scan(m, (const char *)text, sizeof text, count_any, &n), 0);
+  ck_assert_int_eq(svc_matcher_build(m), 0);
+  ck_assert_int_eq(svc_matcher_scan(m, (const char *)text, sizeof text, count_any, &n), 0);
   for (size_t i = 0; i < 600; i++) {
     for (size_t k = 0; k + len[i] <= sizeof text; k++) n -= memcmp(text + k, pat[i], len[i]) == 0;
   }
   ck_assert_uint_eq(n, 0);
-  intake_matcher_stats(m, &n, NULL);
+  svc_matcher_stats(m, &n, NULL);
   ck_assert_uint_gt(n, 256);
-  intake_matcher_destroy(&m);
+  svc_matcher_destroy(&m);
 }
 END_TEST
 
 static Suite *registry_suite(void) {
-  Suite *s = suite_create("intake_registry");
+  Suite *s = suite_create("svc_registry");
   TCase *tc = tcase_create("registry"), *mc = tcase_create("matcher");
 
   tcase_add_test(tc, test_registry_sample_loads);

@@ -2,7 +2,7 @@
  * R-I3, R-I4 (against a small registry written to a temporary directory, with
  * Chinese text edge cases: full-width characters, mixed scripts, keywords
  * split across lines) and R-I5. R-I1, R-I2, R-I6 and R-I8 are in
- * test_intake_checks.c; the matcher is tested in test_intake_registry.c. */
+ * test_intake_checks.c; the matcher is tested in test_svc_registry.c. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,18 +92,18 @@ static void remove_dir(const char *dir) {
 static void setup_dir(void) { write_fixture(fixture_dir, sizeof fixture_dir, NULL, NULL); }
 static void teardown_dir(void) { remove_dir(fixture_dir); }
 
-static struct intake_registry *load(const char *dir) {
+static struct svc_registry *load(const char *dir) {
   char err[512];
-  struct intake_registry *r = intake_registry_load(dir, err, sizeof err);
+  struct svc_registry *r = svc_registry_load(dir, err, sizeof err);
 
   ck_assert_msg(r != NULL, "registry refused: %s", err);
   return r;
 }
 
 /* The fixture registry, loaded before and freed after each R-I3/R-I4 test. */
-static struct intake_registry *reg;
+static struct svc_registry *reg;
 static void load_reg(void) { reg = load(fixture_dir); }
-static void free_reg(void) { intake_registry_destroy(&reg); }
+static void free_reg(void) { svc_registry_destroy(&reg); }
 
 /* ---- R-I3 helpers ---- */
 
@@ -233,7 +233,7 @@ START_TEST(test_R_I3_many_keywords_long_text) {
   size_t tl = 0, best = N_KW, best_pos = 0;
   unsigned seed = 2026;
   struct intake_category_result res;
-  struct intake_registry *r;
+  struct svc_registry *r;
   char *csv = NULL;
   size_t csv_len = 0;
   FILE *f = open_memstream(&csv, &csv_len);
@@ -263,7 +263,7 @@ START_TEST(test_R_I3_many_keywords_long_text) {
   ck_assert_str_eq(res.how, "keyword");
   ck_assert_ptr_eq(res.keyword, &r->keywords[best]);
   ck_assert_str_eq(res.category->code, cats[best % 4]);
-  intake_registry_destroy(&r);
+  svc_registry_destroy(&r);
   remove_dir(dir);
 }
 END_TEST

@@ -1,9 +1,9 @@
 /* Loads a registry directory (DOMAIN §1, SCENARIO registry CSVs) into a fresh
- * struct intake_registry: checks every column value, code reference and
+ * struct svc_registry: checks every column value, code reference and
  * duplicate, refusing a broken registry with "path:line: reason", and builds
  * the lookup tables and the matchers for keywords (R-I3) and compound names
  * and aliases (R-I4). A live registry is never touched (SIGHUP reload). */
-#include "intake.h"
+#include "svc_registry.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -18,14 +18,14 @@
 #define CODE_MAX 64
 #define ARENA_CHUNK ((size_t)64 << 10)
 
-struct intake_arena {
-  struct intake_arena *next;
+struct svc_reg_arena {
+  struct svc_reg_arena *next;
   size_t used, cap;
   char data[];
 };
 
 struct loader {
-  struct intake_registry *r;
+  struct svc_registry *r;
   char path[4096];
   size_t line;
   int oom;
@@ -37,14 +37,14 @@ struct loader {
 struct keyhead { const char *code; size_t line; };
 #define KEYED(T) \
   _Static_assert(offsetof(struct T, line) == offsetof(struct keyhead, line), #T " layout")
-KEYED(intake_district);
-KEYED(intake_street);
-KEYED(intake_company);
-KEYED(intake_department);
-KEYED(intake_category);
-KEYED(intake_compound);
-KEYED(intake_hotline_map);
-KEYED(intake_keyword);
+KEYED(svc_district);
+KEYED(svc_street);
+KEYED(svc_company);
+KEYED(svc_department);
+KEYED(svc_category);
+KEYED(svc_compound);
+KEYED(svc_hotline_map);
+KEYED(svc_keyword);
 
 /* Records "path:line: reason" for the current record; returns -1. */
 __attribute__((format(printf, 2, 3)))
@@ -75,7 +75,7 @@ static int bad_file(struct loader *L, const char *file, const char *fmt, ...) {
 /* ---- memory: an arena for strings, growing arrays for records ---- */
 
 static void *arena_alloc(struct loader *L, size_t n) {
-  struct intake_arena *a = L->r->arena;
+  struct svc_reg_arena *a = L->r->arena;
   void *p;
 
   n = (n + 7) & ~(size_t)7;
@@ -131,7 +131,7 @@ static const char *save_norm(struct loader *L, const char *s) {
   char *p = arena_alloc(L, n + 1);
 
   if (!p) return "";
-  intake_text_normalize(s, n, p);
+  svc_text_normalize(s, n, p);
   return p;
 }
 
@@ -237,8 +237,8 @@ static int parse_positive(struct loader *L, const char *what, const char *s, int
   return 0;
 }
 
-static const struct intake_category *known_category(struct loader *L, const char *code) {
-  const struct intake_category *c = FIND(L->r, categories, code);
+static const struct svc_category *known_category(struct loader *L, const char *code) {
+  const struct svc_category *c = FIND(L->r, categories, code);
 
   if (!c) bad(L, "unknown category %.64s", code);
   return c;
@@ -247,50 +247,50 @@ static const struct intake_category *known_category(struct loader *L, const char
 /* ---- one handler per file: checks a record and appends it ---- */
 
 static int row_district(struct loader *L, char **f) {
-  struct intake_registry *r = L->r;
-  struct intake_district *d;
+  struct svc_registry *r = L->r;
+  struct svc_district *d;
 
   if (check_code(L, "code", f[0]) != 0 || check_name(L, "name", f[1]) != 0) return -1;
   if (!(d = NEW_REC(L, r->districts, r->n_districts))) return -1;
-  *d = (struct intake_district){save(L, f[0]), L->line, save(L, f[1])};
+  *d = (struct svc_district){save(L, f[0]), L->line, save(L, f[1])};
   return 0;
 }
 
 static int row_street(struct loader *L, char **f) {
-  struct intake_registry *r = L->r;
-  struct intake_street *s;
+  struct svc_registry *r = L->r;
+  struct svc_street *s;
 
   if (check_code(L, "code", f[0]) != 0 || check_name(L, "name", f[1]) != 0) return -1;
   if (!FIND(r, districts, f[2])) return bad(L, "unknown district %.64s", f[2]);
   if (!(s = NEW_REC(L, r->streets, r->n_streets))) return -1;
-  *s = (struct intake_street){save(L, f[0]), L->line, save(L, f[1]), save(L, f[2])};
+  *s = (struct svc_street){save(L, f[0]), L->line, save(L, f[1]), save(L, f[2])};
   return 0;
 }
 
 static int row_company(struct loader *L, char **f) {
-  struct intake_registry *r = L->r;
-  struct intake_company *c;
+  struct svc_registry *r = L->r;
+  struct svc_company *c;
 
   if (check_code(L, "code", f[0]) != 0 || check_name(L, "name", f[1]) != 0) return -1;
   if (!(c = NEW_REC(L, r->companies, r->n_companies))) return -1;
-  *c = (struct intake_company){save(L, f[0]), L->line, save(L, f[1])};
+  *c = (struct svc_company){save(L, f[0]), L->line, save(L, f[1])};
   return 0;
 }
 
 static int row_department(struct loader *L, char **f) {
-  struct intake_registry *r = L->r;
-  struct intake_department *d;
+  struct svc_registry *r = L->r;
+  struct svc_department *d;
 
   if (check_code(L, "code", f[0]) != 0 || check_name(L, "name", f[1]) != 0) return -1;
   if (strcmp(f[0], "STREET") == 0) return bad(L, "code STREET is reserved for street offices");
   if (!(d = NEW_REC(L, r->departments, r->n_departments))) return -1;
-  *d = (struct intake_department){save(L, f[0]), L->line, save(L, f[1])};
+  *d = (struct svc_department){save(L, f[0]), L->line, save(L, f[1])};
   return 0;
 }
 
 static int row_category(struct loader *L, char **f) {
-  struct intake_registry *r = L->r;
-  struct intake_category *c;
+  struct svc_registry *r = L->r;
+  struct svc_category *c;
   const char *p = f[4];
   int counts = 0, urgent = 0;
 
@@ -300,13 +300,13 @@ static int row_category(struct loader *L, char **f) {
   if (p[0] != '\0' && !(p[0] == 'P' && p[1] >= '1' && p[1] <= '9' && p[2] == '\0'))
     return bad(L, "prohibition must be empty or P1..P9, not '%.32s'", p);
   if (!(c = NEW_REC(L, r->categories, r->n_categories))) return -1;
-  *c = (struct intake_category){save(L, f[0]), L->line, save(L, f[1]), counts, urgent, save(L, p)};
+  *c = (struct svc_category){save(L, f[0]), L->line, save(L, f[1]), counts, urgent, save(L, p)};
   return 0;
 }
 
 static int row_route(struct loader *L, char **f) {
-  struct intake_registry *r = L->r;
-  struct intake_route_step *s;
+  struct svc_registry *r = L->r;
+  struct svc_route_step *s;
   int step = 0, accept = 0, resolve = 0;
 
   if (!known_category(L, f[0])) return -1;
@@ -319,12 +319,12 @@ static int row_route(struct loader *L, char **f) {
       parse_positive(L, "resolve_workdays", f[4], 365, &resolve) != 0)
     return -1;
   if (!(s = NEW_REC(L, r->routing, r->n_routing))) return -1;
-  *s = (struct intake_route_step){save(L, f[0]), L->line, step, save(L, f[2]), accept, resolve};
+  *s = (struct svc_route_step){save(L, f[0]), L->line, step, save(L, f[2]), accept, resolve};
   return 0;
 }
 
 /* Splits the '|'-separated aliases into c->aliases; refuses an empty one. */
-static int set_aliases(struct loader *L, struct intake_compound *c, const char *s) {
+static int set_aliases(struct loader *L, struct svc_compound *c, const char *s) {
   size_t n = 0, i = 0;
   const char **a;
   char *copy;
@@ -344,12 +344,12 @@ static int set_aliases(struct loader *L, struct intake_compound *c, const char *
   return 0;
 }
 
-static int parse_management(struct loader *L, const char *s, enum intake_management *m) {
+static int parse_management(struct loader *L, const char *s, enum svc_management *m) {
   static const char *const names[] = {"PROFESSIONAL", "SELF", "CUSTODIAL", "NONE"};
 
   for (int i = 0; i < 4; i++) {
     if (strcmp(s, names[i]) == 0) {
-      *m = (enum intake_management)i;
+      *m = (enum svc_management)i;
       return 0;
     }
   }
@@ -357,9 +357,9 @@ static int parse_management(struct loader *L, const char *s, enum intake_managem
 }
 
 /* A PROFESSIONAL compound names a known company and a manager; others neither. */
-static int check_company(struct loader *L, enum intake_management m, const char *company,
+static int check_company(struct loader *L, enum svc_management m, const char *company,
                          const char *manager) {
-  if (m != INTAKE_MGMT_PROFESSIONAL) {
+  if (m != SVC_MGMT_PROFESSIONAL) {
     if (*company || *manager)
       return bad(L, "company and manager must be empty unless PROFESSIONAL");
     return 0;
@@ -372,10 +372,10 @@ static int check_company(struct loader *L, enum intake_management m, const char 
 
 /* compounds.csv: code,name,aliases,street,management,company,manager,households */
 static int row_compound(struct loader *L, char **f) {
-  struct intake_registry *r = L->r;
-  const struct intake_street *st;
-  struct intake_compound *c;
-  enum intake_management m = INTAKE_MGMT_NONE;
+  struct svc_registry *r = L->r;
+  const struct svc_street *st;
+  struct svc_compound *c;
+  enum svc_management m = SVC_MGMT_NONE;
   long long hh;
 
   if (check_code(L, "code", f[0]) != 0 || check_name(L, "name", f[1]) != 0) return -1;
@@ -397,20 +397,20 @@ static int row_compound(struct loader *L, char **f) {
 }
 
 static int row_hotline(struct loader *L, char **f) {
-  struct intake_registry *r = L->r;
-  const struct intake_category *cat;
-  struct intake_hotline_map *h;
+  struct svc_registry *r = L->r;
+  const struct svc_category *cat;
+  struct svc_hotline_map *h;
 
   if (check_code(L, "hotline_code", f[0]) != 0 || !(cat = known_category(L, f[1]))) return -1;
   if (!(h = NEW_REC(L, r->hotline, r->n_hotline))) return -1;
-  *h = (struct intake_hotline_map){save(L, f[0]), L->line, cat->code};
+  *h = (struct svc_hotline_map){save(L, f[0]), L->line, cat->code};
   return 0;
 }
 
 static int row_keyword(struct loader *L, char **f) {
-  struct intake_registry *r = L->r;
-  const struct intake_category *cat;
-  struct intake_keyword *k;
+  struct svc_registry *r = L->r;
+  const struct svc_category *cat;
+  struct svc_keyword *k;
   long long prio;
 
   if (blank(L, f[0])) return bad(L, "empty keyword");
@@ -418,7 +418,7 @@ static int row_keyword(struct loader *L, char **f) {
   if (parse_int(f[2], INT_MIN, INT_MAX, &prio) != 0)
     return bad(L, "priority must be an integer, not '%.32s'", f[2]);
   if (!(k = NEW_REC(L, r->keywords, r->n_keywords))) return -1;
-  *k = (struct intake_keyword){save_norm(L, f[0]), L->line, save(L, f[0]), cat->code, (int)prio};
+  *k = (struct svc_keyword){save_norm(L, f[0]), L->line, save(L, f[0]), cat->code, (int)prio};
   return 0;
 }
 
@@ -437,7 +437,7 @@ static int end_hotline(struct loader *L) { return SORT_UNIQUE(L, hotline, "hotli
 
 /* Keywords keep file order (R-I3 table order): duplicates are found in a copy. */
 static int end_keywords(struct loader *L) {
-  struct intake_registry *r = L->r;
+  struct svc_registry *r = L->r;
   struct keyhead *heads;
   int rc;
 
@@ -451,7 +451,7 @@ static int end_keywords(struct loader *L) {
 }
 
 static int cmp_route(const void *a, const void *b) {
-  const struct intake_route_step *x = a, *y = b;
+  const struct svc_route_step *x = a, *y = b;
   int c = strcmp(x->category, y->category);
 
   if (c != 0) return c;
@@ -461,11 +461,11 @@ static int cmp_route(const void *a, const void *b) {
 
 /* Steps of each category are numbered 1, 2, 3, ... without gaps or repeats. */
 static int end_routing(struct loader *L) {
-  struct intake_registry *r = L->r;
+  struct svc_registry *r = L->r;
 
   qsort(r->routing, r->n_routing, sizeof *r->routing, cmp_route);
   for (size_t i = 0; i < r->n_routing; i++) {
-    const struct intake_route_step *s = &r->routing[i];
+    const struct svc_route_step *s = &r->routing[i];
     int first = i == 0 || strcmp(r->routing[i - 1].category, s->category) != 0;
     int want = first ? 1 : r->routing[i - 1].step + 1;
     L->line = s->line;
@@ -539,7 +539,7 @@ static int load_calendar(struct loader *L) {
 
 /* OTHER exists (the R-I3 fallback); every other category has routing. */
 static int check_categories(struct loader *L) {
-  struct intake_registry *r = L->r;
+  struct svc_registry *r = L->r;
 
   r->other = FIND(r, categories, "OTHER");
   if (!r->other)
@@ -547,7 +547,7 @@ static int check_categories(struct loader *L) {
   for (size_t i = 0; i < r->n_categories; i++) {
     size_t n;
     if (&r->categories[i] == r->other) continue;
-    if (!intake_registry_route(r, r->categories[i].code, &n))
+    if (!svc_registry_route(r, r->categories[i].code, &n))
       return bad_file(L, "routing.csv", "category %s has no routing steps", r->categories[i].code);
   }
   return 0;
@@ -555,45 +555,45 @@ static int check_categories(struct loader *L) {
 
 /* ---- matchers ---- */
 
-static int build_keyword_matcher(struct intake_registry *r) {
-  if (!(r->keyword_matcher = intake_matcher_new())) return -1;
+static int build_keyword_matcher(struct svc_registry *r) {
+  if (!(r->keyword_matcher = svc_matcher_new())) return -1;
   for (size_t i = 0; i < r->n_keywords; i++) {
     const char *k = r->keywords[i].norm;
-    if (intake_matcher_add(r->keyword_matcher, k, strlen(k), (uint32_t)i) != 0) return -1;
+    if (svc_matcher_add(r->keyword_matcher, k, strlen(k), (uint32_t)i) != 0) return -1;
   }
-  return intake_matcher_build(r->keyword_matcher);
+  return svc_matcher_build(r->keyword_matcher);
 }
 
 /* Adds one normalised name or alias of compound ci as name pattern k. */
 static int add_name(struct loader *L, uint32_t ci, const char *name) {
-  struct intake_registry *r = L->r;
+  struct svc_registry *r = L->r;
   const char *norm = save_norm(L, name);
   size_t len = strlen(norm);
-  struct intake_name *nm = NEW_REC(L, r->names, r->n_names);
+  struct svc_reg_name *nm = NEW_REC(L, r->names, r->n_names);
 
   if (!nm || L->oom) return -1;
   nm->compound = ci;
   nm->chars = (uint32_t)svc_utf8_len(norm, len);
-  return intake_matcher_add(r->name_matcher, norm, len, (uint32_t)(r->n_names - 1));
+  return svc_matcher_add(r->name_matcher, norm, len, (uint32_t)(r->n_names - 1));
 }
 
 static int build_name_matcher(struct loader *L) {
-  struct intake_registry *r = L->r;
+  struct svc_registry *r = L->r;
 
-  if (!(r->name_matcher = intake_matcher_new())) return -1;
+  if (!(r->name_matcher = svc_matcher_new())) return -1;
   for (size_t i = 0; i < r->n_compounds; i++) {
-    const struct intake_compound *c = &r->compounds[i];
+    const struct svc_compound *c = &r->compounds[i];
     if (add_name(L, (uint32_t)i, c->name) != 0) return -1;
     for (size_t a = 0; a < c->n_aliases; a++) {
       if (add_name(L, (uint32_t)i, c->aliases[a]) != 0) return -1;
     }
   }
-  return intake_matcher_build(r->name_matcher);
+  return svc_matcher_build(r->name_matcher);
 }
 
 /* ---- public ---- */
 
-struct intake_registry *intake_registry_load(const char *dir, char *err, size_t errlen) {
+struct svc_registry *svc_registry_load(const char *dir, char *err, size_t errlen) {
   struct loader L = {0};
   char dummy[8];
 
@@ -606,7 +606,7 @@ struct intake_registry *intake_registry_load(const char *dir, char *err, size_t 
   L.errlen = errlen;
   if (!dir || !(L.r = calloc(1, sizeof *L.r)) || !(L.r->dir = strdup(dir))) {
     snprintf(err, errlen, "%s", dir ? "out of memory" : "no registry directory given");
-    intake_registry_destroy(&L.r);
+    svc_registry_destroy(&L.r);
     return NULL;
   }
   svc_calendar_init(&L.r->calendar);
@@ -620,17 +620,17 @@ struct intake_registry *intake_registry_load(const char *dir, char *err, size_t 
   }
   return L.r;
 fail:
-  intake_registry_destroy(&L.r);
+  svc_registry_destroy(&L.r);
   return NULL;
 }
 
-void intake_registry_destroy(struct intake_registry **pr) {
-  struct intake_registry *r;
+void svc_registry_destroy(struct svc_registry **pr) {
+  struct svc_registry *r;
 
   if (!pr || !*pr) return;
   r = *pr;
   while (r->arena) {
-    struct intake_arena *next = r->arena->next;
+    struct svc_reg_arena *next = r->arena->next;
     free(r->arena);
     r->arena = next;
   }
@@ -644,47 +644,47 @@ void intake_registry_destroy(struct intake_registry **pr) {
   free(r->hotline);
   free(r->keywords);
   free(r->names);
-  intake_matcher_destroy(&r->keyword_matcher);
-  intake_matcher_destroy(&r->name_matcher);
+  svc_matcher_destroy(&r->keyword_matcher);
+  svc_matcher_destroy(&r->name_matcher);
   svc_calendar_free(&r->calendar);
   free(r->dir);
   free(r);
   *pr = NULL;
 }
 
-const struct intake_compound *intake_registry_compound(const struct intake_registry *r,
+const struct svc_compound *svc_registry_compound(const struct svc_registry *r,
                                                        const char *code) {
   return r ? FIND(r, compounds, code) : NULL;
 }
 
-const struct intake_category *intake_registry_category(const struct intake_registry *r,
+const struct svc_category *svc_registry_category(const struct svc_registry *r,
                                                        const char *code) {
   return r ? FIND(r, categories, code) : NULL;
 }
 
-const struct intake_street *intake_registry_street(const struct intake_registry *r,
+const struct svc_street *svc_registry_street(const struct svc_registry *r,
                                                    const char *code) {
   return r ? FIND(r, streets, code) : NULL;
 }
 
-const struct intake_company *intake_registry_company(const struct intake_registry *r,
+const struct svc_company *svc_registry_company(const struct svc_registry *r,
                                                      const char *code) {
   return r ? FIND(r, companies, code) : NULL;
 }
 
-const struct intake_department *intake_registry_department(const struct intake_registry *r,
+const struct svc_department *svc_registry_department(const struct svc_registry *r,
                                                            const char *code) {
   return r ? FIND(r, departments, code) : NULL;
 }
 
-const struct intake_category *intake_registry_hotline(const struct intake_registry *r,
+const struct svc_category *svc_registry_hotline(const struct svc_registry *r,
                                                       const char *hotline_code) {
-  const struct intake_hotline_map *h = r ? FIND(r, hotline, hotline_code) : NULL;
+  const struct svc_hotline_map *h = r ? FIND(r, hotline, hotline_code) : NULL;
 
   return h ? FIND(r, categories, h->category) : NULL;
 }
 
-const struct intake_route_step *intake_registry_route(const struct intake_registry *r,
+const struct svc_route_step *svc_registry_route(const struct svc_registry *r,
                                                      const char *category, size_t *n) {
   size_t lo = 0, hi = r && category ? r->n_routing : 0, end;
 

@@ -3,7 +3,7 @@
  * normalisation applied to both texts and patterns before matching. While
  * patterns are added, trie edges live in a hash; build() turns them into
  * sorted per-node edge arrays (a dense table only at the root). */
-#include "intake.h"
+#include "svc_registry.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +14,7 @@
 
 struct pattern { uint32_t id, len, next; }; /* next: another pattern ending at the node */
 
-struct intake_matcher {
+struct svc_matcher {
   int built;
   uint32_t n_nodes, cap_nodes;
   uint32_t *out;           /* per node: first pattern ending there, or NONE */
@@ -73,7 +73,7 @@ static int is_blank(uint32_t c) {
   return c == 0x202f || c == 0x205f || c == 0x2060 || c == 0x3000 || c == 0xfeff;
 }
 
-size_t intake_text_normalize(const char *s, size_t n, char *out) {
+size_t svc_text_normalize(const char *s, size_t n, char *out) {
   const unsigned char *p = (const unsigned char *)s;
   size_t i = 0, o = 0;
 
@@ -102,8 +102,8 @@ size_t intake_text_normalize(const char *s, size_t n, char *out) {
 
 /* ---- building the trie ---- */
 
-struct intake_matcher *intake_matcher_new(void) {
-  struct intake_matcher *m = calloc(1, sizeof *m);
+struct svc_matcher *svc_matcher_new(void) {
+  struct svc_matcher *m = calloc(1, sizeof *m);
 
   if (!m) return NULL;
   m->cap_nodes = 64;
@@ -111,7 +111,7 @@ struct intake_matcher *intake_matcher_new(void) {
   m->parent = malloc(m->cap_nodes * sizeof *m->parent);
   m->label = malloc(m->cap_nodes);
   if (!m->out || !m->parent || !m->label) {
-    intake_matcher_destroy(&m);
+    svc_matcher_destroy(&m);
     return NULL;
   }
   m->n_nodes = 1; /* the root */
@@ -131,7 +131,7 @@ static size_t hash_slot(uint64_t key, size_t cap) {
 }
 
 /* The child of node by byte b while adding, or NONE. */
-static uint32_t hash_get(const struct intake_matcher *m, uint32_t node, uint8_t b) {
+static uint32_t hash_get(const struct svc_matcher *m, uint32_t node, uint8_t b) {
   uint64_t key = hash_key(node, b);
 
   if (m->hcap == 0) return NONE;
@@ -150,7 +150,7 @@ static void hash_insert(uint64_t *keys, uint32_t *vals, size_t cap, uint64_t key
 }
 
 /* Doubles the hash when it would pass half full; 0 or -1. */
-static int hash_reserve(struct intake_matcher *m) {
+static int hash_reserve(struct svc_matcher *m) {
   size_t nc = m->hcap ? m->hcap * 2 : 1024;
   uint64_t *nk;
   uint32_t *nv;
@@ -183,7 +183,7 @@ static int grow_u32(uint32_t **a, size_t cap) {
 }
 
 /* Appends a child of parent by byte b; returns it, or NONE when out of memory. */
-static uint32_t node_new(struct intake_matcher *m, uint32_t parent, uint8_t b) {
+static uint32_t node_new(struct svc_matcher *m, uint32_t parent, uint8_t b) {
   uint32_t v = m->n_nodes;
 
   if (v >= MAX_NODES || hash_reserve(m) != 0) return NONE;
@@ -206,7 +206,7 @@ static uint32_t node_new(struct intake_matcher *m, uint32_t parent, uint8_t b) {
   return v;
 }
 
-int intake_matcher_add(struct intake_matcher *m, const char *pat, size_t len, uint32_t id) {
+int svc_matcher_add(struct svc_matcher *m, const char *pat, size_t len, uint32_t id) {
   uint32_t node = 0;
 
   if (!m || !pat || m->built || len == 0 || len >= UINT32_MAX || m->n_pats == UINT32_MAX)
@@ -232,7 +232,7 @@ int intake_matcher_add(struct intake_matcher *m, const char *pat, size_t len, ui
 /* ---- build: edge arrays, failure and dictionary links ---- */
 
 /* The child of node by byte b in the built edge arrays, or NONE. */
-static uint32_t child_of(const struct intake_matcher *m, uint32_t node, uint8_t b) {
+static uint32_t child_of(const struct svc_matcher *m, uint32_t node, uint8_t b) {
   uint32_t lo = m->first[node], hi = m->first[node + 1];
 
   if (m->dense[node] != NONE) return m->dtab[(size_t)m->dense[node] * 256 + b];
@@ -248,7 +248,7 @@ static uint32_t child_of(const struct intake_matcher *m, uint32_t node, uint8_t 
 }
 
 /* Fills first/ebyte/echild from the parent links (sorted later). */
-static int make_edges(struct intake_matcher *m) {
+static int make_edges(struct svc_matcher *m) {
   uint32_t n = m->n_nodes;
 
   m->first = calloc((size_t)n + 1, sizeof *m->first);
@@ -269,7 +269,7 @@ static int make_edges(struct intake_matcher *m) {
 }
 
 /* Sorts each node's edges by byte (insertion sort: ranges are small). */
-static void sort_edges(struct intake_matcher *m) {
+static void sort_edges(struct svc_matcher *m) {
   for (uint32_t u = 0; u < m->n_nodes; u++) {
     for (uint32_t i = m->first[u] + 1; i < m->first[u + 1]; i++) {
       uint8_t b = m->ebyte[i];
@@ -285,7 +285,7 @@ static void sort_edges(struct intake_matcher *m) {
 }
 
 /* Gives every node with DENSE_MIN or more children a 256-entry row. */
-static int make_dense(struct intake_matcher *m) {
+static int make_dense(struct svc_matcher *m) {
   uint32_t k = 0;
 
   m->dense = malloc((size_t)m->n_nodes * sizeof *m->dense);
@@ -307,7 +307,7 @@ static int make_dense(struct intake_matcher *m) {
 
 /* The state after reading byte b in state s: its child, else the failure
  * chain's first state with such a child, else the root. */
-static uint32_t step(const struct intake_matcher *m, uint32_t s, uint8_t b) {
+static uint32_t step(const struct svc_matcher *m, uint32_t s, uint8_t b) {
   for (;;) {
     uint32_t t = s == 0 ? m->root[b] : child_of(m, s, b);
     if (t != NONE) return t;
@@ -316,7 +316,7 @@ static uint32_t step(const struct intake_matcher *m, uint32_t s, uint8_t b) {
 }
 
 /* Breadth-first: the failure link of each node and the dictionary link. */
-static int link_nodes(struct intake_matcher *m) {
+static int link_nodes(struct svc_matcher *m) {
   uint32_t *queue = malloc((size_t)m->n_nodes * sizeof *queue);
   size_t head = 0, tail = 0;
 
@@ -342,7 +342,7 @@ static int link_nodes(struct intake_matcher *m) {
   return 0;
 }
 
-int intake_matcher_build(struct intake_matcher *m) {
+int svc_matcher_build(struct svc_matcher *m) {
   if (!m || m->built) return -1;
   if (make_edges(m) != 0) return -1;
   sort_edges(m);
@@ -366,7 +366,7 @@ int intake_matcher_build(struct intake_matcher *m) {
 /* ---- scanning ---- */
 
 /* Reports every pattern ending at node s (text offset end); non-zero stops. */
-static int report(const struct intake_matcher *m, uint32_t s, size_t end,
+static int report(const struct svc_matcher *m, uint32_t s, size_t end,
                   int (*fn)(void *, uint32_t, size_t, size_t), void *arg) {
   for (uint32_t o = m->out[s] != NONE ? s : m->dict[s]; o != NONE; o = m->dict[o]) {
     for (uint32_t p = m->out[o]; p != NONE; p = m->pats[p].next) {
@@ -377,7 +377,7 @@ static int report(const struct intake_matcher *m, uint32_t s, size_t end,
   return 0;
 }
 
-int intake_matcher_scan(const struct intake_matcher *m, const char *text, size_t len,
+int svc_matcher_scan(const struct svc_matcher *m, const char *text, size_t len,
                         int (*fn)(void *arg, uint32_t id, size_t start, size_t end), void *arg) {
   const uint8_t *p = (const uint8_t *)text;
   uint32_t s = 0;
@@ -393,7 +393,7 @@ int intake_matcher_scan(const struct intake_matcher *m, const char *text, size_t
   return 0;
 }
 
-void intake_matcher_stats(const struct intake_matcher *m, size_t *nodes, size_t *bytes) {
+void svc_matcher_stats(const struct svc_matcher *m, size_t *nodes, size_t *bytes) {
   size_t n = m ? m->n_nodes : 0;
 
   if (nodes) *nodes = n;
@@ -405,8 +405,8 @@ void intake_matcher_stats(const struct intake_matcher *m, size_t *nodes, size_t 
   }
 }
 
-void intake_matcher_destroy(struct intake_matcher **pm) {
-  struct intake_matcher *m;
+void svc_matcher_destroy(struct svc_matcher **pm) {
+  struct svc_matcher *m;
 
   if (!pm || !*pm) return;
   m = *pm;
