@@ -83,6 +83,12 @@ struct svc_stream_consumer;
  * already in b). Returns 0, or -1 to fail the batch (it is retried later). */
 typedef int (*svc_stream_apply_cb)(void *arg, struct svc_pg_batch *b,
                                    const struct svc_stream_event *events, size_t n);
+/* Optional further stages of an apply transaction: called after stage n-1's
+ * results (n = 2, 3, ...); returns 1 to be called again after the statements
+ * it added, 0 when done, -1 to fail the batch (retried later). Results of
+ * earlier stages arrive through the statements' own callbacks. */
+typedef int (*svc_stream_apply_next_cb)(void *arg, struct svc_pg_batch *b,
+                                        const struct svc_stream_event *events, size_t n, int stage);
 struct svc_stream_consumer_opts {
   const char *endpoint;   /* producer's stream endpoint */
   const char *consumer;   /* our identity as claimed in Subscribe */
@@ -97,6 +103,12 @@ struct svc_stream_consumer *svc_stream_consumer_new(uv_loop_t *loop, struct svc_
                                                     struct svc_pg *pg,
                                                     const struct svc_stream_consumer_opts *o,
                                                     svc_stream_apply_cb apply, void *arg);
+/* Makes applies multi-stage (next) and, when flush_to is set, flushes the
+ * events appended to that producer while applying as the last stage, so a
+ * consumer can publish in the same transaction (a service that reads one
+ * stream and writes its own). Call right after svc_stream_consumer_new. */
+void svc_stream_consumer_stages(struct svc_stream_consumer *c, svc_stream_apply_next_cb next,
+                                struct svc_stream_producer *flush_to);
 /* Stops taking events; done(arg) runs when the apply in progress has ended. */
 void svc_stream_consumer_drain(struct svc_stream_consumer *c, void (*done)(void *), void *arg);
 void svc_stream_consumer_destroy(struct svc_stream_consumer **c);

@@ -24,8 +24,10 @@ struct cev {
 struct applying {
   struct svc_stream_consumer *c;
   struct cev *evs;
+  struct svc_stream_event *v; /* views of evs handed to the callbacks */
   size_t n;
   uint64_t from, to;
+  int stage, flushed;
 };
 
 struct svc_stream_consumer {
@@ -41,6 +43,8 @@ struct svc_stream_consumer {
   int heartbeat_ms, silence_ms;
   size_t max_batch;
   svc_stream_apply_cb apply;
+  svc_stream_apply_next_cb apply_next; /* optional further stages */
+  struct svc_stream_producer *flush_to; /* optional: flushed after the last stage */
   void *arg;
   int loaded;             /* position read from the database */
   uint64_t applied;       /* committed position */
@@ -225,29 +229,48 @@ static void applying_free(struct applying *a)
 {
   for (size_t i = 0; i < a->n; i++) cev_free(&a->evs[i]);
   free(a->evs);
+  free(a->v);
   free(a);
 }
 
 static void apply_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err, void *arg);
 static void retry_cb(uv_timer_t *t);
 
+/* After each stage's results: further stages from apply_next, then the
+ * producer's flush as the last one (events appended while applying). */
+static void on_stage(struct svc_pg_batch *b, void *arg)
+{
+  struct svc_stream_consumer *c = arg;
+  struct applying *a = c->cur;
+  if (!a || a->flushed) return;
+  while (c->apply_next) {
+    size_t before = svc_pg_batch_size(b);
+    int rc = c->apply_next(c->arg, b, a->v, a->n, ++a->stage + 1);
+    if (rc != 1) break;
+    if (svc_pg_batch_size(b) != before) return; /* wait for these results */
+  }
+  a->flushed = 1;
+  if (c->flush_to && svc_stream_flush(c->flush_to, b) < 0)
+    svc_error("cannot flush stream events", " consumer=%s", c->consumer);
+}
+
 static void stage_apply(struct svc_stream_consumer *c)
 {
   struct applying *a = c->cur;
-  struct svc_pg_batch *b = svc_pg_batch_new(c->pg, NULL, apply_done, c);
-  struct svc_stream_event *v = malloc(a->n * sizeof *v);
-  if (!b || !v) goto fail;
+  struct svc_pg_batch *b = svc_pg_batch_new(c->pg, on_stage, apply_done, c);
+  if (!a->v) a->v = malloc(a->n * sizeof *a->v);
+  if (!b || !a->v) goto fail;
+  a->stage = 0;
+  a->flushed = 0;
   for (size_t i = 0; i < a->n; i++)
-    v[i] = (struct svc_stream_event){ a->evs[i].seq, a->evs[i].event_us, a->evs[i].kind,
-                                      a->evs[i].addressee, a->evs[i].payload, a->evs[i].len };
+    a->v[i] = (struct svc_stream_event){ a->evs[i].seq, a->evs[i].event_us, a->evs[i].kind,
+                                         a->evs[i].addressee, a->evs[i].payload, a->evs[i].len };
   if (svc_stream_store_advance(&c->st, b, c->producer, a->from, a->to) ||
-      c->apply(c->arg, b, v, a->n) != 0)
+      c->apply(c->arg, b, a->v, a->n) != 0)
     goto fail;
-  free(v);
   svc_pg_submit(b);
   return;
 fail:
-  free(v);
   svc_pg_batch_discard(&b);
   c->stats.errors++;
   svc_error("cannot stage events; retrying in 1 s", " consumer=%s", c->consumer);
@@ -484,6 +507,13 @@ void svc_stream_consumer_destroy(struct svc_stream_consumer **cp)
   c->open_handles = 2;
   uv_close((uv_handle_t *)&c->timer, consumer_free_cb);
   uv_close((uv_handle_t *)&c->retry, consumer_free_cb);
+}
+
+void svc_stream_consumer_stages(struct svc_stream_consumer *c, svc_stream_apply_next_cb next,
+                                struct svc_stream_producer *flush_to)
+{
+  c->apply_next = next;
+  c->flush_to = flush_to;
 }
 
 uint64_t svc_stream_consumer_position(const struct svc_stream_consumer *c)

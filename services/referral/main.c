@@ -1,0 +1,216 @@
+/* whistle-referral: street whistles, departments report (吹哨报到). Wiring
+ * only: configuration, migrations, registry, the one write connection every
+ * batch runs on, the intake stream consumer, the unit interface, the
+ * referral stream, the clock timer, status and signals. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "referral.h"
+#include "svc_daemon.h"
+#include "svc_log.h"
+#include "svc_migrate.h"
+#include "svc_pg.h"
+#include "svc_server.h"
+#include "svc_status.h"
+#include "svc_stream.h"
+
+extern const struct svc_migration referral_migrations[];
+
+static const struct svc_config_var vars[] = {
+  { .name = "WHISTLE_REFERRAL_UNITS", .def = "tcp://*:7201", .kind = SVC_CFG_ENDPOINT,
+    .help = "Unit interface endpoint (ROUTER; proto/unit.proto)." },
+  { .name = "WHISTLE_REFERRAL_STREAM", .def = "tcp://*:7202", .kind = SVC_CFG_ENDPOINT,
+    .help = "Referral stream endpoint (ROUTER; proto/stream.proto, proto/referral_events.proto)." },
+  { .name = "WHISTLE_INTAKE_STREAM_AT", .def = "tcp://127.0.0.1:7102", .kind = SVC_CFG_ENDPOINT,
+    .help = "Where intake's stream is (connect)." },
+  { .name = "WHISTLE_INTAKE_SERVER_KEY", .def = "", .kind = SVC_CFG_STRING,
+    .help = "File holding intake's Z85 public key; required with CURVE on." },
+  { .name = "WHISTLE_REGISTRY", .def = "deploy/registry", .kind = SVC_CFG_PATH,
+    .help = "Directory of registry CSV files (SCENARIO.md); reloaded on SIGHUP." },
+  { .name = "WHISTLE_CLOCK", .def = "wall", .kind = SVC_CFG_ENUM, .choices = "wall|event",
+    .help = "wall: clocks run on the system clock and intake's watermarks; event: on intake's "
+            "watermarks only (R-T3)." },
+  { .name = "WHISTLE_STREAM_FULL_ACCESS", .def = "rating,escalation", .kind = SVC_CFG_STRING,
+    .help = "Identities that read the whole referral stream." },
+  { .name = "WHISTLE_REFERRAL_OPERATORS", .def = "operator", .kind = SVC_CFG_STRING,
+    .help = "Identities allowed to re-dispatch returned steps (comma-separated; CURVE on)." },
+  { .name = "WHISTLE_BATCH", .def = "1000", .kind = SVC_CFG_INT, .min = 1, .max = 100000,
+    .help = "Most requests or events committed in one transaction." },
+  { .name = "WHISTLE_TICK_MS", .def = "1000", .kind = SVC_CFG_INT, .min = 10, .max = 60000,
+    .help = "How often the clocks are moved in wall mode (and watermarks published)." },
+  { .name = NULL },
+};
+
+struct referral {
+  struct svc_daemon d;
+  struct referral_ctx x;
+  struct svc_pg *pgw, *pgr;
+  struct svc_server *srv;
+  struct svc_stream_consumer *cons;
+  uv_timer_t tick;
+  int draining;
+};
+
+static int load_registry(struct referral *rf)
+{
+  char err[512], q[600];
+  const char *dir = svc_daemon_str(&rf->d, "WHISTLE_REGISTRY");
+  struct svc_registry *r = svc_registry_load(dir, err, sizeof err);
+  if (!r) {
+    svc_error("registry refused", " error=%s", svc_log_quote(q, sizeof q, err));
+    return -1;
+  }
+  svc_registry_destroy(&rf->x.reg); /* tickets keep copies, never pointers */
+  rf->x.reg = r;
+  svc_info("registry loaded", " dir=%s routing=%zu departments=%zu streets=%zu", dir,
+           r->n_routing, r->n_departments, r->n_streets);
+  return 0;
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+  struct referral *rf = t->data;
+  if (!rf->draining) referral_clock_run(&rf->x);
+}
+
+static void fill_status(void *arg, struct svc_status_out *o)
+{
+  struct referral *rf = arg;
+  struct referral_counters *n = &rf->x.n;
+  struct svc_server_stats ss;
+  struct svc_stream_producer_stats ps;
+  struct svc_stream_consumer_stats cs;
+  svc_server_stats(rf->srv, &ss);
+  svc_stream_producer_stats(rf->x.prod, &ps);
+  svc_stream_consumer_stats(rf->cons, &cs);
+  svc_status_add(o, "referral.tickets", (int64_t)n->tickets);
+  svc_status_add(o, "referral.steps", (int64_t)n->steps);
+  svc_status_add(o, "referral.updates", (int64_t)n->updates);
+  svc_status_add(o, "referral.refused", (int64_t)n->refused);
+  svc_status_add(o, "referral.duplicates", (int64_t)n->duplicates);
+  svc_status_add(o, "referral.redispatches", (int64_t)n->redispatches);
+  svc_status_add(o, "referral.feedback", (int64_t)n->feedback);
+  svc_status_add(o, "referral.warnings", (int64_t)n->warnings);
+  svc_status_add(o, "referral.overdue", (int64_t)n->overdue);
+  svc_status_add(o, "referral.closed", (int64_t)n->closed);
+  svc_status_add(o, "referral.violations", (int64_t)n->violations);
+  svc_status_add(o, "referral.notes", (int64_t)n->notes);
+  svc_status_add(o, "server.requests", (int64_t)ss.requests);
+  svc_status_add(o, "server.batches", (int64_t)ss.batches);
+  svc_status_add(o, "server.pending", (int64_t)ss.pending);
+  svc_status_add(o, "stream.head", (int64_t)ps.head);
+  svc_status_add(o, "stream.subscribers", (int64_t)ps.subscribers);
+  svc_status_add(o, "stream.bad_frames", (int64_t)ps.bad_frames);
+  svc_status_add(o, "intake.position", (int64_t)cs.position);
+  svc_status_add(o, "intake.resubscribes", (int64_t)cs.resubscribes);
+  svc_status_add(o, "clock.in_watermark_us", rf->x.in_watermark_us);
+  svc_status_add(o, "clock.out_watermark_us", rf->x.out_watermark_us);
+  svc_status_add(o, "pg.up", svc_pg_is_up(rf->pgw));
+}
+
+static void finish(void *arg)
+{
+  struct referral *rf = arg;
+  uv_timer_stop(&rf->tick);
+  uv_close((uv_handle_t *)&rf->tick, NULL);
+  svc_pg_destroy(&rf->pgw);
+  svc_pg_destroy(&rf->pgr);
+  svc_server_destroy(&rf->srv);
+  svc_stream_consumer_destroy(&rf->cons);
+  svc_stream_producer_destroy(&rf->x.prod);
+  referral_store_destroy(&rf->x.store);
+  referral_handlers_free(&rf->x);
+  svc_registry_destroy(&rf->x.reg);
+  svc_daemon_close(&rf->d);
+}
+
+static void server_drained(void *arg)
+{
+  struct referral *rf = arg;
+  svc_server_drain(rf->srv, finish, rf);
+}
+
+static void on_stop(void *arg)
+{
+  struct referral *rf = arg;
+  svc_info("draining", "%s", "");
+  rf->draining = 1;
+  svc_stream_producer_stop(rf->x.prod);
+  svc_stream_consumer_drain(rf->cons, server_drained, rf);
+}
+
+static void on_reload(void *arg)
+{
+  struct referral *rf = arg;
+  load_registry(rf); /* on failure the old registry stays */
+  svc_zctx_reload(rf->d.z);
+}
+
+static int start(struct referral *rf, const char *pg, const char *intake_key)
+{
+  rf->pgw = svc_pg_new(&rf->d.loop, "write", pg);
+  rf->pgr = svc_pg_new(&rf->d.loop, "read", pg);
+  if (!rf->pgw || !rf->pgr || !(rf->x.store = referral_store_new(rf->pgw)) ||
+      referral_handlers_init(&rf->x))
+    return -1;
+  rf->x.pg = rf->pgw;
+  struct svc_stream_producer_opts po = {
+    .endpoint = svc_daemon_str(&rf->d, "WHISTLE_REFERRAL_STREAM"), .name = "referral",
+    .full_access = svc_daemon_str(&rf->d, "WHISTLE_STREAM_FULL_ACCESS"),
+  };
+  if (!(rf->x.prod = svc_stream_producer_new(&rf->d.loop, rf->d.z, rf->pgw, rf->pgr, &po)))
+    return -1;
+  struct svc_stream_consumer_opts co = {
+    .endpoint = svc_daemon_str(&rf->d, "WHISTLE_INTAKE_STREAM_AT"), .consumer = "referral",
+    .producer = "intake", .server_key = intake_key[0] ? intake_key : NULL,
+    .max_batch = (size_t)svc_daemon_int(&rf->d, "WHISTLE_BATCH"),
+  };
+  /* Every batch runs on pgw: the consumer's, the server's and the clock's,
+   * one after the other, so each sees the others' committed tickets. */
+  rf->cons = svc_stream_consumer_new(&rf->d.loop, rf->d.z, rf->pgw, &co, referral_intake_apply, &rf->x);
+  if (!rf->cons) return -1;
+  svc_stream_consumer_stages(rf->cons, referral_intake_apply_next, rf->x.prod);
+  struct svc_server_opts so = { .endpoint = svc_daemon_str(&rf->d, "WHISTLE_REFERRAL_UNITS"),
+                                .max_batch = (size_t)svc_daemon_int(&rf->d, "WHISTLE_BATCH"),
+                                .producer = rf->x.prod };
+  if (!(rf->srv = svc_server_new(&rf->d.loop, rf->d.z, rf->pgw, &so, &referral_unit_ops, &rf->x)))
+    return -1;
+  uint64_t every = (uint64_t)svc_daemon_int(&rf->d, "WHISTLE_TICK_MS");
+  uv_timer_start(&rf->tick, tick_cb, every, every);
+  svc_info("ready", " units=%s stream=%s intake=%s clock=%s", so.endpoint, po.endpoint,
+           co.endpoint, svc_daemon_str(&rf->d, "WHISTLE_CLOCK"));
+  return 0;
+}
+
+int main(int argc, char **argv)
+{
+  static struct referral rf;
+  int rc = svc_daemon_init(&rf.d, argc, argv, "referral",
+                           "whistle-referral: turns tickets into referral steps for departments "
+                           "and streets, runs their clocks and publishes the referral stream.",
+                           vars);
+  if (rc) return rc > 0 ? 0 : 2;
+  enum svc_clock_mode mode;
+  svc_clock_mode_parse(svc_daemon_str(&rf.d, "WHISTLE_CLOCK"), &mode);
+  svc_clock_init(&rf.x.clock, mode);
+  rf.x.curve = svc_zctx_curve(rf.d.z);
+  snprintf(rf.x.operators, sizeof rf.x.operators, "%s",
+           svc_daemon_str(&rf.d, "WHISTLE_REFERRAL_OPERATORS"));
+  char intake_key[SVC_Z85_KEY_LEN + 1];
+  if (svc_daemon_server_key(&rf.d, "WHISTLE_INTAKE_SERVER_KEY", intake_key) || load_registry(&rf))
+    return 2;
+  const char *pg = svc_daemon_str(&rf.d, "WHISTLE_PG");
+  if (svc_migrate(pg, "referral", referral_migrations,
+                  (int)svc_daemon_int(&rf.d, "WHISTLE_PG_WAIT_S")) ||
+      referral_store_load_clock(pg, &rf.x.in_watermark_us, &rf.x.out_watermark_us))
+    return 1;
+  uv_timer_init(&rf.d.loop, &rf.tick);
+  rf.tick.data = &rf;
+  if (start(&rf, pg, intake_key) || svc_daemon_status(&rf.d, fill_status, &rf) ||
+      svc_daemon_signals(&rf.d, on_stop, on_reload, &rf)) {
+    rf.d.exit_code = 1;
+    finish(&rf);
+  }
+  return svc_daemon_run(&rf.d);
+}
