@@ -112,10 +112,11 @@ class HotlineClient:
     push() keeps many requests in flight and resends what stays unanswered
     (the daemon may have been killed), like the hotline system would."""
 
-    def __init__(self, endpoint, hwm=100000):
+    def __init__(self, endpoint, hwm=100000, curve=None):
         self.endpoint = endpoint
         self.ctx = zmq.Context.instance()
         self.hwm = hwm
+        self.curve = curve  # (server public, client public, client secret) or None
         self.s = None
         self.stray = []  # replies nobody waited for (request_id 0, late duplicates)
         self.connect()
@@ -126,6 +127,8 @@ class HotlineClient:
         self.s = self.ctx.socket(zmq.DEALER)
         self.s.linger = 0
         self.s.sndhwm = self.s.rcvhwm = self.hwm
+        if self.curve:
+            self.s.curve_serverkey, self.s.curve_publickey, self.s.curve_secretkey = self.curve
         self.s.connect(self.endpoint)
 
     def close(self):

@@ -1,0 +1,173 @@
+"""R-R4 exactly once: every step gets at most one ACCEPT_OVERDUE and one
+RESOLVE_OVERDUE, exactly when its clock passed without the action (an action
+stamped within the deadline second is on time), also when referral is
+kill -9ed around the deadlines and when the same update is sent twice
+(answered DUPLICATE). R-R2/R-R3 abuse of the state machine: resolve before
+accept, the wrong unit, an unknown step or ticket, a double resolve, an
+update of a closed ticket, malformed frames: each gets its reason and
+changes nothing. All through the real sockets, in event time (R-T3)."""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import wt  # noqa: E402
+import intake_client as ic  # noqa: E402
+import referral_client as rc  # noqa: E402
+
+M = int(os.environ.get("WHISTLE_TEST_STEPS", "400"))
+S = 1000000
+H = 3600 * S
+T0 = 1790000000 * S
+SU, Reply = rc.SU, rc.Reply
+
+wt.pgdev("start")
+wt.pgdev("reset", "intake", "referral", "r_sink")
+w = wt.Workdir("ref-clocks")
+ienv = ic.intake_env(w, WHISTLE_CLOCK="event")
+intake, ok = ic.start_intake(w, ienv)
+wt.check(ok, "intake is up")
+renv = rc.referral_env(w, ienv)
+ref, ok = rc.start_referral(w, renv)
+wt.check(ok, "referral is up")
+sink = wt.Daemon("sinkd", {"WHISTLE_CURVE": "0", "WHISTLE_PG": "user=r_sink",
+                           "WHISTLE_SCHEMA": "r_sink", "WHISTLE_SINK_SOURCE": renv["WHISTLE_REFERRAL_STREAM"],
+                           "WHISTLE_SINK_NAME": "rating", "WHISTLE_SINK_PRODUCER": "referral",
+                           "WHISTLE_SINK_WINDOW": "2000", "WHISTLE_CONTROL": w.ep("sctl")},
+                 w.file("sinkd.log")).start()
+hc = ic.HotlineClient(ienv["WHISTLE_INTAKE_HOTLINE"])
+rid = [0]
+
+
+def hotline(frame_fn, *a):
+    rid[0] += 1
+    r = hc.ask(frame_fn(rid[0], *a), rid[0])
+    return r is not None and r.status in (ic.ACCEPTED, ic.DUPLICATE)
+
+
+# M tickets to single-step categories (hotline codes), compounds of the sample city.
+codes = ["1101", "1102", "1103", "1105", "1202", "1301", "1401", "1501"]
+comps = [r["code"] for r in ic.registry_rows("compounds.csv")]
+frames = {i + 1: ic.submit(i + 1, ticket_no=f"K-{i:05d}", received_us=T0 + i * S,
+                           request_type="COMPLAINT", hotline_category=codes[i % len(codes)],
+                           compound_code=comps[i % len(comps)], address="x", content="来电")
+          for i in range(M)}
+replies = hc.push(frames)
+wt.check(len(replies) == M and all(r.status == ic.ACCEPTED for r in replies.values()),
+         f"{M} tickets ACCEPTED")
+SINK = "SELECT count(*) FROM r_sink.sink WHERE kind = '{}'"
+wt.check(wt.wait_for(lambda: wt.scalar(SINK.format("step.issued")) == str(M), 60, "steps"),
+         f"{M} steps issued and recorded by a full-access reader")
+steps = {}
+for (payload,) in wt.sql("SELECT encode(payload, 'hex') FROM r_sink.sink WHERE kind = 'step.issued'"):
+    p = rc.payload("step.issued", bytes.fromhex(payload))
+    steps[p.ticket_no] = p
+
+cli = rc.UnitClient(renv["WHISTLE_REFERRAL_UNITS"])
+n = [0]
+
+
+def upd(p, action, at, unit=None, **kw):
+    n[0] += 1
+    return cli.ask(rc.update(n[0], p.ticket_no, p.step, action, at, unit or p.unit, **kw))
+
+
+# Per ticket i: 0 accept and resolve on time (both sent twice), 1 accept
+# exactly in the deadline second, 2 accept one second late, 3 nothing.
+expect = {}
+dups = bad = 0
+for no, p in sorted(steps.items()):
+    i = int(no[2:]) % 4
+    if i == 0:
+        for _ in range(2):
+            a, r = upd(p, SU.ACCEPT, p.issued_us + 60 * S), None
+            r = upd(p, SU.RESOLVE, p.issued_us + 2 * H, note="已处理")
+        dups += a.status == Reply.DUPLICATE and r.status == Reply.DUPLICATE
+        bad += a.status != Reply.DUPLICATE
+    elif i == 1:
+        a = upd(p, SU.ACCEPT, p.accept_by_us + 999999)
+        bad += a.status != Reply.APPLIED or a.late
+    elif i == 2:
+        a = upd(p, SU.ACCEPT, p.accept_by_us + S)
+        bad += a.status != Reply.APPLIED or not a.late
+    expect[(no, "ACCEPT_OVERDUE")] = 1 if i in (2, 3) else 0
+    expect[(no, "RESOLVE_OVERDUE")] = 0 if i == 0 else 1
+wt.check(bad == 0, "updates applied; on the deadline second not late, one second after late")
+wt.check(dups == (M + 3) // 4, f"the same accept and resolve sent twice are answered DUPLICATE ({dups})")
+
+# Move event time across the deadlines, killing referral around them.
+accept_bys = sorted(p.accept_by_us for p in steps.values())
+marks = [accept_bys[0] - H, accept_bys[len(accept_bys) // 2] + S, accept_bys[-1] + S,
+         T0 + 20 * 24 * H, T0 + 40 * 24 * H]
+for k, mark in enumerate(marks):
+    wt.check(hotline(ic.watermark, mark), f"watermark {k + 1} ACCEPTED by intake")
+    if k in (1, 3):
+        time.sleep(0.05 * k)
+        ref.kill9()
+        ref, ok = rc.start_referral(w, renv, log=f"referral-{k}.log")
+        wt.check(ok, f"referral restarted after kill -9 around watermark {k + 1}")
+wt.check(wt.wait_for(lambda: int((wt.status(renv["WHISTLE_CONTROL"], 1.0) or {}).get(
+    "clock.out_watermark_us", 0)) >= marks[-1], 60, "clock"), "referral's clocks reached the last watermark")
+wt.check(wt.wait_for(lambda: wt.scalar("SELECT max(event_us) FROM r_sink.sink WHERE kind = 'WATERMARK'")
+                     == str(marks[-1]), 60, "sink"), "the reader has everything up to the referral watermark")
+
+got = {}
+for no, kind, cnt in wt.sql("SELECT t, kind, count(*) FROM (SELECT kind, convert_from(substring(payload"
+                            " from 3 for get_byte(payload, 1)), 'UTF8') t FROM r_sink.sink"
+                            " WHERE kind LIKE '%_OVERDUE') x GROUP BY 1, 2"):
+    got[(no, kind)] = int(cnt)
+wrong = [(k, v, got.get(k, 0)) for k, v in expect.items() if got.get(k, 0) != v]
+wt.check(not wrong, f"exactly one overdue per step and clock where the clock passed without the action,"
+                    f" none elsewhere ({len(wrong)} wrong, e.g. {wrong[:3]})")
+warn = wt.scalar("SELECT count(*) FROM r_sink.sink WHERE kind = 'step.warning'")
+warn_keys = wt.scalar("SELECT count(DISTINCT payload) FROM r_sink.sink WHERE kind = 'step.warning'")
+wt.check(warn == warn_keys and int(warn) > 0, f"each warning once ({warn} warnings)")
+late = [r for r in wt.sql("SELECT seq FROM r_sink.sink s WHERE kind LIKE '%_OVERDUE' AND event_us >"
+                          " (SELECT min(event_us) FROM r_sink.sink w WHERE w.kind = 'WATERMARK' AND w.seq > s.seq)")]
+wt.check(not late, "no event comes after a watermark that promised nothing earlier")
+closed = int(wt.scalar("SELECT count(*) FROM r_sink.sink WHERE kind = 'ticket.closed'"))
+wt.check(closed == (M + 3) // 4, f"resolved tickets closed 3 working days later without callback ({closed})")
+
+# ---- abuse: each refused with its reason, nothing changes ----
+fresh = sorted(no for no in steps if int(no[2:]) % 4 == 3)[0]
+done = sorted(no for no in steps if int(no[2:]) % 4 == 0)[0]
+p, q = steps[fresh], steps[done]
+before = wt.sql("SELECT ticket_no, state, steps::text FROM referral.tickets ORDER BY 1")
+head = wt.scalar("SELECT last_seq FROM referral.stream_head")
+cases = [
+    ("resolve before accept", upd(p, SU.RESOLVE, p.issued_us + H), Reply.WRONG_STATE),
+    ("the wrong unit", upd(p, SU.ACCEPT, p.issued_us + H, unit="MZ"), Reply.WRONG_UNIT),
+    ("an unknown step", cli.ask(rc.update(9001, p.ticket_no, 7, SU.ACCEPT, p.issued_us + H, p.unit)),
+     Reply.UNKNOWN_STEP),
+    ("an unknown ticket", cli.ask(rc.update(9002, "NO-SUCH", 1, SU.ACCEPT, T0, "GA")), Reply.UNKNOWN_STEP),
+    ("a double resolve", upd(q, SU.RESOLVE, q.issued_us + 3 * H), Reply.WRONG_STATE),
+    ("progress on a closed ticket", upd(q, SU.PROGRESS, q.issued_us + 3 * H, note="再看看"), Reply.WRONG_STATE),
+    ("a step stamped before its issue", upd(p, SU.ACCEPT, p.issued_us - S), Reply.BAD_REQUEST),
+    ("a return without reason", upd(p, SU.RETURN, p.issued_us + H), Reply.BAD_REQUEST),
+    ("a prohibition without violation", upd(p, SU.RESOLVE, p.issued_us + H, prohibition="P2"),
+     Reply.BAD_REQUEST),
+    ("re-dispatch of a step that is not returned",
+     cli.ask(rc.redispatch(9003, p.ticket_no, 1, "GA", p.issued_us + H)), Reply.WRONG_STATE),
+]
+for what, r, code in cases:
+    wt.check(r is not None and r.status == Reply.REFUSED and r.code == code and r.reason,
+             f"{what}: REFUSED {Reply.Code.Name(code)} ({r and r.reason})")
+cli.s.send(b"\xff\x00garbage")
+cli.s.send(b"")
+r = cli.ask(rc.update(9004, p.ticket_no, 1, 0, p.issued_us + H, p.unit))
+wt.check(r is not None and r.code == Reply.BAD_REQUEST, f"an unknown action: BAD_REQUEST ({r and r.reason})")
+time.sleep(0.5)
+wt.check(ref.alive(), "malformed frames do not crash referral")
+after = wt.sql("SELECT ticket_no, state, steps::text FROM referral.tickets ORDER BY 1")
+wt.check(before == after and head == wt.scalar("SELECT last_seq FROM referral.stream_head"),
+         "no refused request changed a ticket or published an event")
+r = upd(p, SU.ACCEPT, p.accept_by_us + 2 * H)
+wt.check(r.status == Reply.APPLIED and r.late, "a late accept is accepted and recorded as late")
+
+cli.close()
+codes_ = [sink.stop(), ref.stop(), intake.stop()]
+wt.check(codes_ == [0, 0, 0], f"daemons exit 0 on SIGTERM ({codes_})")
+for d in (ref, intake):
+    wt.check(not any(m in d.log_text() for m in ic.SANITIZER_MARKS), f"{d.logfile}: no sanitizer report")
+w.cleanup()
+wt.done()
