@@ -127,6 +127,11 @@ BINS += $(BUILD)/bin/whistle-$(1)
 endef
 $(foreach t,$(sort $(TOOL_DIRS)),$(eval $(call tool_prog,$(t))))
 
+# whistle-dept: its unit tests (tests/unit/test_dept_*.c) link the pure policy code.
+$(BUILD)/tests/unit/test_dept_%: $(BUILD)/tests/unit/test_dept_%.o $(BUILD)/tools/dept/dept_policy.o $(LIBSVC)
+	$(CC) $(LDFLAGS) $^ $(CHECK_LIBS) $(LDLIBS) -o $@
+$(BUILD)/tests/unit/test_dept_%.o: CFLAGS += -Itools/dept
+
 build-all: $(LIBSVC) $(BINS) $(TEST_BINS) $(UNIT_TESTS) $(PY_GEN)
 
 deps:
