@@ -42,7 +42,8 @@ die() {
 once=0
 if [ "${WHISTLE_RUN_ONCE:-0}" != 0 ] || [ ! -t 0 ]; then once=1; fi
 
-for b in "$BIN/ledgerd" "$BIN/sinkd" "$IBIN/whistle-intake" "$IBIN/whistle-hotline"; do
+for b in "$BIN/ledgerd" "$BIN/sinkd" "$IBIN/whistle-intake" "$IBIN/whistle-hotline" \
+         "$IBIN/whistle-referral" "$IBIN/whistle-dept"; do
   [ -x "$b" ] || die "$b is missing: run 'make' first"
 done
 [ -r "$FEED" ] || die "the hotline feed $FEED is missing (tools/gen_feed.py writes the sample)"
@@ -63,6 +64,11 @@ SCTL=ipc://$SOCK/sinkd-control
 IHOT=ipc://$SOCK/intake-hotline
 ISTREAM=ipc://$SOCK/intake-stream
 ICTL=ipc://$SOCK/intake-control
+RUNITS=ipc://$SOCK/referral-units
+RSTREAM=ipc://$SOCK/referral-stream
+RCTL=ipc://$SOCK/referral-control
+R_SCHEMA=referral
+POLICY=$ROOT/deploy/demo/dept-policy.json
 
 # ---- the helper for status queries and progress (Debian's python3) ---------
 PYHELP=$(cat <<'PYEOF'
@@ -157,7 +163,25 @@ def rejected(path):
         print("  (none)")
     return 0
 
+def settle(ictl, rctl, timeout):
+    """Waits until referral has applied all of intake's stream and its own
+    stream has not moved for 1.5 s (the units have answered everything)."""
+    end = time.time() + timeout
+    last, since = None, time.time()
+    while time.time() < end:
+        i, r = status(ictl), status(rctl)
+        key = (r.get("stream.head"), r.get("server.requests"))
+        caught_up = r.get("intake.position", -1) >= i.get("stream.head", 0)
+        if key != last:
+            last, since = key, time.time()
+        elif caught_up and r.get("server.pending", 1) == 0 and time.time() - since >= 1.5:
+            return 0
+        time.sleep(0.1)
+    return 1
+
 def main(mode, *a):
+    if mode == "settle":
+        return settle(a[0], a[1], float(a[2]))
     if mode == "progress":
         return progress(a[0], a[1], int(a[2]), float(a[3]), int(a[4]))
     if mode == "push":
@@ -221,12 +245,14 @@ stop_stale() { # name
 
 # Starts a daemon in its own session (a Ctrl-C on the terminal reaches only
 # this script, which then drains the daemons one signal each).
-start_prog() { # name, binary, env assignments...
-  local n=$1 b=$2; shift 2
+start_prog() { # name, binary, env assignments... [-- arguments...]
+  local n=$1 b=$2 envs=() ; shift 2
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
   started=1
   : >"$RUN/$n.log"
-  env WHISTLE_CURVE=0 WHISTLE_LOG_LEVEL="${WHISTLE_LOG_LEVEL:-info}" "$@" \
-    setsid "$b" </dev/null >>"$RUN/$n.log" 2>&1 &
+  env WHISTLE_CURVE=0 WHISTLE_LOG_LEVEL="${WHISTLE_LOG_LEVEL:-info}" "${envs[@]}" \
+    setsid "$b" "$@" </dev/null >>"$RUN/$n.log" 2>&1 &
   PIDS+=("$!"); NAMES+=("$n")
   echo "$!" >"$RUN/$n.pid"
 }
@@ -249,6 +275,7 @@ wait_ready() { # name pid control-endpoint
 stop_stale ledgerd
 stop_stale sinkd
 stop_stale intake
+stop_stale referral
 
 # ---- Postgres -----------------------------------------------------------------
 say "starting the private Postgres (tools/pgdev.sh; data in $BUILD/pg, Unix socket only)"
@@ -256,7 +283,7 @@ say "starting the private Postgres (tools/pgdev.sh; data in $BUILD/pg, Unix sock
 pg_ok=0
 for _ in 1 2 3 4 5; do
   if bash tools/pgdev.sh start &&
-     bash tools/pgdev.sh reset "$L_SCHEMA" "$S_SCHEMA" "$I_SCHEMA" >/dev/null; then
+     bash tools/pgdev.sh reset "$L_SCHEMA" "$S_SCHEMA" "$I_SCHEMA" "$R_SCHEMA" >/dev/null; then
     pg_ok=1; break
   fi
   sleep 2
@@ -264,7 +291,9 @@ done
 [ $pg_ok = 1 ] || die "the private Postgres did not start (log: $BUILD/pg/server.log)"
 eval "$(bash tools/pgdev.sh env)"
 export PGHOST PGPORT PGDATABASE
-say "fresh schemas $L_SCHEMA, $S_SCHEMA and $I_SCHEMA (one login role each, owning only its schema)"
+say "fresh schemas $L_SCHEMA, $S_SCHEMA, $I_SCHEMA and $R_SCHEMA (one login role each, owning only its schema)"
+# The unit clients' positions and outputs belong to the streams just reset.
+rm -f "$RUN"/dept-*.pos "$RUN"/dept-*.jsonl "$RUN"/redispatch.*
 
 # ---- daemons ------------------------------------------------------------------
 say "starting ledgerd, sinkd and intake in development mode (WHISTLE_CURVE=0), endpoints in $SOCK"
@@ -283,10 +312,24 @@ start_prog intake "$IBIN/whistle-intake" WHISTLE_PG="user=$I_SCHEMA application_
   WHISTLE_CLOCK=event WHISTLE_REGISTRY="$ROOT/deploy/registry" \
   WHISTLE_INTAKE_HOTLINE="$IHOT" WHISTLE_INTAKE_STREAM="$ISTREAM" WHISTLE_CONTROL="$ICTL"
 IPID=$!
+# referral in event clock mode too: its clocks move with intake's watermarks.
+start_prog referral "$IBIN/whistle-referral" WHISTLE_PG="user=$R_SCHEMA application_name=referral" \
+  WHISTLE_CLOCK=event WHISTLE_REGISTRY="$ROOT/deploy/registry" WHISTLE_INTAKE_STREAM_AT="$ISTREAM" \
+  WHISTLE_REFERRAL_UNITS="$RUNITS" WHISTLE_REFERRAL_STREAM="$RSTREAM" WHISTLE_CONTROL="$RCTL"
+RPID=$!
 wait_ready ledgerd "$LPID" "$LCTL"
 wait_ready sinkd "$SPID" "$SCTL"
 wait_ready intake "$IPID" "$ICTL"
-say "ledgerd (pid $LPID), sinkd (pid $SPID) and intake (pid $IPID) are ready"
+wait_ready referral "$RPID" "$RCTL"
+say "ledgerd (pid $LPID), sinkd (pid $SPID), intake (pid $IPID) and referral (pid $RPID) are ready"
+# One scripted client per department and street office (deploy/demo/dept-policy.json).
+UNITS=$( (tail -n +2 "$ROOT/deploy/registry/departments.csv"; tail -n +2 "$ROOT/deploy/registry/streets.csv") |
+         cut -d, -f1)
+for u in $UNITS; do
+  start_prog "dept-$u" "$IBIN/whistle-dept" -- run --unit "$u" --policy "$POLICY" \
+    --stream "$RSTREAM" --units "$RUNITS" --position "$RUN/dept-$u.pos" --out "$RUN/dept-$u.jsonl"
+done
+say "$(echo $UNITS | wc -w) department and street clients (whistle-dept run) subscribed: $(echo $UNITS)"
 
 # ---- load -----------------------------------------------------------------------
 PREFIX=demo-$(date +%s)-
@@ -312,15 +355,63 @@ t1=$(date +%s.%N)
 
 # ---- the hotline feed -------------------------------------------------------------
 q() { bash tools/pgdev.sh psql -tA -c "$1"; }
+localtime() { # SQL expression (microseconds), format -> SQL text in local time (+08:00)
+  echo "to_char(to_timestamp(($1) / 1e6) AT TIME ZONE 'Asia/Shanghai', '$2')"
+}
 HOTLINE=$IBIN/whistle-hotline
 HOUT=$RUN/hotline.out
 HREPLIES=$RUN/hotline-replies.jsonl
 HQUIET=--quiet
 [ -t 2 ] && HQUIET=
-say "pushing the hotline feed ${FEED#"$ROOT"/} ($(wc -l <"$FEED") lines) to intake with whistle-hotline"
-hrc=0
-"$HOTLINE" $HQUIET --endpoint "$IHOT" --replies "$HREPLIES" "$FEED" >"$HOUT" || hrc=$?
-[ "$hrc" = 0 ] || { cat "$HOUT" >&2; die "whistle-hotline failed (exit status $hrc)"; }
+# Three passes keep every line's number (other lines left blank): tickets and
+# operator actions, then callbacks, then watermarks, each after the units
+# have answered what the previous one caused, so the replay gives the same
+# result every time (a callback meets a resolved ticket, a deadline meets
+# the answers stamped before it).
+phase() { # n, awk condition on the line
+  awk "{ if ($2) print; else print \"\" }" "$FEED" >"$RUN/feed-$1.jsonl"
+}
+phase 1 '!/"type":"(feedback|watermark)"/'
+phase 2 '/"type":"feedback"/'
+phase 3 '/"type":"watermark"/'
+settle() { # waits until referral has taken everything and the units answered
+  py settle "$ICTL" "$RCTL" 120 || die "referral did not settle within 120 s"
+}
+# The operator (人工分拣) re-dispatches each returned step (R-R3) two hours
+# after its return: a street's to the city management bureau (CGZF), a
+# department's to the compound's street office.
+redispatch_returned() {
+  local rows n=0 t st unit at
+  rows=$(q "SELECT t.ticket_no, s->>'no',
+                   CASE WHEN s->>'street' = 'true' THEN 'CGZF' ELSE t.street END,
+                   $(localtime "(s->>'returned')::bigint + 7200000000" 'YYYY-MM-DD"T"HH24:MI:SS"+08:00"')
+              FROM $R_SCHEMA.tickets t, jsonb_array_elements(t.steps) s
+             WHERE t.state = 'RETURNED' AND s->>'state' = 'RETURNED'
+               AND (s->>'no')::int = jsonb_array_length(t.steps) ORDER BY 1")
+  while IFS='|' read -r t st unit at; do
+    [ -n "$t" ] || continue
+    "$IBIN/whistle-dept" redispatch "$t" "$st" "$unit" --at "$at" --units "$RUNITS" \
+      --note "人工分拣重新派单" >>"$RUN/redispatch.out" 2>>"$RUN/redispatch.log" ||
+      die "re-dispatching $t step $st failed (see $RUN/redispatch.out)"
+    n=$((n + 1))
+  done <<<"$rows"
+  say "  operator: $n returned step(s) re-dispatched (whistle-dept redispatch)"
+  [ "$n" = 0 ] || settle
+}
+say "pushing the hotline feed ${FEED#"$ROOT"/} ($(wc -l <"$FEED") lines) to intake with whistle-hotline, in three passes"
+: >"$HREPLIES"
+for k in 1 2 3; do
+  what=("" "tickets and operator actions" "callbacks (回访)" "watermarks (event time moves on)")
+  say "  pass $k: ${what[$k]}"
+  hrc=0
+  "$HOTLINE" $HQUIET --endpoint "$IHOT" --replies "$RUN/replies-$k.jsonl" "$RUN/feed-$k.jsonl" \
+    >"$RUN/hotline-$k.out" || hrc=$?
+  [ "$hrc" = 0 ] || { cat "$RUN/hotline-$k.out" >&2; die "whistle-hotline failed (exit status $hrc)"; }
+  cat "$RUN/replies-$k.jsonl" >>"$HREPLIES"
+  settle
+  [ "$k" = 1 ] && redispatch_returned
+done
+cat "$RUN/hotline-1.out" "$RUN/hotline-2.out" "$RUN/hotline-3.out" >"$HOUT"
 # What intake holds, before and after the whole feed is sent again (R-I1).
 snapshot() {
   q "SELECT md5(coalesce((SELECT string_agg(t::text, ',' ORDER BY id) FROM $I_SCHEMA.tickets t), '')
@@ -387,18 +478,16 @@ IST=$(py dump "$ICTL") || die "intake does not answer on its control endpoint"
 iv() { printf '%s\n' "$IST" | sed -n "s/^$1=//p"; }
 # The "total" row of a whistle-hotline summary: ACCEPTED DUPLICATE REJECTED
 # UNAVAILABLE NO_REPLY not_sent.
-hl_total() { awk '$1 == "total" { print $3, $4, $5, $6, $7, $8 }' "$1"; }
-read -r h_acc h_dup h_rej h_una h_none h_unsent <<<"$(hl_total "$HOUT")"
+hl_total() { awk '$1 == "total" { for (i = 3; i <= 8; i++) t[i] += $i }
+                 END { print t[3] + 0, t[4] + 0, t[5] + 0, t[6] + 0, t[7] + 0, t[8] + 0 }' "$@"; }
+read -r h_acc h_dup h_rej h_una h_none h_unsent <<<"$(hl_total "$RUN"/hotline-[123].out)"
 read -r a_acc a_dup a_rej a_una a_none a_unsent <<<"$(hl_total "$RUN/hotline-again.out")"
-h_feed=$(sed -n 's/^  feed: //p' "$HOUT")
-h_elapsed=$(sed -n 's/^  elapsed: \([0-9.]*\) s.*/\1/p' "$HOUT")
+h_feed="$(grep -c . "$FEED") lines in three passes (tickets and operator actions, callbacks, watermarks)"
+h_elapsed=$(sed -n 's/^  elapsed: \([0-9.]*\) s.*/\1/p' "$HOUT" | awk '{ t += $1 } END { printf "%.2f", t }')
 h_lines=$(( h_acc + h_dup + h_rej + h_una + h_none + h_unsent ))
 tally() { # column table: "value n, value n, ..." by count
   q "SELECT coalesce(string_agg($1 || ' ' || n, ', ' ORDER BY n DESC, $1), 'none')
        FROM (SELECT $1, count(*) AS n FROM $2 GROUP BY 1) x"
-}
-localtime() { # SQL expression (microseconds), format -> SQL text in local time (+08:00)
-  echo "to_char(to_timestamp(($1) / 1e6) AT TIME ZONE 'Asia/Shanghai', '$2')"
 }
 n_tickets=$(q "SELECT count(*) FROM $I_SCHEMA.tickets")
 n_triaged=$(q "SELECT count(*) FROM $I_SCHEMA.tickets WHERE triaged_us IS NOT NULL")
@@ -513,13 +602,14 @@ $(columns "$IST")
 
  logs        $RUN/ledgerd.log, $RUN/sinkd.log, $RUN/intake.log (logfmt)
  Postgres    tools/pgdev.sh psql   (e.g. SELECT ticket_no, category, disposition FROM $I_SCHEMA.tickets LIMIT 5)
- intake is the first of Whistle's business daemons in \`make run\`; referral, rating
- and escalation are coming (intake's stream waits for them at $ISTREAM).
 ==================================================================================
 EOF
 
+. "$ROOT/tools/run_referral.sh"
+
 if [ $ok = 0 ]; then die "the demo's checks failed (see the summary above)"; fi
 if [ $ok2 = 0 ]; then die "the intake checks failed (see the summary above)"; fi
+if [ $ok3 = 0 ]; then die "the referral checks failed (see the summary above)"; fi
 
 if [ $once = 1 ]; then
   say "not on a terminal (or WHISTLE_RUN_ONCE=1): stopping the daemons"
@@ -527,12 +617,14 @@ if [ $once = 1 ]; then
   exit 0
 fi
 
-say "ledgerd, sinkd and intake keep running; try: kill -HUP $IPID (intake reloads registry and keys),"
-say "  $BUILD/bin/whistle-hotline --endpoint $IHOT FEED.jsonl, or query the status again."
+say "the daemons and the unit clients keep running; try: kill -HUP $IPID (intake reloads registry and keys),"
+say "  $BUILD/bin/whistle-hotline --endpoint $IHOT FEED.jsonl,"
+say "  $BUILD/bin/whistle-dept watch --unit GA --stream $RSTREAM --until-idle 2000 (GA's steps as JSON),"
+say "  tail -f $RUN/dept-GA.jsonl, or query the status again."
 say "Ctrl-C to stop"
 while true; do
   rc=0
-  wait -n "$LPID" "$SPID" "$IPID" || rc=$?
+  wait -n "$LPID" "$SPID" "$IPID" "$RPID" || rc=$?
   for i in "${!PIDS[@]}"; do
     if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
       die "${NAMES[$i]} exited unexpectedly (status $rc; log: $RUN/${NAMES[$i]}.log)"
