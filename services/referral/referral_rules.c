@@ -286,6 +286,10 @@ static int do_resolve(struct referral_ticket *t, const struct svc_registry *reg,
                       struct referral_step *s, const struct referral_update *u,
                       struct referral_result *res, struct referral_fxs *fx)
 {
+  if (s->state == RS_ACCEPTED && u->at_us < s->accepted_us) {
+    verdict(res, RV_BAD, "at_us is before the step was accepted");
+    return 0;
+  }
   if (s->state != RS_ACCEPTED) {
     if (s->state == RS_RESOLVED && s->resolved_us == u->at_us)
       verdict(res, RV_DUPLICATE, "already resolved");
@@ -403,6 +407,13 @@ int referral_feedback(struct referral_ticket *t, const struct svc_registry *reg,
   int good = strcmp(satisfaction, "SATISFIED") == 0 ||
              strcmp(satisfaction, "BASICALLY_SATISFIED") == 0;
   if (!good && strcmp(satisfaction, "UNSATISFIED") != 0) return -1;
+  /* R-R2 in event time (R-T2): 3 working days without a callback closed the
+   * ticket at close_by, whether or not the clock has run since. */
+  if (t->state == RT_RESOLVED && t->close_by_us && svc_deadline_passed(t->close_by_us, at_us)) {
+    struct referral_fxs closing = { .n = 0 };
+    referral_tick(t, t->close_by_us + SVC_US_PER_SEC, &closing);
+    for (size_t i = 0; fx && i < closing.n && fx->n < REFERRAL_FX_MAX; i++) fx->v[fx->n++] = closing.v[i];
+  }
   struct referral_step *last = referral_last_step(t);
   size_t at = fx ? fx->n : 0;
   fx_add(fx, FX_FEEDBACK, last ? last->no : 0, at_us, 0, satisfaction);
@@ -410,7 +421,8 @@ int referral_feedback(struct referral_ticket *t, const struct svc_registry *reg,
     fx->v[at].before = t->state;
     fx->v[at].effect = "NONE";
   }
-  if (t->state != RT_RESOLVED || !last) return 0; /* R-R2: no state change */
+  /* R-R2: no state change unless RESOLVED when the callback was made. */
+  if (t->state != RT_RESOLVED || !last || at_us < t->resolved_us) return 0;
   if (good) {
     t->state = RT_CLOSED;
     t->closed_us = at_us;
