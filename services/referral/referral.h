@@ -159,7 +159,8 @@ void referral_update_apply(struct referral_ticket *t, const struct svc_registry 
                            const struct referral_update *u, int64_t now_us,
                            struct referral_result *res, struct referral_fxs *fx);
 
-/* R-R3: an operator re-dispatches returned step `step` to unit at at_us. */
+/* R-R3: an operator re-dispatches returned step `step` to unit at at_us;
+ * step 0 dispatches a ticket that could not be routed at all (no steps). */
 void referral_redispatch(struct referral_ticket *t, const struct svc_registry *reg, uint32_t step,
                          const char *unit, int64_t at_us, struct referral_result *res,
                          struct referral_fxs *fx);

@@ -357,19 +357,56 @@ void referral_update_apply(struct referral_ticket *t, const struct svc_registry 
   }
 }
 
+/* R-R3 for a ticket that waits without any step (no routing, no street):
+ * the operator names the unit; the clocks are the category's first routing
+ * step's, or 24 hours and 5 working days without routing. */
+static void redispatch_unrouted(struct referral_ticket *t, const struct svc_registry *reg,
+                                const char *unit, int64_t at_us, struct referral_result *res,
+                                struct referral_fxs *fx)
+{
+  size_t n = 0;
+  const struct svc_route_step *r = svc_registry_route(reg, t->category, &n);
+  if (t->n_steps) {
+    struct referral_step *f = &t->steps[0];
+    if (t->n_steps == 1 && f->reason == RI_REDISPATCH && f->replaces == 0 && f->issued_us == at_us &&
+        strcmp(f->unit, unit) == 0) {
+      verdict(res, RV_DUPLICATE, "already dispatched");
+      res->next_step = 1;
+    } else {
+      verdict(res, RV_UNKNOWN, "step 0 names a ticket without steps; this one has steps");
+    }
+    return;
+  }
+  if (t->state != RT_RETURNED) {
+    verdict(res, RV_WRONG_STATE, "the ticket does not wait for dispatch");
+    return;
+  }
+  if (!referral_issue(t, reg, unit, 1, r ? (uint32_t)n : 1, r ? r[0].accept_hours : 24,
+                      r ? r[0].resolve_workdays : 5, RI_REDISPATCH, 0, at_us, fx)) {
+    verdict(res, RV_BAD, "out of memory");
+    return;
+  }
+  res->verdict = RV_APPLIED;
+  res->next_step = 1;
+}
+
 void referral_redispatch(struct referral_ticket *t, const struct svc_registry *reg, uint32_t step,
                          const char *unit, int64_t at_us, struct referral_result *res,
                          struct referral_fxs *fx)
 {
   memset(res, 0, sizeof *res);
   res->step = step;
+  if (!svc_registry_department(reg, unit) && !svc_registry_street(reg, unit)) {
+    verdict2(res, RV_BAD, "unknown unit", unit);
+    return;
+  }
+  if (step == 0) { /* a ticket that could not be routed at all: its first step */
+    redispatch_unrouted(t, reg, unit, at_us, res, fx);
+    return;
+  }
   struct referral_step *s = referral_find_step(t, step);
   if (!s) {
     verdict(res, RV_UNKNOWN, "ticket has no such step");
-    return;
-  }
-  if (!svc_registry_department(reg, unit) && !svc_registry_street(reg, unit)) {
-    verdict2(res, RV_BAD, "unknown unit", unit);
     return;
   }
   struct referral_step *last = referral_last_step(t);

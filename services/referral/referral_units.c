@@ -174,7 +174,6 @@ static int decode_redispatch(const struct referral_ctx *x, struct ureq *r,
   if (x->curve && !operator_ok(x, req->user_id))
     return refuse(r, WHISTLE__UNIT__REPLY__CODE__FORBIDDEN, "only operators may re-dispatch");
   if (!ticket_no_ok(m->ticket_no)) return BAD(r, "ticket_no: 1-64 of A-Z a-z 0-9 - _");
-  if (m->step < 1) return BAD(r, "step: required (1, 2, ...)");
   if (m->at_us <= 0) return BAD(r, "at_us: required");
   if (!svc_identity_valid(m->unit, strlen(m->unit))) return BAD(r, "unit: required (a unit code)");
   if (!chars_ok(m->note, 0, REFERRAL_TEXT_MAX)) return BAD(r, "note: at most 2000 characters");

@@ -843,6 +843,29 @@ START_TEST(r_r2_callback_stamped_before_the_resolve_changes_no_state) {
 }
 END_TEST
 
+START_TEST(r_r3_an_unrouted_ticket_gets_its_first_step_by_redispatch) {
+  struct referral_ticket *t = new_ticket("T11", "PS_SANITATION", NULL);
+
+  dispatch(t, at(T0_TEXT));
+  ck_assert_int_eq(t->state, RT_RETURNED);
+  ck_assert_uint_eq(t->n_steps, 0);
+  redispatch(t, 0, "NOPE", at(T0_TEXT) + HOUR);
+  ck_assert_int_eq(R.verdict, RV_BAD);
+  redispatch(t, 0, "S0101", at(T0_TEXT) + HOUR);
+  ck_assert_int_eq(R.verdict, RV_APPLIED);
+  ck_assert_uint_eq(R.next_step, 1);
+  ck_assert_str_eq(step(t, 1)->unit, "S0101");
+  ck_assert_int_eq(step(t, 1)->accept_by_us, at(T0_TEXT) + 25 * HOUR);
+  ck_assert_int_eq(t->state, RT_OPEN);
+  redispatch(t, 0, "S0101", at(T0_TEXT) + HOUR);
+  ck_assert_int_eq(R.verdict, RV_DUPLICATE);
+  redispatch(t, 0, "GA", at(T0_TEXT) + 2 * HOUR);
+  ck_assert_int_ne(R.verdict, RV_APPLIED);
+  ck_assert_uint_eq(t->n_steps, 1);
+  drop(t);
+}
+END_TEST
+
 static Suite *rules_suite(void) {
   Suite *s = suite_create("referral_rules");
   TCase *tc = tcase_create("R-R1..R-R6");
@@ -870,6 +893,7 @@ static Suite *rules_suite(void) {
   tcase_add_test(tc, r_p2_no_violation_event_without_a_company_or_a_confirmation);
   tcase_add_test(tc, r_i5_repeat_note_goes_to_the_open_step);
   tcase_add_test(tc, r_r2_resolve_stamped_before_the_accept_is_refused);
+  tcase_add_test(tc, r_r3_an_unrouted_ticket_gets_its_first_step_by_redispatch);
   tcase_add_test(tc, r_r2_callback_stamped_before_the_resolve_changes_no_state);
   suite_add_tcase(s, tc);
   return s;
