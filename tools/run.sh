@@ -310,7 +310,8 @@ SPID=$!
 # every time.
 start_prog intake "$IBIN/whistle-intake" WHISTLE_PG="user=$I_SCHEMA application_name=intake" \
   WHISTLE_CLOCK=event WHISTLE_REGISTRY="$ROOT/deploy/registry" \
-  WHISTLE_INTAKE_HOTLINE="$IHOT" WHISTLE_INTAKE_STREAM="$ISTREAM" WHISTLE_CONTROL="$ICTL"
+  WHISTLE_INTAKE_HOTLINE="$IHOT" WHISTLE_INTAKE_STREAM="$ISTREAM" WHISTLE_CONTROL="$ICTL" \
+  WHISTLE_REFERRAL_STREAM_AT="$RSTREAM"
 IPID=$!
 # referral in event clock mode too: its clocks move with intake's watermarks.
 start_prog referral "$IBIN/whistle-referral" WHISTLE_PG="user=$R_SCHEMA application_name=referral" \

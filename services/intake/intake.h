@@ -248,4 +248,18 @@ extern const struct svc_server_ops intake_hotline_ops;
 /* Frees the overlay. */
 void intake_handlers_free(struct intake_ctx *x);
 
+/* ---- intake_closure.c (and its SQL in intake_store.c): referral's closures ---- */
+
+/* R-I5 and R-I6 need to know when a ticket's referral closed (销号), which
+ * only referral knows: intake reads referral's stream for ticket.closed. */
+struct svc_stream_event;
+struct svc_pg_stmt *intake_store_prepare_closed(struct svc_pg *pg);
+/* Sets closed_us of the tickets named, where not set yet (one statement). */
+int intake_store_closed(struct svc_pg_stmt *st, struct svc_pg_batch *b,
+                        const char *const *ticket_nos, const int64_t *at_us, size_t n);
+/* The referral stream consumer's apply callback; arg is the prepared
+ * statement of intake_store_prepare_closed. */
+int intake_closure_apply(void *arg, struct svc_pg_batch *b, const struct svc_stream_event *ev,
+                         size_t n);
+
 #endif

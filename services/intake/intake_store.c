@@ -236,3 +236,35 @@ int intake_store_load_clock(const char *conninfo, int64_t *watermark_us, int64_t
   PQfinish(c);
   return rc;
 }
+
+/* ---- closure (R-I5, R-I6): referral's ticket.closed events ---------------- */
+
+static const char CLOSED_SQL[] =
+  "UPDATE tickets t SET closed_us = u.at FROM unnest($1::text[], $2::int8[]) AS u(no, at)"
+  " WHERE t.ticket_no = u.no AND t.closed_us IS NULL";
+
+struct svc_pg_stmt *intake_store_prepare_closed(struct svc_pg *pg)
+{
+  return svc_pg_prepare(pg, CLOSED_SQL, 2, NULL);
+}
+
+int intake_store_closed(struct svc_pg_stmt *st, struct svc_pg_batch *b,
+                        const char *const *ticket_nos, const int64_t *at_us, size_t n)
+{
+  struct svc_pgarr a[2];
+  svc_pgarr_init(&a[0], SVC_OID_TEXT);
+  svc_pgarr_init(&a[1], SVC_OID_INT8);
+  for (size_t i = 0; i < n; i++) {
+    svc_pgarr_add(&a[0], ticket_nos[i], strlen(ticket_nos[i]));
+    svc_pgarr_add_i64(&a[1], at_us[i]);
+  }
+  int rc = svc_pgarr_finish(&a[0]) | svc_pgarr_finish(&a[1]);
+  if (!rc) {
+    const char *v[2] = { a[0].buf, a[1].buf };
+    int len[2] = { (int)a[0].len, (int)a[1].len }, fmt[2] = { 1, 1 };
+    rc = svc_pg_batch_add(b, st, 2, v, len, fmt, 0, NULL, NULL);
+  }
+  svc_pgarr_free(&a[0]);
+  svc_pgarr_free(&a[1]);
+  return rc;
+}

@@ -35,6 +35,10 @@ static const struct svc_config_var vars[] = {
     .help = "Identities that read the whole intake stream." },
   { .name = "WHISTLE_BATCH", .def = "1000", .kind = SVC_CFG_INT, .min = 1, .max = 100000,
     .help = "Most requests committed in one transaction." },
+  { .name = "WHISTLE_REFERRAL_STREAM_AT", .def = "", .kind = SVC_CFG_STRING,
+    .help = "Where referral's stream is (connect), for its closures (R-I5, R-I6); empty: none." },
+  { .name = "WHISTLE_REFERRAL_SERVER_KEY", .def = "", .kind = SVC_CFG_STRING,
+    .help = "File holding referral's Z85 public key; required with CURVE on and a referral stream." },
   { .name = NULL },
 };
 
@@ -43,6 +47,7 @@ struct intake {
   struct intake_ctx x;
   struct svc_pg *pgw, *pgr;
   struct svc_server *srv;
+  struct svc_stream_consumer *closures; /* referral's ticket.closed, or NULL */
   uv_timer_t purge;
   uint64_t erasing;
   uint8_t key[256];
@@ -153,6 +158,7 @@ static void finish(void *arg)
   svc_pg_destroy(&in->pgw);
   svc_pg_destroy(&in->pgr);
   svc_server_destroy(&in->srv);
+  svc_stream_consumer_destroy(&in->closures);
   svc_stream_producer_destroy(&in->x.prod);
   intake_store_destroy(&in->x.store);
   svc_registry_destroy(&in->x.reg);
@@ -160,12 +166,36 @@ static void finish(void *arg)
   svc_daemon_close(&in->d);
 }
 
+static void drain_server(void *arg)
+{
+  struct intake *in = arg;
+  svc_server_drain(in->srv, finish, in);
+}
+
 static void on_stop(void *arg)
 {
   struct intake *in = arg;
   svc_info("draining", "%s", "");
   svc_stream_producer_stop(in->x.prod);
-  svc_server_drain(in->srv, finish, in);
+  if (in->closures) svc_stream_consumer_drain(in->closures, drain_server, in);
+  else drain_server(in);
+}
+
+/* Reads referral's stream for closures when WHISTLE_REFERRAL_STREAM_AT is set.
+ * Its batches run on the write connection, after the hotline's. 0 or -1. */
+static int start_closures(struct intake *in)
+{
+  const char *at = svc_daemon_str(&in->d, "WHISTLE_REFERRAL_STREAM_AT");
+  char key[SVC_Z85_KEY_LEN + 1];
+  if (!*at) return 0;
+  if (svc_daemon_server_key(&in->d, "WHISTLE_REFERRAL_SERVER_KEY", key)) return -1;
+  struct svc_pg_stmt *st = intake_store_prepare_closed(in->pgw);
+  struct svc_stream_consumer_opts co = { .endpoint = at, .consumer = "intake",
+                                         .producer = "referral",
+                                         .server_key = key[0] ? key : NULL };
+  in->closures = st ? svc_stream_consumer_new(&in->d.loop, in->d.z, in->pgw, &co,
+                                              intake_closure_apply, st) : NULL;
+  return in->closures ? 0 : -1;
 }
 
 static void on_reload(void *arg)
@@ -209,7 +239,8 @@ int main(int argc, char **argv)
   in.purge.data = &in;
   uint64_t every = (uint64_t)svc_daemon_int(&in.d, "WHISTLE_PURGE_INTERVAL_S") * 1000;
   uv_timer_start(&in.purge, purge_cb, every, every);
-  if (!in.srv || svc_daemon_status(&in.d, fill_status, &in) || svc_daemon_signals(&in.d, on_stop, on_reload, &in)) {
+  if (!in.srv || start_closures(&in) || svc_daemon_status(&in.d, fill_status, &in) ||
+      svc_daemon_signals(&in.d, on_stop, on_reload, &in)) {
     in.d.exit_code = 1;
     finish(&in);
   } else {

@@ -31,8 +31,8 @@ static const struct svc_config_var vars[] = {
   { .name = "WHISTLE_CLOCK", .def = "wall", .kind = SVC_CFG_ENUM, .choices = "wall|event",
     .help = "wall: clocks run on the system clock and intake's watermarks; event: on intake's "
             "watermarks only (R-T3)." },
-  { .name = "WHISTLE_STREAM_FULL_ACCESS", .def = "rating,escalation", .kind = SVC_CFG_STRING,
-    .help = "Identities that read the whole referral stream." },
+  { .name = "WHISTLE_STREAM_FULL_ACCESS", .def = "rating,escalation,intake", .kind = SVC_CFG_STRING,
+    .help = "Identities that read the whole referral stream (intake: for closures)." },
   { .name = "WHISTLE_REFERRAL_OPERATORS", .def = "operator", .kind = SVC_CFG_STRING,
     .help = "Identities allowed to re-dispatch returned steps (comma-separated; CURVE on)." },
   { .name = "WHISTLE_BATCH", .def = "1000", .kind = SVC_CFG_INT, .min = 1, .max = 100000,
