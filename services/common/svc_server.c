@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "svc_log.h"
 #include "svc_stream.h"
 #include "svc_time.h"
@@ -339,4 +341,15 @@ void svc_server_stats(const struct svc_server *s, struct svc_server_stats *st)
 void svc_server_count_rejected(struct svc_server *s)
 {
   s->st.rejected++;
+}
+
+int svc_req_reply_msg(struct svc_req *req, const struct ProtobufCMessage *m)
+{
+  size_t len = protobuf_c_message_get_packed_size(m);
+  uint8_t *buf = malloc(len ? len : 1);
+  if (!buf) return -1;
+  protobuf_c_message_pack(m, buf);
+  int rc = svc_req_reply(req, buf, len);
+  free(buf);
+  return rc;
 }

@@ -70,6 +70,10 @@ struct svc_server *svc_server_new(uv_loop_t *loop, struct svc_zctx *z, struct sv
                                   const struct svc_server_ops *ops, void *arg);
 /* Sends a reply frame to the request's peer. */
 int svc_req_reply(struct svc_req *req, const uint8_t *data, size_t len);
+/* Packs a protobuf message (the interface's envelope) and sends it as the
+ * reply frame. 0, or -1 (out of memory, unroutable peer). */
+struct ProtobufCMessage;
+int svc_req_reply_msg(struct svc_req *req, const struct ProtobufCMessage *m);
 /* Stops reading; calls done(arg) once every staged request is answered. */
 void svc_server_drain(struct svc_server *s, void (*done)(void *), void *arg);
 void svc_server_destroy(struct svc_server **s);

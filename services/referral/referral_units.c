@@ -61,12 +61,7 @@ static void send_reply(struct svc_req *req, const struct ureq *r)
   m.request_id = r->request_id;
   m.body_case = WHISTLE__UNIT__UNIT_MESSAGE__BODY_REPLY;
   m.reply = &rep;
-  size_t len = whistle__unit__unit_message__get_packed_size(&m);
-  uint8_t *buf = malloc(len);
-  if (!buf) return;
-  whistle__unit__unit_message__pack(&m, buf);
-  svc_req_reply(req, buf, len);
-  free(buf);
+  svc_req_reply_msg(req, &m.base);
 }
 
 static int refuse(struct ureq *r, code_t code, const char *why)
