@@ -1,7 +1,8 @@
 """R-R4 exactly once: every step gets at most one ACCEPT_OVERDUE and one
 RESOLVE_OVERDUE, exactly when its clock passed without the action (an action
 stamped within the deadline second is on time), also when referral is
-kill -9ed around the deadlines and when the same update is sent twice
+kill -9ed around the deadlines, when Postgres restarts, and when the same
+update is sent twice
 (answered DUPLICATE). R-R2/R-R3 abuse of the state machine: resolve before
 accept, the wrong unit, an unknown step or ticket, a double resolve, an
 update of a closed ticket, malformed frames: each gets its reason and
@@ -123,7 +124,12 @@ accept_bys = sorted(p.accept_by_us for p in steps.values())
 marks = [accept_bys[0] - H, accept_bys[len(accept_bys) // 2] + S, accept_bys[-1] + S,
          T0 + 20 * 24 * H, T0 + 40 * 24 * H]
 for k, mark in enumerate(marks):
-    wt.check(hotline(ic.watermark, mark), f"watermark {k + 1} ACCEPTED by intake")
+    rid[0] += 1
+    got_ = hc.push({rid[0]: ic.watermark(rid[0], mark)}, timeout=120)
+    wt.check(rid[0] in got_ and got_[rid[0]].status == ic.ACCEPTED, f"watermark {k + 1} ACCEPTED by intake")
+    if k == 2:
+        wt.pgdev("restart")  # every daemon loses its connections around the deadlines
+        wt.check(True, "Postgres restarted around the accept deadlines")
     if k in (1, 3):
         time.sleep(0.05 * k)
         ref.kill9()
