@@ -5,106 +5,17 @@
  * the next due instant (R-R4); callbacks closing and redoing a resolved
  * ticket and closing without a callback (R-R2, R-R6, R-I7). The other
  * referral rules are in test_referral_rules.c. */
-#include <check.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
-#include "referral.h"
-#include "svc_registry.h"
-#include "svc_time.h"
+#include "referral_fixture.h"
 
-#define SEC SVC_US_PER_SEC
-#define MINUTE (60 * SEC)
-#define HOUR (3600 * SEC)
-#define DAY (24 * HOUR)
-
-static struct svc_registry *reg;
-
-static struct svc_registry *load(const char *dir) {
-  char err[512];
-  struct svc_registry *r = svc_registry_load(dir, err, sizeof err);
-
-  ck_assert_msg(r != NULL, "registry %s refused: %s", dir, err);
-  return r;
-}
-
-static void load_reg(void) { reg = load("deploy/registry"); }
-static void free_reg(void) { svc_registry_destroy(&reg); }
-
-static int64_t at(const char *s) {
-  int64_t us = 0;
-
-  ck_assert_msg(svc_time_parse(s, (size_t)-1, &us) == 0, "bad time %s", s);
-  return us;
-}
-
-static int64_t end_of(const char *date) {
-  char buf[64];
-
-  snprintf(buf, sizeof buf, "%sT23:59:59+08:00", date);
-  return at(buf);
-}
-
-/* 2026-10-09 is a Friday. */
-#define T0_TEXT "2026-10-09T10:00:00+08:00"
-
-/* A ticket of category about a compound of the sample registry. */
-static struct referral_ticket *new_ticket(const char *category, const char *compound) {
-  struct referral_ticket *t = calloc(1, sizeof *t);
-  const struct svc_compound *c = svc_registry_compound(reg, compound);
-
-  ck_assert_ptr_nonnull(t);
-  ck_assert_ptr_nonnull(c);
-  snprintf(t->ticket_no, sizeof t->ticket_no, "T-%s", category);
-  snprintf(t->request_type, sizeof t->request_type, "COMPLAINT");
-  snprintf(t->category, sizeof t->category, "%s", category);
-  snprintf(t->compound, sizeof t->compound, "%s", c->code);
-  snprintf(t->street, sizeof t->street, "%s", c->street);
-  snprintf(t->district, sizeof t->district, "%s", c->district);
-  snprintf(t->management, sizeof t->management, "%s",
-           c->management == SVC_MGMT_PROFESSIONAL ? "PROFESSIONAL" : "NONE");
-  snprintf(t->company, sizeof t->company, "%s", c->company);
-  t->address = strdup("和平路1号");
-  t->content = NULL;
-  ck_assert_ptr_nonnull(t->address);
-  return t;
-}
-
-static void drop(struct referral_ticket *t) {
-  referral_ticket_clear(t);
-  free(t);
-}
-
-static struct referral_result R;
-static struct referral_fxs FX;
-
+/* A dispatched ticket of category about C0001 (PROFESSIONAL, S0101). */
 static struct referral_ticket *dispatched(const char *category, int64_t when) {
-  struct referral_ticket *t = new_ticket(category, "C0001");
+  struct referral_ticket *t = new_ticket("T1", category, "C0001");
 
-  memset(&FX, 0, sizeof FX);
-  t->received_us = when;
-  ck_assert_int_eq(referral_dispatch(t, reg, when, &FX), 0);
+  dispatch(t, when);
   ck_assert_int_eq(t->state, RT_OPEN);
   return t;
-}
-
-static enum referral_verdict update(struct referral_ticket *t, uint32_t no,
-                                    enum referral_action a, int64_t when) {
-  char unit[REFERRAL_CODE_MAX];
-  struct referral_step *s = referral_find_step(t, no);
-  struct referral_update u;
-
-  ck_assert_ptr_nonnull(s);
-  snprintf(unit, sizeof unit, "%s", s->unit);
-  u = (struct referral_update){ .ticket_no = t->ticket_no, .step = no, .unit = unit,
-                                .at_us = when, .action = a, .reason = "退回",
-                                .violation = a == RA_RESOLVE };
-  u.prohibition = "P1";
-  memset(&FX, 0, sizeof FX);
-  referral_update_apply(t, reg, &u, 0, &R, &FX);
-  return R.verdict;
 }
 
 /* Runs referral_tick at now (all effects fit); returns the number of effects. */
@@ -112,27 +23,6 @@ static size_t tick(struct referral_ticket *t, int64_t now) {
   memset(&FX, 0, sizeof FX);
   ck_assert_int_eq(referral_tick(t, now, &FX), 0);
   return FX.n;
-}
-
-static size_t n_fx(enum referral_fx_kind k) {
-  size_t n = 0;
-
-  for (size_t i = 0; i < FX.n; i++) n += FX.v[i].kind == k;
-  return n;
-}
-
-static const struct referral_fx *fx_of(enum referral_fx_kind k) {
-  for (size_t i = 0; i < FX.n; i++)
-    if (FX.v[i].kind == k) return &FX.v[i];
-  ck_abort_msg("no effect of kind %d among %zu", (int)k, FX.n);
-  return NULL;
-}
-
-static struct referral_step *step(struct referral_ticket *t, uint32_t no) {
-  struct referral_step *s = referral_find_step(t, no);
-
-  ck_assert_msg(s != NULL, "no step %u", no);
-  return s;
 }
 
 /* ---- a copy of the sample registry with calendar.csv replaced ---- */
@@ -180,6 +70,15 @@ static void remove_registry(const char *dir) {
 
 /* ---- working-day deadlines (R-T1, R-T4, R-T5) ---- */
 
+/* A ticket of category dispatched at start: its first step is due to be
+ * resolved by 23:59:59 local of due. */
+static void check_resolve_by(const char *category, int64_t start, const char *due) {
+  struct referral_ticket *t = dispatched(category, start);
+
+  ck_assert_msg(step(t, 1)->resolve_by_us == end_of(due), "%s: resolve by %s", category, due);
+  drop(t);
+}
+
 START_TEST(r_t4_sample_calendar_has_national_day_and_its_make_up_saturday) {
   static const char *const holiday[] = {"2026-10-01", "2026-10-02", "2026-10-03", "2026-10-04",
                                          "2026-10-05", "2026-10-06", "2026-10-07"};
@@ -215,8 +114,8 @@ START_TEST(r_t4_chain_step_issued_at_a_resolve_before_the_holiday) {
   struct referral_ticket *t = dispatched("V_ILLEGAL_BUILD", t0);
   struct referral_step *s;
 
-  ck_assert_int_eq(update(t, 1, RA_ACCEPT, t0 + HOUR), RV_APPLIED);
-  ck_assert_int_eq(update(t, 1, RA_RESOLVE, r1), RV_APPLIED);
+  ck_assert_int_eq(act(t, 1, RA_ACCEPT, t0 + HOUR), RV_APPLIED);
+  ck_assert_int_eq(resolve(t, 1, r1, 1, "P1"), RV_APPLIED);
   ck_assert_uint_eq(R.next_step, 2);
   s = step(t, 2); /* SF 24 h / 3 wd: Oct 8, 9 and the make-up Saturday Oct 10 */
   ck_assert_str_eq(s->unit, "SF");
@@ -236,9 +135,7 @@ START_TEST(r_t4_make_up_sunday_counts_as_a_working_day) {
   ck_assert(step(t, 1)->resolve_by_us == end_of("2026-09-20"));
   drop(t);
   /* Thu 09-24: Fri 25 - Sun 27 are holidays, so Monday 28th */
-  t = dispatched("V_HAZMAT", at("2026-09-24T10:00:00+08:00"));
-  ck_assert(step(t, 1)->resolve_by_us == end_of("2026-09-28"));
-  drop(t);
+  check_resolve_by("V_HAZMAT", at("2026-09-24T10:00:00+08:00"), "2026-09-28");
 }
 END_TEST
 
@@ -267,8 +164,8 @@ START_TEST(r_t4_deadlines_follow_the_registry_calendar) {
     remove_registry(dir);
     ck_assert_msg(reg != NULL, "calendar %zu refused: %s", i, err);
     t = dispatched("V_ILLEGAL_BUILD", t0);
-    ck_assert_int_eq(update(t, 1, RA_ACCEPT, t0 + HOUR), RV_APPLIED);
-    ck_assert_int_eq(update(t, 1, RA_RESOLVE, r1), RV_APPLIED);
+    ck_assert_int_eq(act(t, 1, RA_ACCEPT, t0 + HOUR), RV_APPLIED);
+    ck_assert_int_eq(resolve(t, 1, r1, 1, "P1"), RV_APPLIED);
     ck_assert_msg(step(t, 2)->resolve_by_us == end_of(cases[i].due), "calendar %zu", i);
     drop(t);
     svc_registry_destroy(&reg);
@@ -286,13 +183,9 @@ START_TEST(r_t5_start_late_evening_counts_from_its_local_date) {
   ck_assert(step(t, 1)->resolve_by_us == at("2026-10-10T15:59:59Z"));
   drop(t);
   /* last microsecond of the local day: still Oct 9 */
-  t = dispatched("V_HAZMAT", at("2026-10-09T23:59:59.999999+08:00"));
-  ck_assert(step(t, 1)->resolve_by_us == end_of("2026-10-10"));
-  drop(t);
+  check_resolve_by("V_HAZMAT", at("2026-10-09T23:59:59.999999+08:00"), "2026-10-10");
   /* V_FIRE_LANE 2 wd from 23:30 Friday: Sat 10, Mon 12 */
-  t = dispatched("V_FIRE_LANE", at("2026-10-09T23:30:00+08:00"));
-  ck_assert(step(t, 1)->resolve_by_us == end_of("2026-10-12"));
-  drop(t);
+  check_resolve_by("V_FIRE_LANE", at("2026-10-09T23:30:00+08:00"), "2026-10-12");
 }
 END_TEST
 
@@ -308,13 +201,11 @@ START_TEST(r_t1_r_t5_start_after_local_midnight_counts_from_the_local_date) {
   ck_assert(step(t, 1)->resolve_by_us == end_of("2026-10-12"));
   drop(t);
   /* 00:10 local Thursday Oct 8 (16:10Z on the holiday Oct 7): Fri 9th */
-  t = dispatched("V_HAZMAT", at("2026-10-08T00:10:00+08:00"));
-  ck_assert(step(t, 1)->resolve_by_us == end_of("2026-10-09"));
-  drop(t);
+  check_resolve_by("V_HAZMAT", at("2026-10-08T00:10:00+08:00"), "2026-10-09");
   /* and the close clock: resolved at 00:10 local Saturday 10th → Mon 12, 13, 14 */
   t = dispatched("V_HAZMAT", at("2026-10-09T22:00:00+08:00"));
-  ck_assert_int_eq(update(t, 1, RA_ACCEPT, at("2026-10-09T22:30:00+08:00")), RV_APPLIED);
-  ck_assert_int_eq(update(t, 1, RA_RESOLVE, start), RV_APPLIED);
+  ck_assert_int_eq(act(t, 1, RA_ACCEPT, at("2026-10-09T22:30:00+08:00")), RV_APPLIED);
+  ck_assert_int_eq(resolve(t, 1, start, 1, "P1"), RV_APPLIED);
   ck_assert_int_eq(t->state, RT_RESOLVED);
   ck_assert(t->close_by_us == end_of("2026-10-14"));
   drop(t);
@@ -333,7 +224,7 @@ START_TEST(r_r4_accept_on_the_deadline_second_is_on_time) {
     int64_t by = step(t, 1)->accept_by_us;
 
     ck_assert(by == at("2026-10-09T12:00:00+08:00"));
-    ck_assert_int_eq(update(t, 1, RA_ACCEPT, by + offs[i]), RV_APPLIED);
+    ck_assert_int_eq(act(t, 1, RA_ACCEPT, by + offs[i]), RV_APPLIED);
     ck_assert_int_eq(R.late, 0);
     ck_assert_int_eq(fx_of(FX_STEP_ACCEPTED)->late, 0);
     tick(t, by + HOUR);
@@ -351,7 +242,7 @@ START_TEST(r_r4_accept_one_second_after_the_deadline_is_late) {
   struct referral_ticket *t = dispatched("PS_SERVICE_STOP", at(T0_TEXT));
   int64_t by = step(t, 1)->accept_by_us;
 
-  ck_assert_int_eq(update(t, 1, RA_ACCEPT, by + SEC), RV_APPLIED);
+  ck_assert_int_eq(act(t, 1, RA_ACCEPT, by + SEC), RV_APPLIED);
   ck_assert_int_eq(R.late, 1);
   ck_assert_int_eq(fx_of(FX_STEP_ACCEPTED)->late, 1);
   tick(t, by + SEC);
@@ -374,8 +265,8 @@ START_TEST(r_r4_resolve_on_the_deadline_second_is_on_time) {
     int late = offs[i] == SEC;
 
     ck_assert(by == end_of("2026-10-13"));
-    ck_assert_int_eq(update(t, 1, RA_ACCEPT, at(T0_TEXT) + MINUTE), RV_APPLIED);
-    ck_assert_int_eq(update(t, 1, RA_RESOLVE, by + offs[i]), RV_APPLIED);
+    ck_assert_int_eq(act(t, 1, RA_ACCEPT, at(T0_TEXT) + MINUTE), RV_APPLIED);
+    ck_assert_int_eq(resolve(t, 1, by + offs[i], 1, "P1"), RV_APPLIED);
     ck_assert_int_eq(R.late, late);
     ck_assert_int_eq(fx_of(FX_STEP_RESOLVED)->late, late);
     ck_assert_int_eq(t->state, RT_RESOLVED);
@@ -408,7 +299,7 @@ START_TEST(r_r4_tick_emits_each_overdue_after_the_deadline_second_exactly_once) 
   ck_assert_uint_eq(tick(t, acc + SEC), 0);
   ck_assert_uint_eq(tick(t, acc + 2 * SEC), 0);
   /* a late accept afterwards brings no second overdue */
-  ck_assert_int_eq(update(t, 1, RA_ACCEPT, acc + HOUR), RV_APPLIED);
+  ck_assert_int_eq(act(t, 1, RA_ACCEPT, acc + HOUR), RV_APPLIED);
   ck_assert_int_eq(R.late, 1);
   ck_assert_uint_eq(tick(t, acc + 2 * HOUR), 0);
   tick(t, res - SEC); /* the resolve warning only */
@@ -421,7 +312,7 @@ START_TEST(r_r4_tick_emits_each_overdue_after_the_deadline_second_exactly_once) 
   ck_assert_uint_eq(step(t, 1)->overdue, RC_ACCEPT_DUE | RC_RESOLVE_DUE);
   ck_assert_uint_eq(tick(t, res + SEC), 0);
   ck_assert_uint_eq(tick(t, res + 30 * DAY), 0);
-  ck_assert_int_eq(update(t, 1, RA_RESOLVE, res + DAY), RV_APPLIED);
+  ck_assert_int_eq(resolve(t, 1, res + DAY, 1, "P1"), RV_APPLIED);
   ck_assert_int_eq(R.late, 1);
   ck_assert_uint_eq(n_fx(FX_RESOLVE_OVERDUE), 0);
   tick(t, res + 2 * DAY);
@@ -467,7 +358,7 @@ START_TEST(r_r4_warnings_at_80_percent_exactly_once) {
   ck_assert_uint_eq(FX.v[0].step, 1);
   ck_assert(FX.v[0].at_us == wa);
   ck_assert_uint_eq(tick(t, wa + 2 * SEC), 0);
-  ck_assert_int_eq(update(t, 1, RA_ACCEPT, wa + MINUTE), RV_APPLIED); /* before 12:00 */
+  ck_assert_int_eq(act(t, 1, RA_ACCEPT, wa + MINUTE), RV_APPLIED); /* before 12:00 */
   ck_assert_int_eq(R.late, 0);
   ck_assert_uint_eq(tick(t, wr + 999999), 0);
   ck_assert_uint_eq(tick(t, wr + SEC), 1);
@@ -479,8 +370,8 @@ START_TEST(r_r4_warnings_at_80_percent_exactly_once) {
 
   /* actions before 80% bring no warning */
   t = dispatched("PS_SERVICE_STOP", at(T0_TEXT));
-  ck_assert_int_eq(update(t, 1, RA_ACCEPT, wa), RV_APPLIED); /* the warning second */
-  ck_assert_int_eq(update(t, 1, RA_RESOLVE, wr - HOUR), RV_APPLIED);
+  ck_assert_int_eq(act(t, 1, RA_ACCEPT, wa), RV_APPLIED); /* the warning second */
+  ck_assert_int_eq(resolve(t, 1, wr - HOUR, 1, "P1"), RV_APPLIED);
   tick(t, at("2026-10-15T00:00:00+08:00"));
   ck_assert_uint_eq(FX.n, 0);
   drop(t);
@@ -490,7 +381,7 @@ END_TEST
 START_TEST(r_r4_a_returned_step_stops_both_clocks) {
   struct referral_ticket *t = dispatched("PS_SERVICE_STOP", at(T0_TEXT));
 
-  ck_assert_int_eq(update(t, 1, RA_RETURN, at(T0_TEXT) + 30 * MINUTE), RV_APPLIED);
+  ck_assert_int_eq(act(t, 1, RA_RETURN, at(T0_TEXT) + 30 * MINUTE), RV_APPLIED);
   ck_assert_int_eq(R.late, 0);
   ck_assert(referral_next_due(t) == 0);
   ck_assert_uint_eq(tick(t, at(T0_TEXT) + 60 * DAY), 0);
@@ -498,7 +389,7 @@ START_TEST(r_r4_a_returned_step_stops_both_clocks) {
 
   /* returned after the accept warning, before the deadline: only the warning */
   t = dispatched("PS_SERVICE_STOP", at(T0_TEXT));
-  ck_assert_int_eq(update(t, 1, RA_RETURN, at("2026-10-09T12:00:00.5+08:00")), RV_APPLIED);
+  ck_assert_int_eq(act(t, 1, RA_RETURN, at("2026-10-09T12:00:00.5+08:00")), RV_APPLIED);
   ck_assert_int_eq(R.late, 0);
   tick(t, at(T0_TEXT) + 60 * DAY);
   ck_assert_uint_eq(FX.n, 1);
@@ -507,8 +398,8 @@ START_TEST(r_r4_a_returned_step_stops_both_clocks) {
 
   /* accepted, then returned before the resolve deadline: nothing about resolving */
   t = dispatched("PS_SERVICE_STOP", at(T0_TEXT));
-  ck_assert_int_eq(update(t, 1, RA_ACCEPT, at(T0_TEXT) + MINUTE), RV_APPLIED);
-  ck_assert_int_eq(update(t, 1, RA_RETURN, at("2026-10-13T23:59:59+08:00")), RV_APPLIED);
+  ck_assert_int_eq(act(t, 1, RA_ACCEPT, at(T0_TEXT) + MINUTE), RV_APPLIED);
+  ck_assert_int_eq(act(t, 1, RA_RETURN, at("2026-10-13T23:59:59+08:00")), RV_APPLIED);
   ck_assert_int_eq(R.late, 0);
   tick(t, at(T0_TEXT) + 60 * DAY);
   ck_assert_uint_eq(n_fx(FX_RESOLVE_OVERDUE), 0);
@@ -519,7 +410,7 @@ START_TEST(r_r4_a_returned_step_stops_both_clocks) {
 
   /* returned one second after the accept deadline: that overdue stands */
   t = dispatched("PS_SERVICE_STOP", at(T0_TEXT));
-  ck_assert_int_eq(update(t, 1, RA_RETURN, at("2026-10-09T12:00:01+08:00")), RV_APPLIED);
+  ck_assert_int_eq(act(t, 1, RA_RETURN, at("2026-10-09T12:00:01+08:00")), RV_APPLIED);
   ck_assert_int_eq(R.late, 1);
   tick(t, at(T0_TEXT) + 60 * DAY);
   ck_assert_uint_eq(n_fx(FX_ACCEPT_OVERDUE), 1);
@@ -547,9 +438,9 @@ START_TEST(r_r4_next_due_is_the_first_instant_tick_acts) {
     ck_assert_int_eq(FX.v[0].kind, kinds[i]);
   }
   ck_assert(referral_next_due(t) == 0);
-  ck_assert_int_eq(update(t, 1, RA_ACCEPT, s.resolve_by_us + HOUR), RV_APPLIED);
+  ck_assert_int_eq(act(t, 1, RA_ACCEPT, s.resolve_by_us + HOUR), RV_APPLIED);
   ck_assert(referral_next_due(t) == 0);
-  ck_assert_int_eq(update(t, 1, RA_RESOLVE, s.resolve_by_us + 2 * HOUR), RV_APPLIED);
+  ck_assert_int_eq(resolve(t, 1, s.resolve_by_us + 2 * HOUR, 1, "P1"), RV_APPLIED);
   /* resolved Wed 14th: closing 3 wd later, Oct 15, 16, 19 */
   ck_assert(t->close_by_us == end_of("2026-10-19"));
   ck_assert(referral_next_due(t) == t->close_by_us + SEC);
@@ -561,7 +452,7 @@ START_TEST(r_r4_next_due_is_the_first_instant_tick_acts) {
 
   /* an on-time accept moves the next due to the resolve warning */
   t = dispatched("PS_SERVICE_STOP", at(T0_TEXT));
-  ck_assert_int_eq(update(t, 1, RA_ACCEPT, at(T0_TEXT) + MINUTE), RV_APPLIED);
+  ck_assert_int_eq(act(t, 1, RA_ACCEPT, at(T0_TEXT) + MINUTE), RV_APPLIED);
   ck_assert(referral_next_due(t) == want[2]);
   drop(t);
 }
@@ -571,8 +462,8 @@ START_TEST(r_r2_no_callback_closes_three_working_days_after_resolving) {
   struct referral_ticket *t = dispatched("V_NOISE", at(T0_TEXT));
   int64_t r = at("2026-10-12T15:00:00+08:00"), close = end_of("2026-10-15");
 
-  ck_assert_int_eq(update(t, 1, RA_ACCEPT, at(T0_TEXT) + HOUR), RV_APPLIED);
-  ck_assert_int_eq(update(t, 1, RA_RESOLVE, r), RV_APPLIED);
+  ck_assert_int_eq(act(t, 1, RA_ACCEPT, at(T0_TEXT) + HOUR), RV_APPLIED);
+  ck_assert_int_eq(resolve(t, 1, r, 1, "P1"), RV_APPLIED);
   ck_assert_int_eq(t->state, RT_RESOLVED);
   ck_assert(t->close_by_us == close); /* Oct 13, 14, 15 */
   tick(t, close + 999999);
@@ -592,8 +483,8 @@ START_TEST(r_r2_no_callback_closes_three_working_days_after_resolving) {
 
   /* resolved just before National Day: Oct 8, 9 and the make-up Saturday */
   t = dispatched("V_NOISE", at("2026-09-30T09:00:00+08:00"));
-  ck_assert_int_eq(update(t, 1, RA_ACCEPT, at("2026-09-30T10:00:00+08:00")), RV_APPLIED);
-  ck_assert_int_eq(update(t, 1, RA_RESOLVE, at("2026-09-30T16:00:00+08:00")), RV_APPLIED);
+  ck_assert_int_eq(act(t, 1, RA_ACCEPT, at("2026-09-30T10:00:00+08:00")), RV_APPLIED);
+  ck_assert_int_eq(resolve(t, 1, at("2026-09-30T16:00:00+08:00"), 1, "P1"), RV_APPLIED);
   ck_assert(t->close_by_us == end_of("2026-10-10"));
   tick(t, end_of("2026-10-10") + SEC);
   ck_assert_uint_eq(n_fx(FX_TICKET_CLOSED), 1);
@@ -607,35 +498,10 @@ END_TEST
 static struct referral_ticket *resolved_ticket(const char *cat, int64_t resolved) {
   struct referral_ticket *t = dispatched(cat, at(T0_TEXT));
 
-  ck_assert_int_eq(update(t, 1, RA_ACCEPT, at(T0_TEXT) + HOUR), RV_APPLIED);
-  ck_assert_int_eq(update(t, 1, RA_RESOLVE, resolved), RV_APPLIED);
+  ck_assert_int_eq(act(t, 1, RA_ACCEPT, at(T0_TEXT) + HOUR), RV_APPLIED);
+  ck_assert_int_eq(resolve(t, 1, resolved, 1, "P1"), RV_APPLIED);
   ck_assert_int_eq(t->state, RT_RESOLVED);
   return t;
-}
-
-static int feedback(struct referral_ticket *t, const char *satisfaction, int64_t when) {
-  memset(&FX, 0, sizeof FX);
-  return referral_feedback(t, reg, satisfaction, when, &FX);
-}
-
-/* A copy of a ticket and its steps, to show that a callback changed nothing. */
-#define SNAP_STEPS 8
-struct snap { struct referral_ticket t; struct referral_step s[SNAP_STEPS]; };
-
-static void snap_take(struct snap *sn, const struct referral_ticket *t) {
-  ck_assert_uint_le(t->n_steps, SNAP_STEPS);
-  memcpy(&sn->t, t, sizeof *t);
-  if (t->n_steps) memcpy(sn->s, t->steps, t->n_steps * sizeof *t->steps);
-}
-
-static void snap_same(const struct snap *sn, const struct referral_ticket *t) {
-  ck_assert_int_eq(t->state, sn->t.state);
-  ck_assert_uint_eq(t->n_steps, sn->t.n_steps);
-  for (size_t i = 0; i < t->n_steps; i++) {
-    ck_assert_int_eq(t->steps[i].state, sn->s[i].state);
-    ck_assert_mem_eq(&t->steps[i], &sn->s[i], sizeof t->steps[i]);
-  }
-  ck_assert_mem_eq(t, &sn->t, sizeof *t);
 }
 
 START_TEST(r_r2_satisfied_callbacks_close_a_resolved_ticket) {
@@ -696,8 +562,8 @@ static void check_redo(const char *cat, const char *unit, int hours) {
   ck_assert_uint_eq(n_fx(FX_TICKET_REOPENED), 1);
   ck_assert_uint_eq(n_fx(FX_TICKET_CLOSED), 0);
   /* the redo step resolves the ticket again */
-  ck_assert_int_eq(update(t, 2, RA_ACCEPT, cb + HOUR), RV_APPLIED);
-  ck_assert_int_eq(update(t, 2, RA_RESOLVE, cb + 2 * HOUR), RV_APPLIED);
+  ck_assert_int_eq(act(t, 2, RA_ACCEPT, cb + HOUR), RV_APPLIED);
+  ck_assert_int_eq(resolve(t, 2, cb + 2 * HOUR, 1, "P1"), RV_APPLIED);
   ck_assert_int_eq(t->state, RT_RESOLVED);
   ck_assert(t->close_by_us == end_of("2026-10-16"));
   drop(t);
@@ -757,11 +623,10 @@ START_TEST(r_r2_callback_stamped_after_close_by_finds_the_ticket_closed) {
   for (size_t i = 0; i < 2; i++) {
     struct referral_ticket *t = dispatched("V_NOISE", at(T0_TEXT));
 
-    ck_assert_int_eq(update(t, 1, RA_ACCEPT, at(T0_TEXT) + HOUR), RV_APPLIED);
-    ck_assert_int_eq(update(t, 1, RA_RESOLVE, r), RV_APPLIED);
+    ck_assert_int_eq(act(t, 1, RA_ACCEPT, at(T0_TEXT) + HOUR), RV_APPLIED);
+    ck_assert_int_eq(resolve(t, 1, r, 1, "P1"), RV_APPLIED);
     ck_assert(t->close_by_us == close);
-    memset(&FX, 0, sizeof FX);
-    ck_assert_int_eq(referral_feedback(t, reg, all[i], close + DAY, &FX), 0);
+    ck_assert_int_eq(feedback(t, all[i], close + DAY), 0);
     ck_assert_str_eq(fx_of(FX_FEEDBACK)->effect, "NONE");
     ck_assert_int_eq(t->state, RT_CLOSED);
     ck_assert(t->closed_us == close);
@@ -772,10 +637,9 @@ START_TEST(r_r2_callback_stamped_after_close_by_finds_the_ticket_closed) {
   }
   /* the deadline second itself is still within the 3 working days */
   struct referral_ticket *t = dispatched("V_NOISE", at(T0_TEXT));
-  ck_assert_int_eq(update(t, 1, RA_ACCEPT, at(T0_TEXT) + HOUR), RV_APPLIED);
-  ck_assert_int_eq(update(t, 1, RA_RESOLVE, r), RV_APPLIED);
-  memset(&FX, 0, sizeof FX);
-  ck_assert_int_eq(referral_feedback(t, reg, "UNSATISFIED", close + 999999, &FX), 0);
+  ck_assert_int_eq(act(t, 1, RA_ACCEPT, at(T0_TEXT) + HOUR), RV_APPLIED);
+  ck_assert_int_eq(resolve(t, 1, r, 1, "P1"), RV_APPLIED);
+  ck_assert_int_eq(feedback(t, "UNSATISFIED", close + 999999), 0);
   ck_assert_str_eq(fx_of(FX_FEEDBACK)->effect, "REDO");
   ck_assert_int_eq(t->state, RT_OPEN);
   ck_assert_uint_eq(t->n_steps, 2);
@@ -794,9 +658,8 @@ START_TEST(r_r4_tick_continues_when_the_effects_fill_up) {
 
   for (uint32_t no = 1; no <= 4; no++) { /* each step returned after both deadlines */
     when = step(t, no)->resolve_by_us + HOUR;
-    ck_assert_int_eq(update(t, no, RA_RETURN, when), RV_APPLIED);
-    memset(&FX, 0, sizeof FX);
-    referral_redispatch(t, reg, no, units[no - 1], when, &R, &FX);
+    ck_assert_int_eq(act(t, no, RA_RETURN, when), RV_APPLIED);
+    redispatch(t, no, units[no - 1], when);
     ck_assert_int_eq(R.verdict, RV_APPLIED);
   }
   when = step(t, 5)->resolve_by_us + HOUR; /* step 5 open and overdue */
@@ -818,43 +681,31 @@ START_TEST(r_r4_tick_continues_when_the_effects_fill_up) {
 }
 END_TEST
 
-static Suite *clocks_suite(void) {
-  Suite *s = suite_create("referral_clocks");
-  TCase *tc = tcase_create("R-T4 R-T5 R-R4 R-R6");
-
-  tcase_add_checked_fixture(tc, load_reg, free_reg);
-  tcase_set_timeout(tc, 60);
-  tcase_add_test(tc, r_t4_sample_calendar_has_national_day_and_its_make_up_saturday);
-  tcase_add_test(tc, r_t5_step_issued_before_national_day_is_due_after_it);
-  tcase_add_test(tc, r_t4_chain_step_issued_at_a_resolve_before_the_holiday);
-  tcase_add_test(tc, r_t4_make_up_sunday_counts_as_a_working_day);
-  tcase_add_test(tc, r_t4_deadlines_follow_the_registry_calendar);
-  tcase_add_test(tc, r_t5_start_late_evening_counts_from_its_local_date);
-  tcase_add_test(tc, r_t1_r_t5_start_after_local_midnight_counts_from_the_local_date);
-  tcase_add_test(tc, r_r4_accept_on_the_deadline_second_is_on_time);
-  tcase_add_test(tc, r_r4_accept_one_second_after_the_deadline_is_late);
-  tcase_add_test(tc, r_r4_resolve_on_the_deadline_second_is_on_time);
-  tcase_add_test(tc, r_r4_tick_emits_each_overdue_after_the_deadline_second_exactly_once);
-  tcase_add_test(tc, r_r4_one_late_tick_emits_everything_once_at_its_own_instants);
-  tcase_add_test(tc, r_r4_warnings_at_80_percent_exactly_once);
-  tcase_add_test(tc, r_r4_a_returned_step_stops_both_clocks);
-  tcase_add_test(tc, r_r4_next_due_is_the_first_instant_tick_acts);
-  tcase_add_test(tc, r_r2_satisfied_callbacks_close_a_resolved_ticket);
-  tcase_add_test(tc, r_r6_unsatisfied_reopens_the_last_step_and_redoes_it);
-  tcase_add_test(tc, r_r2_callback_on_a_ticket_not_resolved_changes_no_state);
-  tcase_add_test(tc, r_r2_no_callback_closes_three_working_days_after_resolving);
-  tcase_add_test(tc, r_r4_tick_continues_when_the_effects_fill_up);
-  tcase_add_test(tc, r_r2_callback_stamped_after_close_by_finds_the_ticket_closed);
-  suite_add_tcase(s, tc);
-  return s;
-}
-
 int main(void) {
-  SRunner *sr = srunner_create(clocks_suite());
-  int failed;
+  const TTest *tests[] = {
+    r_t4_sample_calendar_has_national_day_and_its_make_up_saturday,
+    r_t5_step_issued_before_national_day_is_due_after_it,
+    r_t4_chain_step_issued_at_a_resolve_before_the_holiday,
+    r_t4_make_up_sunday_counts_as_a_working_day,
+    r_t4_deadlines_follow_the_registry_calendar,
+    r_t5_start_late_evening_counts_from_its_local_date,
+    r_t1_r_t5_start_after_local_midnight_counts_from_the_local_date,
+    r_r4_accept_on_the_deadline_second_is_on_time,
+    r_r4_accept_one_second_after_the_deadline_is_late,
+    r_r4_resolve_on_the_deadline_second_is_on_time,
+    r_r4_tick_emits_each_overdue_after_the_deadline_second_exactly_once,
+    r_r4_one_late_tick_emits_everything_once_at_its_own_instants,
+    r_r4_warnings_at_80_percent_exactly_once,
+    r_r4_a_returned_step_stops_both_clocks,
+    r_r4_next_due_is_the_first_instant_tick_acts,
+    r_r2_satisfied_callbacks_close_a_resolved_ticket,
+    r_r6_unsatisfied_reopens_the_last_step_and_redoes_it,
+    r_r2_callback_on_a_ticket_not_resolved_changes_no_state,
+    r_r2_no_callback_closes_three_working_days_after_resolving,
+    r_r4_tick_continues_when_the_effects_fill_up,
+    r_r2_callback_stamped_after_close_by_finds_the_ticket_closed,
+  };
 
-  srunner_run_all(sr, CK_NORMAL);
-  failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return run_tests("referral_clocks", "R-T4 R-T5 R-R4 R-R6", tests,
+                   sizeof tests / sizeof tests[0]);
 }
