@@ -14,7 +14,7 @@ import intake_client as ic
 import unit_pb2  # noqa: E402
 import referral_events_pb2 as rev  # noqa: E402
 
-REFERRAL = os.path.join(wt.BUILD, "bin", "whistle-referral")
+REFERRAL = os.environ.get("WHISTLE_REFERRAL_BIN", os.path.join(wt.BUILD, "bin", "whistle-referral"))
 UM = unit_pb2.UnitMessage
 SU = unit_pb2.StepUpdate
 Reply = unit_pb2.Reply
