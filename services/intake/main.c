@@ -148,6 +148,11 @@ static void fill_status(void *arg, struct svc_status_out *o)
   svc_status_add(o, "stream.bad_frames", (int64_t)ps.bad_frames);
   svc_status_add(o, "pg.up", svc_pg_is_up(in->pgw));
   svc_status_add(o, "clock.now_us", svc_clock_now(&in->x.clock));
+  if (in->closures) {
+    struct svc_stream_consumer_stats cs;
+    svc_stream_consumer_stats(in->closures, &cs);
+    svc_status_add(o, "closures.position", (int64_t)cs.position);
+  }
 }
 
 static void finish(void *arg)
