@@ -273,9 +273,12 @@ static int on_stage_next(void *arg, struct svc_req *req, struct svc_pg_batch *b,
     referral_update_apply(t, x->reg, &u, bound, &res, &fx);
   }
   set_verdict(r, &res);
+  /* States only for the step's own unit (or the operator): R-R5. */
   struct referral_step *s = referral_find_step(t, r->step);
-  snprintf(r->step_state, sizeof r->step_state, "%s", s ? referral_step_state_name(s->state) : "");
-  snprintf(r->ticket_state, sizeof r->ticket_state, "%s", referral_ticket_state_name(t->state));
+  if (res.verdict != RV_WRONG_UNIT && res.verdict != RV_UNKNOWN && s) {
+    snprintf(r->step_state, sizeof r->step_state, "%s", referral_step_state_name(s->state));
+    snprintf(r->ticket_state, sizeof r->ticket_state, "%s", referral_ticket_state_name(t->state));
+  }
   if (res.verdict != RV_APPLIED) return 0;
   struct referral_change ch = { (const char *const *)r->evidence, r->n_evidence };
   referral_publish(x, t, &fx, &ch);
