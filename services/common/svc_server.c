@@ -137,6 +137,7 @@ static void on_stage(struct svc_pg_batch *pb, void *arg)
       if (!r->done_staging && s->ops->stage_next(s->arg, r, pb, n) == 1) more = 1;
       else r->done_staging = 1;
     }
+    if (s->ops->stage_end) s->ops->stage_end(s->arg, pb, n);
     if (!more) break;
     if (svc_pg_batch_size(pb) != before) return; /* wait for these results */
     /* nobody added a statement: the next stage needs no round trip */

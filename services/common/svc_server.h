@@ -49,6 +49,11 @@ struct svc_server_ops {
    * (svc_stream_append) are flushed in one last stage once every request of
    * the batch has returned 0. */
   int (*stage_next)(void *arg, struct svc_req *req, struct svc_pg_batch *b, int n);
+  /* Optional: called once stage_next has run for every request of stage n;
+   * adds the stage's bulk statements (e.g. one INSERT of the rows the
+   * requests queued in stage_next). Their results arrive before stage n + 1.
+   * Failing to add one is the service's to answer (no statement added). */
+  void (*stage_end)(void *arg, struct svc_pg_batch *b, int n);
   /* The batch committed: send the reply (svc_req_reply). */
   void (*committed)(void *arg, struct svc_req *req);
   /* The request cannot be committed (SQL error when alone): reply an error. */
