@@ -172,7 +172,13 @@ static void on_done(struct svc_pg_batch *pb, enum svc_pg_outcome oc, const char 
   s->cur = NULL;
   if (oc == SVC_PG_COMMITTED) {
     s->st.batches++;
-    for (struct svc_req *r = b->reqs, *n; r; r = n) {
+    struct svc_req *done = b->reqs;
+    b->reqs = b->tail = NULL;
+    b->n = 0;
+    /* The next batch goes to Postgres first, so that it runs while these
+     * replies are built and sent. */
+    if (s->ops->stage_batch) maybe_batch(s);
+    for (struct svc_req *r = done, *n; r; r = n) {
       n = r->next;
       s->ops->committed(s->arg, r);
       release(s, r);

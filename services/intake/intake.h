@@ -177,6 +177,7 @@ struct intake_candidates { size_t n; struct intake_candidate v[INTAKE_MAX_CANDID
 
 /* The row inserted for a new ticket; caller_phone/caller_name go to callers. */
 struct intake_ticket_row {
+  uint64_t id; /* from intake_store_ids */
   const char *ticket_no, *fingerprint;
   int64_t received_us;
   const char *request_type, *hotline_category, *category, *category_source;
@@ -213,11 +214,13 @@ struct intake_repeat_query {
 };
 int intake_store_candidates_many(struct intake_store *s, struct svc_pg_batch *b,
                                  const struct intake_repeat_query *q, size_t n);
-/* Inserts the rows (ticket numbers distinct) with their callers, in order;
- * *id_out[i]: row i's new id, or 0 if its ticket number existed. */
+/* Reserves n new ticket ids: out[0..n) receives them (0 until the results
+ * arrive); out must live until the batch ends. */
+int intake_store_ids(struct intake_store *s, struct svc_pg_batch *b, size_t n, uint64_t *out);
+/* Inserts the rows, with the ids reserved, and their callers. A ticket
+ * number that exists fails the batch (unique index). */
 int intake_store_insert_many(struct intake_store *s, struct svc_pg_batch *b,
-                             const struct intake_ticket_row *rows, uint64_t *const *id_out,
-                             size_t n);
+                             const struct intake_ticket_row *rows, size_t n);
 /* *state_out: 0 unknown ticket, 1 callback recorded before, 2 recorded now. */
 int intake_store_feedback(struct intake_store *s, struct svc_pg_batch *b, const char *ticket_no,
                           int64_t at_us, const char *satisfaction, int *state_out);
@@ -256,6 +259,8 @@ struct intake_ctx {
   int64_t pending_watermark_us;     /* the highest one staged in the open batch */
   struct intake_overlay *overlay;   /* new tickets staged in the open batch */
   size_t n_overlay, cap_overlay;
+  uint64_t *ids;                    /* ids reserved for them (intake_store_ids) */
+  size_t cap_ids;
   struct intake_counters {
     uint64_t accepted, duplicate, rejected, triage, repeats, feedback, watermarks, purged;
   } n;

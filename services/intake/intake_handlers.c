@@ -417,16 +417,14 @@ static void unavailable(struct ireq *r)
   snprintf(r->reason, sizeof r->reason, "could not be staged; send it again");
 }
 
-/* Stage 2 decides R-I1 and R-I5 and queues a new ticket in the overlay, whose
- * tickets on_stage_end inserts with one statement; stage 3 has their ids. */
+/* Stage 2 decides R-I1 and R-I5 and queues a new ticket in the overlay;
+ * on_stage_end inserts the overlay's tickets with one statement and appends
+ * their events. A twin of one of them learns the outcome in stage 3. */
 static int submit_next(struct intake_ctx *x, struct ireq *r, int n)
 {
-  if (n == 3) {
-    if (r->twin && r->twin->status == ST_UNAVAILABLE) unavailable(r);
-    if (r->status != ST_ACCEPTED && !r->twin) return 0;
-    if (r->twin) r->ticket_id = r->twin->new_id; /* its id is known now */
-    else if (r->new_id) event_accepted(x, r);
-    else r->status = ST_DUPLICATE; /* another writer got there first */
+  if (n == 3) { /* only twins get here */
+    if (r->twin->status == ST_UNAVAILABLE) unavailable(r);
+    else r->ticket_id = r->twin->new_id;
     return 0;
   }
   const char *fp = NULL;
@@ -450,8 +448,10 @@ static int submit_next(struct intake_ctx *x, struct ireq *r, int n)
     return r->twin ? 1 : 0; /* a twin learns its original's id in stage 3 */
   }
   snprintf(r->disposition, sizeof r->disposition, "%s", disposition_of(x, r));
-  if (overlay_add(x, r)) return unavailable(r), 0;
-  return 1;
+  if (x->n_overlay >= x->cap_ids || overlay_add(x, r)) return unavailable(r), 0;
+  r->new_id = x->ids[x->n_overlay - 1];
+  if (!r->new_id) unavailable(r); /* no id reserved: cannot happen */
+  return 0;
 }
 
 static void event_triaged(struct intake_ctx *x, const struct ireq *r)
@@ -512,20 +512,44 @@ static void reset_request(struct ireq *r)
   r->repeat_of[0] = 0;
 }
 
-/* Stage 1 of a batch: the lookups of its new tickets (R-I1) and the earlier
- * tickets of their callers (R-I5), one statement each for the whole batch.
- * Callbacks, exemptions and triage wait for stage 3 (see on_stage_next). */
+/* The batch's watermarks count once it committed (this runs before the
+ * server stages the next batch). */
+static void watermark_hook(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err,
+                           void *arg)
+{
+  struct intake_ctx *x = arg;
+  (void)b;
+  (void)err;
+  if (oc == SVC_PG_COMMITTED && x->pending_watermark_us > x->watermark_us)
+    x->watermark_us = x->pending_watermark_us;
+}
+
+/* Room for n reserved ids. 0 or -1. */
+static int reserve_ids(struct intake_ctx *x, size_t n)
+{
+  x->cap_ids = 0;
+  uint64_t *v = realloc(x->ids, (n ? n : 1) * sizeof *v);
+  if (!v) return -1;
+  x->ids = v;
+  return 0;
+}
+
+/* Stage 1 of a batch: the lookups of its new tickets (R-I1), the earlier
+ * tickets of their callers (R-I5) and ids for them, one statement each for
+ * the whole batch. Callbacks, exemptions and triage wait for stage 3 (see
+ * on_stage_next). */
 static int on_stage_batch(void *arg, struct svc_req *const *reqs, size_t n,
                           struct svc_pg_batch *b)
 {
   struct intake_ctx *x = arg;
   overlay_clear(x);
-  x->pending_watermark_us = x->watermark_us;
+  x->pending_watermark_us = x->watermark_us; /* forget those of a failed batch */
+  svc_pg_batch_hook(b, watermark_hook, x);
   struct intake_lookup *lk = malloc(n * sizeof *lk);
   struct intake_repeat_query *rq = malloc(n * sizeof *rq);
   size_t nl = 0, nq = 0;
   int rc = -1;
-  if (!lk || !rq) goto out;
+  if (!lk || !rq || reserve_ids(x, n)) goto out;
   for (size_t i = 0; i < n; i++) {
     struct ireq *r = reqs[i]->data;
     reset_request(r);
@@ -538,7 +562,9 @@ static int on_stage_batch(void *arg, struct svc_req *const *reqs, size_t n,
                                              r->cands };
   }
   rc = intake_store_lookup_many(x->store, b, lk, nl) ||
-           intake_store_candidates_many(x->store, b, rq, nq) ? -1 : 0;
+           intake_store_candidates_many(x->store, b, rq, nq) ||
+           intake_store_ids(x->store, b, nl, x->ids) ? -1 : 0;
+  x->cap_ids = rc == 0 ? nl : 0;
 out:
   free(lk);
   free(rq);
@@ -546,34 +572,38 @@ out:
 }
 
 /* After stage 2: the batch's new tickets (the overlay, in arrival order) go
- * in with one statement. */
+ * in with one statement, followed by their events. */
 static void on_stage_end(void *arg, struct svc_pg_batch *b, int n)
 {
   struct intake_ctx *x = arg;
   if (n != 2 || x->n_overlay == 0) return;
   struct intake_ticket_row *rows = malloc(x->n_overlay * sizeof *rows);
-  uint64_t **ids = malloc(x->n_overlay * sizeof *ids);
-  int rc = rows && ids ? 0 : -1;
-  for (size_t i = 0; rc == 0 && i < x->n_overlay; i++) {
+  size_t k = 0;
+  for (size_t i = 0; rows && i < x->n_overlay; i++) {
     struct ireq *r = x->overlay[i].r;
-    rows[i] = (struct intake_ticket_row){
-      r->ticket_no, r->fingerprint, r->at_us, r->request_type, r->hotline_category, r->category,
-      r->category_source, r->compound, r->street, r->district, r->address, r->content,
-      r->urgency, r->pseudonym, r->masked, r->disposition, r->repeat_of, r->triage_reason,
-      r->phone, r->name,
+    if (r->status != ST_ACCEPTED) continue;
+    rows[k++] = (struct intake_ticket_row){
+      r->new_id, r->ticket_no, r->fingerprint, r->at_us, r->request_type, r->hotline_category,
+      r->category, r->category_source, r->compound, r->street, r->district, r->address,
+      r->content, r->urgency, r->pseudonym, r->masked, r->disposition, r->repeat_of,
+      r->triage_reason, r->phone, r->name,
     };
-    ids[i] = &r->new_id;
   }
-  if (rc == 0) rc = intake_store_insert_many(x->store, b, rows, ids, x->n_overlay);
-  for (size_t i = 0; rc != 0 && i < x->n_overlay; i++) unavailable(x->overlay[i].r);
+  int rc = rows ? intake_store_insert_many(x->store, b, rows, k) : -1;
   free(rows);
-  free(ids);
+  for (size_t i = 0; i < x->n_overlay; i++) {
+    struct ireq *r = x->overlay[i].r;
+    if (rc != 0) unavailable(r);
+    else if (r->status == ST_ACCEPTED) event_accepted(x, r);
+  }
 }
 
-/* Stages of a batch: 1 lookups of new tickets; 2 their inserts; 3 their
- * events, and the statements of callbacks, exemptions and triage (which so
- * see the batch's new tickets); 4 decisions on those (triage updates); 5 the
- * triage events; 6 watermarks, last, after every event they cover. */
+/* Stages of a batch: 1 lookups of new tickets (on_stage_batch); 2 their
+ * decisions, then their insert and events (on_stage_end); 3 twins learn their
+ * original's id, and the statements of callbacks, exemptions and triage (which
+ * so see the batch's new tickets); 4 decisions on those (triage updates); 5
+ * the triage events; 6 watermarks, last, after every event they cover. A
+ * batch of new tickets only commits after stage 2. */
 static int on_stage_next(void *arg, struct svc_req *req, struct svc_pg_batch *b, int n)
 {
   struct intake_ctx *x = arg;
@@ -624,8 +654,7 @@ static void on_committed(void *arg, struct svc_req *req)
       x->n.triage += strcmp(r->disposition, "TRIAGE") == 0;
       x->n.repeats += r->repeat_of[0] != 0;
     } else if (r->kind == K_WATERMARK) {
-      x->watermark_us = r->at_us > x->watermark_us ? r->at_us : x->watermark_us;
-      x->n.watermarks++;
+      x->n.watermarks++; /* x->watermark_us: see watermark_hook */
     } else if (r->kind == K_FEEDBACK) {
       x->n.feedback++;
     }
@@ -666,6 +695,9 @@ void intake_handlers_free(struct intake_ctx *x)
 {
   free(x->overlay);
   x->overlay = NULL;
+  free(x->ids);
+  x->ids = NULL;
+  x->cap_ids = 0;
   x->n_overlay = x->cap_overlay = 0;
 }
 

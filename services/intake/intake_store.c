@@ -11,7 +11,7 @@
 #include "svc_pg.h"
 
 struct intake_store {
-  struct svc_pg_stmt *lookup, *lookup_many, *candidates_many, *insert_many;
+  struct svc_pg_stmt *lookup, *lookup_many, *candidates_many, *ids, *insert_many;
   struct svc_pg_stmt *feedback, *triage, *exempt, *purge;
 };
 
@@ -38,25 +38,28 @@ static const char CANDIDATES_MANY_SQL[] =
   "     AND t.category = q.category AND t.received_us >= q.from_us"
   "     AND t.received_us <= q.to_us"
   "   ORDER BY t.received_us DESC LIMIT 50) c";
+/* Ids are taken from the sequence in stage 1, so that stage 2 inserts and
+ * appends the events in one round trip and the insert returns nothing. A
+ * ticket number inserted meanwhile by another writer fails the batch (the
+ * unique index), which is retried and then finds it (DUPLICATE). */
+static const char IDS_SQL[] =
+  "SELECT nextval('tickets_id_seq') FROM generate_series(1, $1)";
 static const char INSERT_MANY_SQL[] =
-  "WITH i AS (SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[],"
-  "   $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],"
-  "   $13::int8[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[],"
-  "   $20::text[]) WITH ORDINALITY AS i (ticket_no, fingerprint, received_us, request_type,"
-  "   hotline_category, category, category_source, compound, street, district, address,"
-  "   content, urgency, pseudonym, masked_phone, disposition, repeat_of, triage_reason,"
-  "   phone, name, k)),"
-  " t AS (INSERT INTO tickets (ticket_no, fingerprint, received_us, request_type,"
+  "WITH t AS (INSERT INTO tickets (id, ticket_no, fingerprint, received_us, request_type,"
   "   hotline_category, category, category_source, compound, street, district, address,"
   "   content, urgency, pseudonym, masked_phone, disposition, repeat_of, triage_reason)"
-  "  SELECT ticket_no, fingerprint, received_us, request_type, hotline_category, category,"
+  "  SELECT id, ticket_no, fingerprint, received_us, request_type, hotline_category, category,"
   "   category_source, compound, street, district, address, content, urgency::int, pseudonym,"
   "   masked_phone, disposition, nullif(repeat_of, ''), nullif(triage_reason, '')"
-  "   FROM i ORDER BY k"
-  "  ON CONFLICT (ticket_no) DO NOTHING RETURNING id, ticket_no),"
-  " c AS (INSERT INTO callers (ticket_id, phone, name)"
-  "  SELECT t.id, nullif(i.phone, ''), nullif(i.name, '') FROM t JOIN i USING (ticket_no))"
-  " SELECT i.k, t.id FROM t JOIN i USING (ticket_no)";
+  "  FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[],"
+  "   $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],"
+  "   $14::int8[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[])"
+  "   AS i (id, ticket_no, fingerprint, received_us, request_type, hotline_category,"
+  "   category, category_source, compound, street, district, address, content, urgency,"
+  "   pseudonym, masked_phone, disposition, repeat_of, triage_reason))"
+  " INSERT INTO callers (ticket_id, phone, name)"
+  "  SELECT id, nullif(phone, ''), nullif(name, '')"
+  "  FROM unnest($1::int8[], $20::text[], $21::text[]) AS c (id, phone, name)";
 static const char FEEDBACK_SQL[] =
   "WITH t AS (SELECT 1 FROM tickets WHERE ticket_no = $1),"
   " ins AS (INSERT INTO feedback (ticket_no, at_us, satisfaction)"
@@ -82,12 +85,14 @@ struct intake_store *intake_store_new(struct svc_pg *pg)
   s->lookup = svc_pg_prepare(pg, LOOKUP_SQL, 1, NULL);
   s->lookup_many = svc_pg_prepare(pg, LOOKUP_MANY_SQL, 1, NULL);
   s->candidates_many = svc_pg_prepare(pg, CANDIDATES_MANY_SQL, 5, NULL);
-  s->insert_many = svc_pg_prepare(pg, INSERT_MANY_SQL, 20, NULL);
+  s->ids = svc_pg_prepare(pg, IDS_SQL, 1, NULL);
+  s->insert_many = svc_pg_prepare(pg, INSERT_MANY_SQL, 21, NULL);
   s->feedback = svc_pg_prepare(pg, FEEDBACK_SQL, 3, NULL);
   s->triage = svc_pg_prepare(pg, TRIAGE_SQL, 8, NULL);
   s->exempt = svc_pg_prepare(pg, EXEMPT_SQL, 4, NULL);
   s->purge = svc_pg_prepare(pg, PURGE_SQL, 2, NULL);
-  if (!s->lookup || !s->lookup_many || !s->candidates_many || !s->insert_many || !s->feedback ||
+  if (!s->lookup || !s->lookup_many || !s->candidates_many || !s->ids || !s->insert_many ||
+      !s->feedback ||
       !s->triage || !s->exempt || !s->purge) {
     free(s);
     return NULL;
@@ -253,44 +258,71 @@ int intake_store_candidates_many(struct intake_store *s, struct svc_pg_batch *b,
   return add_bulk(b, s->candidates_many, a, 5, candidates_many_result, o);
 }
 
-static void insert_many_result(void *arg, const PGresult *r)
+struct ids_out {
+  size_t n;
+  uint64_t *v;
+};
+
+static void ids_result(void *arg, const PGresult *r)
 {
-  for (int i = 0; i < PQntuples(r); i++) {
-    uint64_t *id = outs_at(arg, r, i);
-    if (id) *id = (uint64_t)strtoull(PQgetvalue(r, i, 1), NULL, 10);
+  struct ids_out *o = arg;
+  for (int i = 0; i < PQntuples(r) && (size_t)i < o->n; i++)
+    o->v[i] = (uint64_t)strtoull(PQgetvalue(r, i, 0), NULL, 10);
+}
+
+int intake_store_ids(struct intake_store *s, struct svc_pg_batch *b, size_t n, uint64_t *out)
+{
+  if (n == 0) return 0;
+  struct ids_out *o = malloc(sizeof *o);
+  if (!o) return -1;
+  *o = (struct ids_out){ n, out };
+  memset(out, 0, n * sizeof *out);
+  char nb[24];
+  snprintf(nb, sizeof nb, "%zu", n);
+  const char *v[1] = { nb };
+  if (svc_pg_batch_add(b, s->ids, 1, v, NULL, NULL, 0, ids_result, o)) {
+    free(o);
+    return -1;
   }
+  svc_pg_batch_hook(b, outs_free, o);
+  return 0;
 }
 
 /* The columns of INSERT_MANY_SQL, in order, for one row. */
 static void ticket_columns(struct svc_pgarr *a, const struct intake_ticket_row *t)
 {
-  const char *v[20] = {
-    t->ticket_no, t->fingerprint, NULL, t->request_type, t->hotline_category, t->category,
-    t->category_source, t->compound, t->street, t->district, t->address, t->content, NULL,
-    t->pseudonym, t->masked_phone, t->disposition, t->repeat_of, t->triage_reason,
-    t->caller_phone, t->caller_name,
+  const char *v[21] = {
+    NULL, t->ticket_no, t->fingerprint, NULL, t->request_type, t->hotline_category,
+    t->category, t->category_source, t->compound, t->street, t->district, t->address,
+    t->content, NULL, t->pseudonym, t->masked_phone, t->disposition, t->repeat_of,
+    t->triage_reason, t->caller_phone, t->caller_name,
   };
-  for (int j = 0; j < 20; j++) {
-    if (j == 2) svc_pgarr_add_i64(&a[j], t->received_us);
-    else if (j == 12) svc_pgarr_add_i64(&a[j], t->urgency);
-    else text(&a[j], v[j]);
-  }
+  svc_pgarr_add_i64(&a[0], (int64_t)t->id);
+  svc_pgarr_add_i64(&a[3], t->received_us);
+  svc_pgarr_add_i64(&a[13], t->urgency);
+  for (int j = 0; j < 21; j++)
+    if (j != 0 && j != 3 && j != 13) text(&a[j], v[j]);
 }
 
 int intake_store_insert_many(struct intake_store *s, struct svc_pg_batch *b,
-                             const struct intake_ticket_row *rows, uint64_t *const *id_out,
-                             size_t n)
+                             const struct intake_ticket_row *rows, size_t n)
 {
   if (n == 0) return 0;
-  struct outs *o = outs_new(n);
-  struct svc_pgarr a[20];
-  for (int j = 0; j < 20; j++) svc_pgarr_init(&a[j], j == 2 || j == 12 ? SVC_OID_INT8 : SVC_OID_TEXT);
-  for (size_t i = 0; i < n; i++) {
-    *id_out[i] = 0;
-    if (o) o->v[i] = id_out[i];
-    ticket_columns(a, &rows[i]);
+  struct svc_pgarr a[21];
+  for (int j = 0; j < 21; j++)
+    svc_pgarr_init(&a[j], j == 0 || j == 3 || j == 13 ? SVC_OID_INT8 : SVC_OID_TEXT);
+  for (size_t i = 0; i < n; i++) ticket_columns(a, &rows[i]);
+  const char *v[21];
+  int len[21], fmt[21], rc = 0;
+  for (int j = 0; j < 21; j++) {
+    rc |= svc_pgarr_finish(&a[j]);
+    v[j] = a[j].buf;
+    len[j] = (int)a[j].len;
+    fmt[j] = 1;
   }
-  return add_bulk(b, s->insert_many, a, 20, insert_many_result, o);
+  if (rc == 0) rc = svc_pg_batch_add(b, s->insert_many, 21, v, len, fmt, 0, NULL, NULL);
+  for (int j = 0; j < 21; j++) svc_pgarr_free(&a[j]);
+  return rc;
 }
 
 static void id_result(void *arg, const PGresult *r)
