@@ -171,23 +171,37 @@ static void *outs_at(const struct outs *o, const PGresult *r, int row)
   return k >= 1 && (size_t)k <= o->n ? o->v[k - 1] : NULL;
 }
 
+#define BULK_MAX_PARAMS 21
+
 /* Adds st with the arrays a[0..n) as binary parameters (finishing and then
- * freeing them); its rows go to cb(o), and o is freed when the batch ends
- * (at once on failure). 0 or -1. */
-static int add_bulk(struct svc_pg_batch *b, struct svc_pg_stmt *st, struct svc_pgarr *a, int n,
-                    svc_pg_result_cb cb, struct outs *o)
+ * freeing them); its rows go to cb(arg), cb may be NULL. 0 or -1. */
+static int add_arrays(struct svc_pg_batch *b, struct svc_pg_stmt *st, struct svc_pgarr *a, int n,
+                      svc_pg_result_cb cb, void *arg)
 {
-  const char *v[20] = { 0 };
-  int len[20] = { 0 }, fmt[20] = { 0 }, rc = o ? 0 : -1;
-  for (int i = 0; i < n; i++) {
+  const char *v[BULK_MAX_PARAMS] = { 0 };
+  int len[BULK_MAX_PARAMS] = { 0 }, fmt[BULK_MAX_PARAMS] = { 0 }, rc = 0;
+  if (n > BULK_MAX_PARAMS) rc = -1;
+  for (int i = 0; rc == 0 && i < n; i++) {
     rc |= svc_pgarr_finish(&a[i]);
     v[i] = a[i].buf;
     len[i] = (int)a[i].len;
     fmt[i] = 1;
   }
-  if (rc == 0) rc = svc_pg_batch_add(b, st, n, v, len, fmt, 0, cb, o);
+  if (rc == 0) rc = svc_pg_batch_add(b, st, n, v, len, fmt, 0, cb, arg);
   for (int i = 0; i < n; i++) svc_pgarr_free(&a[i]);
-  if (rc) {
+  return rc;
+}
+
+/* add_arrays with the rows going to o, which is freed when the batch ends
+ * (at once on failure; a NULL o is a failure). 0 or -1. */
+static int add_bulk(struct svc_pg_batch *b, struct svc_pg_stmt *st, struct svc_pgarr *a, int n,
+                    svc_pg_result_cb cb, struct outs *o)
+{
+  if (!o) {
+    for (int i = 0; i < n; i++) svc_pgarr_free(&a[i]);
+    return -1;
+  }
+  if (add_arrays(b, st, a, n, cb, o)) {
     free(o);
     return -1;
   }
@@ -312,17 +326,7 @@ int intake_store_insert_many(struct intake_store *s, struct svc_pg_batch *b,
   for (int j = 0; j < 21; j++)
     svc_pgarr_init(&a[j], j == 0 || j == 3 || j == 13 ? SVC_OID_INT8 : SVC_OID_TEXT);
   for (size_t i = 0; i < n; i++) ticket_columns(a, &rows[i]);
-  const char *v[21];
-  int len[21], fmt[21], rc = 0;
-  for (int j = 0; j < 21; j++) {
-    rc |= svc_pgarr_finish(&a[j]);
-    v[j] = a[j].buf;
-    len[j] = (int)a[j].len;
-    fmt[j] = 1;
-  }
-  if (rc == 0) rc = svc_pg_batch_add(b, s->insert_many, 21, v, len, fmt, 0, NULL, NULL);
-  for (int j = 0; j < 21; j++) svc_pgarr_free(&a[j]);
-  return rc;
+  return add_arrays(b, s->insert_many, a, 21, NULL, NULL);
 }
 
 static void id_result(void *arg, const PGresult *r)
