@@ -200,6 +200,9 @@ log "naive: $NAIVE_N tickets in ${NV1} s and ${NV2} s ($NAIVE1 and $NAIVE2 ticke
 [ "$("${PSQL[@]}" -c "SELECT count(*) FROM b_naive.stream_outbox")" = "$NAIVE_N" ] \
   || die "the naive run did not store every ticket"
 "${PSQL[@]}" -c "TRUNCATE b_naive.callers, b_naive.tickets, b_naive.stream_outbox, b_copy.callers, b_copy.tickets, b_copy.stream_outbox"
+# The exported rows (a few hundred MB) are not needed any more: removed now,
+# the kernel never writes them back in the middle of a later phase.
+rm -f "$WORK"/*.csv "$WORK/naive.sql"
 
 TP2=$(round 2)
 A1=$(field accepted_rate "$TP1"); A2=$(field accepted_rate "$TP2")

@@ -15,8 +15,10 @@ ms() { awk -v u="$1" 'BEGIN { printf "%.1f ms", u / 1000 }'; }
 rss() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
 # Does the previous phase's background work now (vacuum and analyze of the
-# given schemas' tables, which autovacuum would otherwise start mid-phase, and
-# a checkpoint), so the next phase measures what it means to.
+# given schemas' tables, which autovacuum would otherwise start mid-phase, a
+# checkpoint, and the writeback of whatever the bench itself left dirty in
+# the page cache, which the kernel would otherwise start up to 30 s later,
+# stalling the disk's fsyncs), so the next phase measures what it means to.
 settle() { # schema...
   local list
   list=$(printf "'%s'," "$@")
@@ -29,6 +31,7 @@ SELECT format('VACUUM (ANALYZE) %I.%I', schemaname, relname) FROM pg_stat_user_t
  WHERE schemaname IN (${list%,}) \gexec
 CHECKPOINT;
 SQL
+  sync
 }
 
 # The disk's own commit latency, as a baseline for ack latencies: for SECONDS,
