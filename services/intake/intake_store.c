@@ -92,8 +92,7 @@ struct intake_store *intake_store_new(struct svc_pg *pg)
   s->exempt = svc_pg_prepare(pg, EXEMPT_SQL, 4, NULL);
   s->purge = svc_pg_prepare(pg, PURGE_SQL, 2, NULL);
   if (!s->lookup || !s->lookup_many || !s->candidates_many || !s->ids || !s->insert_many ||
-      !s->feedback ||
-      !s->triage || !s->exempt || !s->purge) {
+      !s->feedback || !s->triage || !s->exempt || !s->purge) {
     free(s);
     return NULL;
   }
