@@ -7,8 +7,9 @@
 #          its outbox event with the stream head bumped: what intake commits
 #          per ticket), one statement per ticket from one client connection;
 #   COPY:  the same rows COPYed into tables with the same DDL (the ceiling).
-# Then the ack latency at a fixed offered load (paced hotlineload), and the
-# daemon's memory. Figures are ratios against the baselines; no pass/fail.
+# Then the ack latency at a fixed offered load (paced hotlineload), beside
+# the disk's own fdatasync latency probed meanwhile (a stall of the disk
+# delays every durable commit), and the daemon's memory. Figures are ratios against the baselines; no pass/fail.
 #
 # Knobs: BENCH_TICKETS (per throughput round, two rounds), BENCH_INFLIGHT,
 # BENCH_INTAKE_BATCH (WHISTLE_BATCH), BENCH_NAIVE (tickets in the naive run),
@@ -199,6 +200,9 @@ log "naive: $NAIVE_N tickets in ${NV1} s and ${NV2} s ($NAIVE1 and $NAIVE2 ticke
 [ "$("${PSQL[@]}" -c "SELECT count(*) FROM b_naive.stream_outbox")" = "$NAIVE_N" ] \
   || die "the naive run did not store every ticket"
 "${PSQL[@]}" -c "TRUNCATE b_naive.callers, b_naive.tickets, b_naive.stream_outbox, b_copy.callers, b_copy.tickets, b_copy.stream_outbox"
+# The exported rows (a few hundred MB) are not needed any more: removed now,
+# the kernel never writes them back in the middle of a later phase.
+rm -f "$WORK"/*.csv "$WORK/naive.sql"
 
 TP2=$(round 2)
 A1=$(field accepted_rate "$TP1"); A2=$(field accepted_rate "$TP2")
@@ -212,9 +216,13 @@ log "latency: $LAT_N tickets offered at $LAT_RATE/s for $LAT_SECONDS s"
 DUMP_OPT=()
 [ -n "$DUMP" ] && mkdir -p "$DUMP" && DUMP_OPT=(--dump "$DUMP/intake-latency.txt")
 LB0=$(counter server.batches)
+fsync_probe "$WHISTLE_PGDEV_DIR" "$LAT_SECONDS" >"$WORK/fsync.txt" &
+PROBE=$!
 LT=$(load latency --count "$LAT_N" --rate "$LAT_RATE" --inflight "$INFLIGHT" --prefix l- --seed 3 \
      "${DUMP_OPT[@]}")
 LB1=$(counter server.batches)
+wait "$PROBE" || true
+FS=$(cat "$WORK/fsync.txt")
 
 RSS=$(rss "$INTAKE" VmRSS); HWM=$(rss "$INTAKE" VmHWM)
 ROWS=$("${PSQL[@]}" -c "SELECT count(*) FROM intake.tickets")
@@ -231,6 +239,8 @@ row "" "" "COPY of the same rows $COPY_RATE /s: $(ratio "$RATE" "$COPY_RATE") (t
 row "  rounds of $N tickets" "$A1, $A2" "naive runs $NAIVE1, $NAIVE2; COPY runs $COPY1, $COPY2"
 row "ack latency at $LAT_RATE/s offered: p50" "$(ms "$K50")" ""
 row "ack latency at $LAT_RATE/s offered: p99" "$(ms "$K99")" "max $(ms "$KMAX") (target p99 <= 20 ms)"
+row "  the disk's own fdatasync meanwhile: max" "$(ms "$(field max_us "$FS")")" \
+  "$(field over20 "$FS") syncs over 20 ms (8 kB every 10 ms in the cluster directory: stalls of the disk itself)"
 row "  offered load achieved" "$(field rate "$LT") /s" \
   "$(per_txn "$LAT_N" "$LB0" "$LB1") tickets per transaction at this load"
 row "whistle-intake memory VmRSS" "$((RSS / 1024)) MiB" "peak VmHWM $((HWM / 1024)) MiB, $ROWS tickets stored"

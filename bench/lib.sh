@@ -15,8 +15,10 @@ ms() { awk -v u="$1" 'BEGIN { printf "%.1f ms", u / 1000 }'; }
 rss() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
 # Does the previous phase's background work now (vacuum and analyze of the
-# given schemas' tables, which autovacuum would otherwise start mid-phase, and
-# a checkpoint), so the next phase measures what it means to.
+# given schemas' tables, which autovacuum would otherwise start mid-phase, a
+# checkpoint, and the writeback of whatever the bench itself left dirty in
+# the page cache, which the kernel would otherwise start up to 30 s later,
+# stalling the disk's fsyncs), so the next phase measures what it means to.
 settle() { # schema...
   local list
   list=$(printf "'%s'," "$@")
@@ -29,4 +31,31 @@ SELECT format('VACUUM (ANALYZE) %I.%I', schemaname, relname) FROM pg_stat_user_t
  WHERE schemaname IN (${list%,}) \gexec
 CHECKPOINT;
 SQL
+  sync
+}
+
+# The disk's own commit latency, as a baseline for ack latencies: for SECONDS,
+# writes 8 kB and fdatasyncs it every 10 ms in a file under DIR (the cluster's
+# disk), then prints "max_us=… over20=…" (syncs slower than 20 ms). A stall
+# of the disk itself delays every durable commit made meanwhile. Start it in
+# the background: fsync_probe DIR SECONDS >FILE &
+fsync_probe() { # dir, seconds
+  /usr/bin/python3 - "$1" "$2" <<'PYEOF'
+import os, sys, time
+path = os.path.join(sys.argv[1], "fsync-probe.%d" % os.getpid())
+fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+end, worst, slow, buf = time.monotonic() + float(sys.argv[2]), 0.0, 0, b"\0" * 8192
+try:
+    while time.monotonic() < end:
+        t0 = time.monotonic()
+        os.pwrite(fd, buf, 0)
+        os.fdatasync(fd)
+        d = time.monotonic() - t0
+        worst, slow = max(worst, d), slow + (d > 0.020)
+        time.sleep(0.010)
+finally:
+    os.close(fd)
+    os.unlink(path)
+print("max_us=%d over20=%d" % (worst * 1e6, slow))
+PYEOF
 }

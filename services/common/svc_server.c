@@ -139,6 +139,7 @@ static void on_stage(struct svc_pg_batch *pb, void *arg)
       if (!r->done_staging && s->ops->stage_next(s->arg, r, pb, n) == 1) more = 1;
       else r->done_staging = 1;
     }
+    if (s->ops->stage_end) s->ops->stage_end(s->arg, pb, n);
     if (!more) break;
     if (svc_pg_batch_size(pb) != before) return; /* wait for these results */
     /* nobody added a statement: the next stage needs no round trip */
@@ -173,7 +174,13 @@ static void on_done(struct svc_pg_batch *pb, enum svc_pg_outcome oc, const char 
   s->cur = NULL;
   if (oc == SVC_PG_COMMITTED) {
     s->st.batches++;
-    for (struct svc_req *r = b->reqs, *n; r; r = n) {
+    struct svc_req *done = b->reqs;
+    b->reqs = b->tail = NULL;
+    b->n = 0;
+    /* The next batch goes to Postgres first, so that it runs while these
+     * replies are built and sent. */
+    if (s->ops->stage_batch) maybe_batch(s);
+    for (struct svc_req *r = done, *n; r; r = n) {
       n = r->next;
       s->ops->committed(s->arg, r);
       release(s, r);

@@ -43,12 +43,21 @@ struct svc_server_ops {
    * batch at once (bulk statements, e.g. unnest of arrays). Called again with
    * the same or fewer requests on retry. 0 or -1 (the batch waits). */
   int (*stage_batch)(void *arg, struct svc_req *const *reqs, size_t n, struct svc_pg_batch *b);
+  /* (With stage_batch, the next batch is staged and sent as soon as one
+   * commits, before that one's committed callbacks run, so that Postgres works
+   * while the replies go out: stage_batch must not read what committed sets;
+   * a batch hook sees the outcome before either.) */
   /* Optional: after stage n-1's results (n = 2, 3, ...), adds statements for
    * stage n and returns 1 to be called again after them, or returns 0 when
    * the request needs no further stage. Stream events appended here
    * (svc_stream_append) are flushed in one last stage once every request of
    * the batch has returned 0. */
   int (*stage_next)(void *arg, struct svc_req *req, struct svc_pg_batch *b, int n);
+  /* Optional: called once stage_next has run for every request of stage n;
+   * adds the stage's bulk statements (e.g. one INSERT of the rows the
+   * requests queued in stage_next). Their results arrive before stage n + 1.
+   * Failing to add one is the service's to answer (no statement added). */
+  void (*stage_end)(void *arg, struct svc_pg_batch *b, int n);
   /* The batch committed: send the reply (svc_req_reply). */
   void (*committed)(void *arg, struct svc_req *req);
   /* The request cannot be committed (SQL error when alone): reply an error. */

@@ -177,6 +177,7 @@ struct intake_candidates { size_t n; struct intake_candidate v[INTAKE_MAX_CANDID
 
 /* The row inserted for a new ticket; caller_phone/caller_name go to callers. */
 struct intake_ticket_row {
+  uint64_t id; /* from intake_store_ids */
   const char *ticket_no, *fingerprint;
   int64_t received_us;
   const char *request_type, *hotline_category, *category, *category_source;
@@ -193,12 +194,33 @@ void intake_store_destroy(struct intake_store **s);
  * stage's results arrive (out must live until then). 0 or -1. */
 int intake_store_lookup(struct intake_store *s, struct svc_pg_batch *b, const char *ticket_no,
                         struct intake_existing *out);
-int intake_store_candidates(struct intake_store *s, struct svc_pg_batch *b, const char *pseudonym,
-                            const char *compound, const char *category, int64_t from_us,
-                            int64_t to_us, struct intake_candidates *out);
-/* *id_out: the new ticket's id, or 0 if the ticket number existed. */
-int intake_store_insert(struct intake_store *s, struct svc_pg_batch *b,
-                        const struct intake_ticket_row *t, uint64_t *id_out);
+
+/* Bulk statements: each adds one statement for n elements (none when n is
+ * 0), the parameters going as arrays (unnest); results are written through
+ * the out pointers, which must live until the batch ends. 0 or -1. */
+struct intake_lookup {
+  const char *ticket_no;
+  struct intake_existing *out;
+};
+int intake_store_lookup_many(struct intake_store *s, struct svc_pg_batch *b,
+                             const struct intake_lookup *q, size_t n);
+/* R-I5: the earlier tickets of the same pseudonym, compound and category
+ * received in [from_us, to_us], the most recent first, at most
+ * INTAKE_MAX_CANDIDATES. */
+struct intake_repeat_query {
+  const char *pseudonym, *compound, *category;
+  int64_t from_us, to_us;
+  struct intake_candidates *out;
+};
+int intake_store_candidates_many(struct intake_store *s, struct svc_pg_batch *b,
+                                 const struct intake_repeat_query *q, size_t n);
+/* Reserves n new ticket ids: out[0..n) receives them (0 until the results
+ * arrive); out must live until the batch ends. */
+int intake_store_ids(struct intake_store *s, struct svc_pg_batch *b, size_t n, uint64_t *out);
+/* Inserts the rows, with the ids reserved, and their callers. A ticket
+ * number that exists fails the batch (unique index). */
+int intake_store_insert_many(struct intake_store *s, struct svc_pg_batch *b,
+                             const struct intake_ticket_row *rows, size_t n);
 /* *state_out: 0 unknown ticket, 1 callback recorded before, 2 recorded now. */
 int intake_store_feedback(struct intake_store *s, struct svc_pg_batch *b, const char *ticket_no,
                           int64_t at_us, const char *satisfaction, int *state_out);
@@ -235,9 +257,10 @@ struct intake_ctx {
   const uint8_t *key; size_t keylen; /* pseudonym key (R-I6) */
   int64_t watermark_us;             /* the last watermark committed */
   int64_t pending_watermark_us;     /* the highest one staged in the open batch */
-  uint64_t overlay_batch;           /* batch id the overlay below belongs to */
-  struct intake_overlay *overlay;   /* tickets staged in that batch */
+  struct intake_overlay *overlay;   /* new tickets staged in the open batch */
   size_t n_overlay, cap_overlay;
+  uint64_t *ids;                    /* ids reserved for them (intake_store_ids) */
+  size_t cap_ids;
   struct intake_counters {
     uint64_t accepted, duplicate, rejected, triage, repeats, feedback, watermarks, purged;
   } n;

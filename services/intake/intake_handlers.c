@@ -300,32 +300,6 @@ static int on_decode(void *arg, struct svc_req *req, const uint8_t *frame, size_
 
 /* ---- staging ------------------------------------------------------------- */
 
-static int on_stage(void *arg, struct svc_req *req, struct svc_pg_batch *b)
-{
-  struct intake_ctx *x = arg;
-  struct ireq *r = req->data;
-  r->status = ST_ACCEPTED;
-  r->reason[0] = 0;
-  r->new_id = 0;
-  r->twin = NULL;
-  r->ticket_id = 0;
-  r->repeat_of[0] = 0;
-  switch (r->kind) {
-  case K_SUBMIT:
-    if (intake_store_lookup(x->store, b, r->ticket_no, &r->existing)) return -1;
-    if (!r->repeat_eligible) return 0;
-    if (!r->cands && !(r->cands = malloc(sizeof *r->cands))) return -1;
-    return intake_store_candidates(x->store, b, r->pseudonym, r->compound, r->category,
-                                   r->at_us - INTAKE_REPEAT_WINDOW_US, r->at_us, r->cands);
-  case K_FEEDBACK:
-  case K_TRIAGE:
-  case K_EXEMPT:
-  case K_WATERMARK:
-    return 0; /* after the batch's new tickets: see on_stage_next */
-  }
-  return -1;
-}
-
 /* Stage 3 for operator actions and callbacks: their statements run after the
  * batch's new tickets are inserted (stage 2), so they see those tickets. */
 static int action_statements(struct intake_ctx *x, struct ireq *r, struct svc_pg_batch *b)
@@ -370,12 +344,13 @@ static void overlay_clear(struct intake_ctx *x)
   for (size_t i = 0; i < x->cap_overlay; i++) x->overlay[i].head_no = x->overlay[i].head_ps = NIL;
 }
 
-static void overlay_add(struct intake_ctx *x, struct ireq *r)
+/* Adds r to the overlay (and so to the batch's inserts). 0 or -1. */
+static int overlay_add(struct intake_ctx *x, struct ireq *r)
 {
   if (x->n_overlay == x->cap_overlay) { /* grow (a power of two) and rehash */
     size_t cap = x->cap_overlay ? x->cap_overlay * 2 : 256;
     struct intake_overlay *n = cap < NIL ? realloc(x->overlay, cap * sizeof *n) : NULL;
-    if (!n) return;
+    if (!n) return -1;
     x->overlay = n;
     x->cap_overlay = cap;
     size_t keep = x->n_overlay;
@@ -385,6 +360,7 @@ static void overlay_add(struct intake_ctx *x, struct ireq *r)
   x->overlay[x->n_overlay].r = r;
   overlay_link(x, (uint32_t)x->n_overlay);
   x->n_overlay++;
+  return 0;
 }
 
 static int req_type(const char *name, enum intake_request_type *t)
@@ -435,12 +411,20 @@ static const char *disposition_of(struct intake_ctx *x, struct ireq *r)
   return r->repeat_of[0] ? "REPEAT" : "DISPATCHED";
 }
 
-static int submit_next(struct intake_ctx *x, struct ireq *r, struct svc_pg_batch *b, int n)
+static void unavailable(struct ireq *r)
 {
-  if (n == 3) {
-    if (r->twin) r->ticket_id = r->twin->new_id; /* its id is known now */
-    else if (r->new_id) event_accepted(x, r);
-    else r->status = ST_DUPLICATE; /* another writer got there first */
+  r->status = ST_UNAVAILABLE;
+  snprintf(r->reason, sizeof r->reason, "could not be staged; send it again");
+}
+
+/* Stage 2 decides R-I1 and R-I5 and queues a new ticket in the overlay;
+ * on_stage_end inserts the overlay's tickets with one statement and appends
+ * their events. A twin of one of them learns the outcome in stage 3. */
+static int submit_next(struct intake_ctx *x, struct ireq *r, int n)
+{
+  if (n == 3) { /* only twins get here */
+    if (r->twin->status == ST_UNAVAILABLE) unavailable(r);
+    else r->ticket_id = r->twin->new_id;
     return 0;
   }
   const char *fp = NULL;
@@ -464,14 +448,10 @@ static int submit_next(struct intake_ctx *x, struct ireq *r, struct svc_pg_batch
     return r->twin ? 1 : 0; /* a twin learns its original's id in stage 3 */
   }
   snprintf(r->disposition, sizeof r->disposition, "%s", disposition_of(x, r));
-  struct intake_ticket_row row = {
-    r->ticket_no, r->fingerprint, r->at_us, r->request_type, r->hotline_category, r->category,
-    r->category_source, r->compound, r->street, r->district, r->address, r->content, r->urgency,
-    r->pseudonym, r->masked, r->disposition, r->repeat_of, r->triage_reason, r->phone, r->name,
-  };
-  if (intake_store_insert(x->store, b, &row, &r->new_id)) return 0;
-  overlay_add(x, r);
-  return 1;
+  if (x->n_overlay >= x->cap_ids || overlay_add(x, r)) return unavailable(r), 0;
+  r->new_id = x->ids[x->n_overlay - 1];
+  if (!r->new_id) unavailable(r); /* no id reserved: cannot happen */
+  return 0;
 }
 
 static void event_triaged(struct intake_ctx *x, const struct ireq *r)
@@ -521,20 +501,114 @@ static int triage_next(struct intake_ctx *x, struct ireq *r, struct svc_pg_batch
   return 1;
 }
 
-/* Stages of a batch: 1 lookups of new tickets; 2 their inserts; 3 their
- * events, and the statements of callbacks, exemptions and triage (which so
- * see the batch's new tickets); 4 decisions on those (triage updates); 5 the
- * triage events; 6 watermarks, last, after every event they cover. */
+/* Resets what a previous attempt at the batch set (it may be retried). */
+static void reset_request(struct ireq *r)
+{
+  r->status = ST_ACCEPTED;
+  r->reason[0] = 0;
+  r->new_id = 0;
+  r->twin = NULL;
+  r->ticket_id = 0;
+  r->repeat_of[0] = 0;
+}
+
+/* The batch's watermarks count once it committed (this runs before the
+ * server stages the next batch). */
+static void watermark_hook(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err,
+                           void *arg)
+{
+  struct intake_ctx *x = arg;
+  (void)b;
+  (void)err;
+  if (oc == SVC_PG_COMMITTED && x->pending_watermark_us > x->watermark_us)
+    x->watermark_us = x->pending_watermark_us;
+}
+
+/* Room for n reserved ids. 0 or -1. */
+static int reserve_ids(struct intake_ctx *x, size_t n)
+{
+  x->cap_ids = 0;
+  uint64_t *v = realloc(x->ids, (n ? n : 1) * sizeof *v);
+  if (!v) return -1;
+  x->ids = v;
+  return 0;
+}
+
+/* Stage 1 of a batch: the lookups of its new tickets (R-I1), the earlier
+ * tickets of their callers (R-I5) and ids for them, one statement each for
+ * the whole batch. Callbacks, exemptions and triage wait for stage 3 (see
+ * on_stage_next). */
+static int on_stage_batch(void *arg, struct svc_req *const *reqs, size_t n,
+                          struct svc_pg_batch *b)
+{
+  struct intake_ctx *x = arg;
+  overlay_clear(x);
+  x->pending_watermark_us = x->watermark_us; /* forget those of a failed batch */
+  svc_pg_batch_hook(b, watermark_hook, x);
+  struct intake_lookup *lk = malloc(n * sizeof *lk);
+  struct intake_repeat_query *rq = malloc(n * sizeof *rq);
+  size_t nl = 0, nq = 0;
+  int rc = -1;
+  if (!lk || !rq || reserve_ids(x, n)) goto out;
+  for (size_t i = 0; i < n; i++) {
+    struct ireq *r = reqs[i]->data;
+    reset_request(r);
+    if (r->kind != K_SUBMIT) continue;
+    lk[nl++] = (struct intake_lookup){ r->ticket_no, &r->existing };
+    if (!r->repeat_eligible) continue;
+    if (!r->cands && !(r->cands = malloc(sizeof *r->cands))) goto out;
+    rq[nq++] = (struct intake_repeat_query){ r->pseudonym, r->compound, r->category,
+                                             r->at_us - INTAKE_REPEAT_WINDOW_US, r->at_us,
+                                             r->cands };
+  }
+  rc = intake_store_lookup_many(x->store, b, lk, nl) ||
+           intake_store_candidates_many(x->store, b, rq, nq) ||
+           intake_store_ids(x->store, b, nl, x->ids) ? -1 : 0;
+  x->cap_ids = rc == 0 ? nl : 0;
+out:
+  free(lk);
+  free(rq);
+  return rc;
+}
+
+/* After stage 2: the batch's new tickets (the overlay, in arrival order) go
+ * in with one statement, followed by their events. */
+static void on_stage_end(void *arg, struct svc_pg_batch *b, int n)
+{
+  struct intake_ctx *x = arg;
+  if (n != 2 || x->n_overlay == 0) return;
+  struct intake_ticket_row *rows = malloc(x->n_overlay * sizeof *rows);
+  size_t k = 0;
+  for (size_t i = 0; rows && i < x->n_overlay; i++) {
+    struct ireq *r = x->overlay[i].r;
+    if (r->status != ST_ACCEPTED) continue;
+    rows[k++] = (struct intake_ticket_row){
+      r->new_id, r->ticket_no, r->fingerprint, r->at_us, r->request_type, r->hotline_category,
+      r->category, r->category_source, r->compound, r->street, r->district, r->address,
+      r->content, r->urgency, r->pseudonym, r->masked, r->disposition, r->repeat_of,
+      r->triage_reason, r->phone, r->name,
+    };
+  }
+  int rc = rows ? intake_store_insert_many(x->store, b, rows, k) : -1;
+  free(rows);
+  for (size_t i = 0; i < x->n_overlay; i++) {
+    struct ireq *r = x->overlay[i].r;
+    if (rc != 0) unavailable(r);
+    else if (r->status == ST_ACCEPTED) event_accepted(x, r);
+  }
+}
+
+/* Stages of a batch: 1 lookups of new tickets (on_stage_batch); 2 their
+ * decisions, then their insert and events (on_stage_end); 3 twins learn their
+ * original's id, and the statements of callbacks, exemptions and triage (which
+ * so see the batch's new tickets); 4 decisions on those (triage updates); 5
+ * the triage events; 6 watermarks, last, after every event they cover. A
+ * batch of new tickets only commits after stage 2. */
 static int on_stage_next(void *arg, struct svc_req *req, struct svc_pg_batch *b, int n)
 {
   struct intake_ctx *x = arg;
   struct ireq *r = req->data;
-  if (n == 2 && svc_pg_batch_id(b) != x->overlay_batch) { /* a new batch */
-    x->overlay_batch = svc_pg_batch_id(b);
-    overlay_clear(x);
-    x->pending_watermark_us = x->watermark_us;
-  }
-  if (r->kind == K_SUBMIT) return submit_next(x, r, b, n);
+  if (r->kind == K_SUBMIT) return submit_next(x, r, n);
   if (r->kind == K_WATERMARK) {
     if (n < 6) return 1;
     if (r->at_us <= x->pending_watermark_us) return r->status = ST_DUPLICATE, 0;
@@ -580,14 +654,13 @@ static void on_committed(void *arg, struct svc_req *req)
       x->n.triage += strcmp(r->disposition, "TRIAGE") == 0;
       x->n.repeats += r->repeat_of[0] != 0;
     } else if (r->kind == K_WATERMARK) {
-      x->watermark_us = r->at_us > x->watermark_us ? r->at_us : x->watermark_us;
-      x->n.watermarks++;
+      x->n.watermarks++; /* x->watermark_us: see watermark_hook */
     } else if (r->kind == K_FEEDBACK) {
       x->n.feedback++;
     }
   } else if (r->status == ST_DUPLICATE) {
     x->n.duplicate++;
-  } else {
+  } else if (r->status != ST_UNAVAILABLE) {
     x->n.rejected++;
   }
   send_reply(req, r->request_id, r->status, r->ticket_id, r->reason, r);
@@ -622,10 +695,13 @@ void intake_handlers_free(struct intake_ctx *x)
 {
   free(x->overlay);
   x->overlay = NULL;
+  free(x->ids);
+  x->ids = NULL;
+  x->cap_ids = 0;
   x->n_overlay = x->cap_overlay = 0;
 }
 
 const struct svc_server_ops intake_hotline_ops = {
-  .decode = on_decode, .stage = on_stage, .stage_next = on_stage_next,
-  .committed = on_committed, .failed = on_failed, .release = on_release,
+  .decode = on_decode, .stage_batch = on_stage_batch, .stage_next = on_stage_next,
+  .stage_end = on_stage_end, .committed = on_committed, .failed = on_failed, .release = on_release,
 };

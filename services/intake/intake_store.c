@@ -11,31 +11,55 @@
 #include "svc_pg.h"
 
 struct intake_store {
-  struct svc_pg_stmt *lookup, *candidates, *insert, *feedback, *triage, *exempt, *purge;
+  struct svc_pg_stmt *lookup, *lookup_many, *candidates_many, *ids, *insert_many;
+  struct svc_pg_stmt *feedback, *triage, *exempt, *purge;
 };
 
 static const char LOOKUP_SQL[] =
   "SELECT id, fingerprint, category, compound, disposition, request_type,"
   " coalesce(exempt_reason, ''), street, district FROM tickets WHERE ticket_no = $1";
-static const char CANDIDATES_SQL[] =
-  "SELECT ticket_no, received_us, request_type, disposition, repeat_of IS NOT NULL,"
-  " closed_us IS NOT NULL FROM tickets"
-  /* pseudonym <> '' restates the predicate of the partial index tickets_repeats:
-   * without it the generic plan of this prepared statement (used after five
-   * executions) cannot use that index and scans the whole table per ticket. */
-  " WHERE pseudonym = $1 AND pseudonym <> '' AND compound = $2 AND category = $3"
-  "   AND received_us >= $4 AND received_us <= $5"
-  " ORDER BY received_us DESC LIMIT 50";
-static const char INSERT_SQL[] =
-  "WITH t AS (INSERT INTO tickets (ticket_no, fingerprint, received_us, request_type,"
+/* The bulk statements take one array per column (binary, unnest) and return
+ * the ordinal k of the input element each row answers, so results go back to
+ * the requests without a search. */
+static const char LOOKUP_MANY_SQL[] =
+  "SELECT q.k, t.id, t.fingerprint, t.category, t.compound, t.disposition, t.request_type,"
+  " coalesce(t.exempt_reason, ''), t.street, t.district"
+  " FROM unnest($1::text[]) WITH ORDINALITY AS q (ticket_no, k)"
+  " JOIN tickets t ON t.ticket_no = q.ticket_no";
+static const char CANDIDATES_MANY_SQL[] =
+  "SELECT q.k, c.* FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[])"
+  "   WITH ORDINALITY AS q (pseudonym, compound, category, from_us, to_us, k)"
+  " CROSS JOIN LATERAL (SELECT t.ticket_no, t.received_us, t.request_type, t.disposition,"
+  "   t.repeat_of IS NOT NULL, t.closed_us IS NOT NULL FROM tickets t"
+  /* t.pseudonym <> '' restates the predicate of the partial index
+   * tickets_repeats, so that the generic plan of this prepared statement can
+   * use that index instead of scanning the whole table per ticket. */
+  "   WHERE t.pseudonym = q.pseudonym AND t.pseudonym <> '' AND t.compound = q.compound"
+  "     AND t.category = q.category AND t.received_us >= q.from_us"
+  "     AND t.received_us <= q.to_us"
+  "   ORDER BY t.received_us DESC LIMIT 50) c";
+/* Ids are taken from the sequence in stage 1, so that stage 2 inserts and
+ * appends the events in one round trip and the insert returns nothing. A
+ * ticket number inserted meanwhile by another writer fails the batch (the
+ * unique index), which is retried and then finds it (DUPLICATE). */
+static const char IDS_SQL[] =
+  "SELECT nextval('tickets_id_seq') FROM generate_series(1, $1)";
+static const char INSERT_MANY_SQL[] =
+  "WITH t AS (INSERT INTO tickets (id, ticket_no, fingerprint, received_us, request_type,"
   "   hotline_category, category, category_source, compound, street, district, address,"
   "   content, urgency, pseudonym, masked_phone, disposition, repeat_of, triage_reason)"
-  "  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
-  "   nullif($17, ''), nullif($18, ''))"
-  "  ON CONFLICT (ticket_no) DO NOTHING RETURNING id),"
-  " c AS (INSERT INTO callers (ticket_id, phone, name)"
-  "  SELECT id, nullif($19, ''), nullif($20, '') FROM t)"
-  " SELECT id FROM t";
+  "  SELECT id, ticket_no, fingerprint, received_us, request_type, hotline_category, category,"
+  "   category_source, compound, street, district, address, content, urgency::int, pseudonym,"
+  "   masked_phone, disposition, nullif(repeat_of, ''), nullif(triage_reason, '')"
+  "  FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[],"
+  "   $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],"
+  "   $14::int8[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[])"
+  "   AS i (id, ticket_no, fingerprint, received_us, request_type, hotline_category,"
+  "   category, category_source, compound, street, district, address, content, urgency,"
+  "   pseudonym, masked_phone, disposition, repeat_of, triage_reason))"
+  " INSERT INTO callers (ticket_id, phone, name)"
+  "  SELECT id, nullif(phone, ''), nullif(name, '')"
+  "  FROM unnest($1::int8[], $20::text[], $21::text[]) AS c (id, phone, name)";
 static const char FEEDBACK_SQL[] =
   "WITH t AS (SELECT 1 FROM tickets WHERE ticket_no = $1),"
   " ins AS (INSERT INTO feedback (ticket_no, at_us, satisfaction)"
@@ -59,14 +83,16 @@ struct intake_store *intake_store_new(struct svc_pg *pg)
   struct intake_store *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->lookup = svc_pg_prepare(pg, LOOKUP_SQL, 1, NULL);
-  s->candidates = svc_pg_prepare(pg, CANDIDATES_SQL, 5, NULL);
-  s->insert = svc_pg_prepare(pg, INSERT_SQL, 20, NULL);
+  s->lookup_many = svc_pg_prepare(pg, LOOKUP_MANY_SQL, 1, NULL);
+  s->candidates_many = svc_pg_prepare(pg, CANDIDATES_MANY_SQL, 5, NULL);
+  s->ids = svc_pg_prepare(pg, IDS_SQL, 1, NULL);
+  s->insert_many = svc_pg_prepare(pg, INSERT_MANY_SQL, 21, NULL);
   s->feedback = svc_pg_prepare(pg, FEEDBACK_SQL, 3, NULL);
   s->triage = svc_pg_prepare(pg, TRIAGE_SQL, 8, NULL);
   s->exempt = svc_pg_prepare(pg, EXEMPT_SQL, 4, NULL);
   s->purge = svc_pg_prepare(pg, PURGE_SQL, 2, NULL);
-  if (!s->lookup || !s->candidates || !s->insert || !s->feedback || !s->triage || !s->exempt ||
-      !s->purge) {
+  if (!s->lookup || !s->lookup_many || !s->candidates_many || !s->ids || !s->insert_many ||
+      !s->feedback || !s->triage || !s->exempt || !s->purge) {
     free(s);
     return NULL;
   }
@@ -84,20 +110,25 @@ static void copy(char *dst, size_t n, const PGresult *r, int row, int col)
   snprintf(dst, n, "%s", PQgetvalue(r, row, col));
 }
 
+/* A lookup row from column c on: id, fingerprint, category, compound,
+ * disposition, request_type, exempt reason, street, district. */
+static void existing_from(struct intake_existing *e, const PGresult *r, int row, int c)
+{
+  e->found = 1;
+  e->id = (uint64_t)strtoull(PQgetvalue(r, row, c), NULL, 10);
+  copy(e->fingerprint, sizeof e->fingerprint, r, row, c + 1);
+  copy(e->category, sizeof e->category, r, row, c + 2);
+  copy(e->compound, sizeof e->compound, r, row, c + 3);
+  copy(e->disposition, sizeof e->disposition, r, row, c + 4);
+  copy(e->request_type, sizeof e->request_type, r, row, c + 5);
+  e->exempt = PQgetvalue(r, row, c + 6)[0] != 0;
+  copy(e->street, sizeof e->street, r, row, c + 7);
+  copy(e->district, sizeof e->district, r, row, c + 8);
+}
+
 static void lookup_result(void *arg, const PGresult *r)
 {
-  struct intake_existing *e = arg;
-  e->found = PQntuples(r) == 1;
-  if (!e->found) return;
-  e->id = (uint64_t)strtoull(PQgetvalue(r, 0, 0), NULL, 10);
-  copy(e->fingerprint, sizeof e->fingerprint, r, 0, 1);
-  copy(e->category, sizeof e->category, r, 0, 2);
-  copy(e->compound, sizeof e->compound, r, 0, 3);
-  copy(e->disposition, sizeof e->disposition, r, 0, 4);
-  copy(e->request_type, sizeof e->request_type, r, 0, 5);
-  e->exempt = PQgetvalue(r, 0, 6)[0] != 0;
-  copy(e->street, sizeof e->street, r, 0, 7);
-  copy(e->district, sizeof e->district, r, 0, 8);
+  if (PQntuples(r) == 1) existing_from(arg, r, 0, 0);
 }
 
 int intake_store_lookup(struct intake_store *s, struct svc_pg_batch *b, const char *ticket_no,
@@ -108,54 +139,199 @@ int intake_store_lookup(struct intake_store *s, struct svc_pg_batch *b, const ch
   return svc_pg_batch_add(b, s->lookup, 1, v, NULL, NULL, 0, lookup_result, out);
 }
 
-static void candidates_result(void *arg, const PGresult *r)
+/* ---- bulk statements ---------------------------------------------------- */
+
+/* Where the rows of a bulk statement go: v[k - 1] receives the row answering
+ * input element k. Freed when the batch ends. */
+struct outs {
+  size_t n;
+  void *v[];
+};
+
+static struct outs *outs_new(size_t n)
 {
-  struct intake_candidates *c = arg;
-  int rows = PQntuples(r);
-  c->n = 0;
-  for (int i = 0; i < rows && c->n < INTAKE_MAX_CANDIDATES; i++) {
-    struct intake_candidate *x = &c->v[c->n++];
-    copy(x->ticket_no, sizeof x->ticket_no, r, i, 0);
-    x->received_us = strtoll(PQgetvalue(r, i, 1), NULL, 10);
-    copy(x->request_type, sizeof x->request_type, r, i, 2);
-    copy(x->disposition, sizeof x->disposition, r, i, 3);
-    x->is_repeat = PQgetvalue(r, i, 4)[0] == 't';
-    x->closed = PQgetvalue(r, i, 5)[0] == 't';
+  struct outs *o = malloc(sizeof *o + n * sizeof o->v[0]);
+  if (o) o->n = n;
+  return o;
+}
+
+static void outs_free(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err, void *arg)
+{
+  (void)b;
+  (void)oc;
+  (void)err;
+  free(arg);
+}
+
+/* The destination of result row `row`, whose column 0 is the ordinal k. */
+static void *outs_at(const struct outs *o, const PGresult *r, int row)
+{
+  long long k = strtoll(PQgetvalue(r, row, 0), NULL, 10);
+  return k >= 1 && (size_t)k <= o->n ? o->v[k - 1] : NULL;
+}
+
+#define BULK_MAX_PARAMS 21
+
+/* Adds st with the arrays a[0..n) as binary parameters (finishing and then
+ * freeing them); its rows go to cb(arg), cb may be NULL. 0 or -1. */
+static int add_arrays(struct svc_pg_batch *b, struct svc_pg_stmt *st, struct svc_pgarr *a, int n,
+                      svc_pg_result_cb cb, void *arg)
+{
+  const char *v[BULK_MAX_PARAMS] = { 0 };
+  int len[BULK_MAX_PARAMS] = { 0 }, fmt[BULK_MAX_PARAMS] = { 0 }, rc = 0;
+  if (n > BULK_MAX_PARAMS) rc = -1;
+  for (int i = 0; rc == 0 && i < n; i++) {
+    rc |= svc_pgarr_finish(&a[i]);
+    v[i] = a[i].buf;
+    len[i] = (int)a[i].len;
+    fmt[i] = 1;
+  }
+  if (rc == 0) rc = svc_pg_batch_add(b, st, n, v, len, fmt, 0, cb, arg);
+  for (int i = 0; i < n; i++) svc_pgarr_free(&a[i]);
+  return rc;
+}
+
+/* add_arrays with the rows going to o, which is freed when the batch ends
+ * (at once on failure; a NULL o is a failure). 0 or -1. */
+static int add_bulk(struct svc_pg_batch *b, struct svc_pg_stmt *st, struct svc_pgarr *a, int n,
+                    svc_pg_result_cb cb, struct outs *o)
+{
+  if (!o) {
+    for (int i = 0; i < n; i++) svc_pgarr_free(&a[i]);
+    return -1;
+  }
+  if (add_arrays(b, st, a, n, cb, o)) {
+    free(o);
+    return -1;
+  }
+  svc_pg_batch_hook(b, outs_free, o);
+  return 0;
+}
+
+static void text(struct svc_pgarr *a, const char *s)
+{
+  s = s ? s : "";
+  svc_pgarr_add(a, s, strlen(s));
+}
+
+static void lookup_many_result(void *arg, const PGresult *r)
+{
+  for (int i = 0; i < PQntuples(r); i++) {
+    struct intake_existing *e = outs_at(arg, r, i);
+    if (e) existing_from(e, r, i, 1);
   }
 }
 
-int intake_store_candidates(struct intake_store *s, struct svc_pg_batch *b, const char *pseudonym,
-                            const char *compound, const char *category, int64_t from_us,
-                            int64_t to_us, struct intake_candidates *out)
+int intake_store_lookup_many(struct intake_store *s, struct svc_pg_batch *b,
+                             const struct intake_lookup *q, size_t n)
 {
-  char f[24], t[24];
-  snprintf(f, sizeof f, "%lld", (long long)from_us);
-  snprintf(t, sizeof t, "%lld", (long long)to_us);
-  out->n = 0;
-  const char *v[5] = { pseudonym, compound, category, f, t };
-  return svc_pg_batch_add(b, s->candidates, 5, v, NULL, NULL, 0, candidates_result, out);
+  if (n == 0) return 0;
+  struct outs *o = outs_new(n);
+  struct svc_pgarr a;
+  svc_pgarr_init(&a, SVC_OID_TEXT);
+  for (size_t i = 0; i < n; i++) {
+    memset(q[i].out, 0, sizeof *q[i].out);
+    if (o) o->v[i] = q[i].out;
+    text(&a, q[i].ticket_no);
+  }
+  return add_bulk(b, s->lookup_many, &a, 1, lookup_many_result, o);
+}
+
+static void candidates_many_result(void *arg, const PGresult *r)
+{
+  for (int i = 0; i < PQntuples(r); i++) {
+    struct intake_candidates *c = outs_at(arg, r, i);
+    if (!c || c->n >= INTAKE_MAX_CANDIDATES) continue;
+    struct intake_candidate *x = &c->v[c->n++];
+    copy(x->ticket_no, sizeof x->ticket_no, r, i, 1);
+    x->received_us = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+    copy(x->request_type, sizeof x->request_type, r, i, 3);
+    copy(x->disposition, sizeof x->disposition, r, i, 4);
+    x->is_repeat = PQgetvalue(r, i, 5)[0] == 't';
+    x->closed = PQgetvalue(r, i, 6)[0] == 't';
+  }
+}
+
+int intake_store_candidates_many(struct intake_store *s, struct svc_pg_batch *b,
+                                 const struct intake_repeat_query *q, size_t n)
+{
+  if (n == 0) return 0;
+  struct outs *o = outs_new(n);
+  struct svc_pgarr a[5];
+  for (int j = 0; j < 5; j++) svc_pgarr_init(&a[j], j < 3 ? SVC_OID_TEXT : SVC_OID_INT8);
+  for (size_t i = 0; i < n; i++) {
+    q[i].out->n = 0;
+    if (o) o->v[i] = q[i].out;
+    text(&a[0], q[i].pseudonym);
+    text(&a[1], q[i].compound);
+    text(&a[2], q[i].category);
+    svc_pgarr_add_i64(&a[3], q[i].from_us);
+    svc_pgarr_add_i64(&a[4], q[i].to_us);
+  }
+  return add_bulk(b, s->candidates_many, a, 5, candidates_many_result, o);
+}
+
+struct ids_out {
+  size_t n;
+  uint64_t *v;
+};
+
+static void ids_result(void *arg, const PGresult *r)
+{
+  struct ids_out *o = arg;
+  for (int i = 0; i < PQntuples(r) && (size_t)i < o->n; i++)
+    o->v[i] = (uint64_t)strtoull(PQgetvalue(r, i, 0), NULL, 10);
+}
+
+int intake_store_ids(struct intake_store *s, struct svc_pg_batch *b, size_t n, uint64_t *out)
+{
+  if (n == 0) return 0;
+  struct ids_out *o = malloc(sizeof *o);
+  if (!o) return -1;
+  *o = (struct ids_out){ n, out };
+  memset(out, 0, n * sizeof *out);
+  char nb[24];
+  snprintf(nb, sizeof nb, "%zu", n);
+  const char *v[1] = { nb };
+  if (svc_pg_batch_add(b, s->ids, 1, v, NULL, NULL, 0, ids_result, o)) {
+    free(o);
+    return -1;
+  }
+  svc_pg_batch_hook(b, outs_free, o);
+  return 0;
+}
+
+/* The columns of INSERT_MANY_SQL, in order, for one row. */
+static void ticket_columns(struct svc_pgarr *a, const struct intake_ticket_row *t)
+{
+  const char *v[21] = {
+    NULL, t->ticket_no, t->fingerprint, NULL, t->request_type, t->hotline_category,
+    t->category, t->category_source, t->compound, t->street, t->district, t->address,
+    t->content, NULL, t->pseudonym, t->masked_phone, t->disposition, t->repeat_of,
+    t->triage_reason, t->caller_phone, t->caller_name,
+  };
+  svc_pgarr_add_i64(&a[0], (int64_t)t->id);
+  svc_pgarr_add_i64(&a[3], t->received_us);
+  svc_pgarr_add_i64(&a[13], t->urgency);
+  for (int j = 0; j < 21; j++)
+    if (j != 0 && j != 3 && j != 13) text(&a[j], v[j]);
+}
+
+int intake_store_insert_many(struct intake_store *s, struct svc_pg_batch *b,
+                             const struct intake_ticket_row *rows, size_t n)
+{
+  if (n == 0) return 0;
+  struct svc_pgarr a[21];
+  for (int j = 0; j < 21; j++)
+    svc_pgarr_init(&a[j], j == 0 || j == 3 || j == 13 ? SVC_OID_INT8 : SVC_OID_TEXT);
+  for (size_t i = 0; i < n; i++) ticket_columns(a, &rows[i]);
+  return add_arrays(b, s->insert_many, a, 21, NULL, NULL);
 }
 
 static void id_result(void *arg, const PGresult *r)
 {
   uint64_t *id = arg;
   *id = PQntuples(r) == 1 ? (uint64_t)strtoull(PQgetvalue(r, 0, 0), NULL, 10) : 0;
-}
-
-int intake_store_insert(struct intake_store *s, struct svc_pg_batch *b,
-                        const struct intake_ticket_row *t, uint64_t *id_out)
-{
-  char recv[24], urg[8];
-  snprintf(recv, sizeof recv, "%lld", (long long)t->received_us);
-  snprintf(urg, sizeof urg, "%u", t->urgency);
-  const char *v[20] = {
-    t->ticket_no, t->fingerprint, recv, t->request_type, t->hotline_category, t->category,
-    t->category_source, t->compound, t->street, t->district, t->address, t->content, urg,
-    t->pseudonym, t->masked_phone, t->disposition, t->repeat_of, t->triage_reason,
-    t->caller_phone, t->caller_name,
-  };
-  *id_out = 0;
-  return svc_pg_batch_add(b, s->insert, 20, v, NULL, NULL, 0, id_result, id_out);
 }
 
 static void feedback_result(void *arg, const PGresult *r)

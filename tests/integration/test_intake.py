@@ -387,6 +387,37 @@ wt.check(not leaked, f"R-I6: no stream event carries any caller's phone digits (
 raw_name = "隐私测试员".encode()
 wt.check(not any(raw_name in p for p in outbox), "R-I6: no stream event carries the caller's name")
 
+# ---- a ticket the database refuses is answered alone ---------------------------------
+# New tickets go in with one statement per batch; a trigger refusing some of
+# them fails that statement, and the server retries the batch in halves until
+# each refused ticket is alone: it alone is UNAVAILABLE.
+wt.sql("CREATE FUNCTION intake.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS"
+       " $$BEGIN IF NEW.ticket_no LIKE 'POISON-%' THEN RAISE EXCEPTION 'refused'; END IF;"
+       " RETURN NEW; END$$")
+wt.sql("CREATE TRIGGER refuse_poison BEFORE INSERT ON intake.tickets FOR EACH ROW"
+       " EXECUTE FUNCTION intake.refuse_poison()")
+pm = ic.TicketMaker(seed=4242)
+head0 = ic.stream_head()
+burst = {}
+for k in range(400):
+    no = f"POISON-{k}" if k in (3, 4, 250) else f"NEIGHBOUR-{k}"
+    i = nxt()
+    burst[i] = (no, ic.submit(i, **ic.ticket_fields(pm.ticket(no, BASE + k * 1000))))
+for i, (_, frame) in burst.items():
+    hc.send(frame)
+got = hc.collect(list(burst), 60)
+poisoned = [i for i, (no, _) in burst.items() if no.startswith("POISON-")]
+wt.check(all(got.get(i) is not None and got[i].status == ic.UNAVAILABLE for i in poisoned),
+         "a ticket the database refuses is answered UNAVAILABLE")
+wt.check(all(got.get(i) is not None and got[i].status == ic.ACCEPTED
+             for i in burst if i not in poisoned),
+         "the tickets staged in the same batches are ACCEPTED")
+wt.check(wt.scalar("SELECT count(*) FROM intake.tickets WHERE ticket_no LIKE 'NEIGHBOUR-%'") == "397"
+         and wt.scalar("SELECT count(*) FROM intake.tickets WHERE ticket_no LIKE 'POISON-%'") == "0",
+         "they are stored, the refused ones are not")
+wt.check(ic.stream_head() == head0 + 397, "one event per stored ticket, none for the refused ones")
+wt.sql("DROP TRIGGER refuse_poison ON intake.tickets; DROP FUNCTION intake.refuse_poison()")
+
 # ---- shutdown -----------------------------------------------------------------------
 hc.close()
 cli.close()
