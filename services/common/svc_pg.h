@@ -103,6 +103,12 @@ void svc_pgarr_add_i64(struct svc_pgarr *a, int64_t v);
 int svc_pgarr_finish(struct svc_pgarr *a);
 void svc_pgarr_free(struct svc_pgarr *a);
 
+/* At start-up, before the loop runs (blocking, its own connection): runs sql,
+ * which must return one row of n bigint columns, into out[0..n-1]. 0, or -1
+ * after logging what (err_what) could not be read. */
+int svc_pg_fetch_row(const char *conninfo, const char *sql, int64_t *out, int n,
+                     const char *err_what);
+
 /* Helpers for reading binary results. */
 int64_t svc_pg_get_i64(const PGresult *r, int row, int col); /* binary int8 */
 int svc_pg_is_binary_i64(const PGresult *r, int col);

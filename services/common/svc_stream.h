@@ -59,6 +59,10 @@ void svc_stream_producer_destroy(struct svc_stream_producer **p);
 /* Buffers one event for the batch being staged (see svc_stream_flush). Returns 0 or -1. */
 int svc_stream_append(struct svc_stream_producer *p, int64_t event_us, const char *kind,
                       const char *addressee, const void *payload, size_t len);
+/* The same with a protobuf payload, packed here. */
+struct ProtobufCMessage;
+int svc_stream_append_msg(struct svc_stream_producer *p, int64_t event_us, const char *kind,
+                          const char *addressee, const struct ProtobufCMessage *m);
 /* Buffers a watermark event ("nothing more with event time before us"),
  * broadcast to every subscriber. Same rules as svc_stream_append. */
 int svc_stream_watermark(struct svc_stream_producer *p, int64_t us);

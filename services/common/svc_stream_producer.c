@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "svc_alloc.h"
 #include "svc_log.h"
 #include "svc_stream_int.h"
@@ -120,6 +122,18 @@ int svc_stream_append(struct svc_stream_producer *p, int64_t event_us, const cha
   p->n_pend++;
   p->stats.appended++;
   return 0;
+}
+
+int svc_stream_append_msg(struct svc_stream_producer *p, int64_t event_us, const char *kind,
+                          const char *addressee, const struct ProtobufCMessage *m)
+{
+  size_t len = protobuf_c_message_get_packed_size(m);
+  uint8_t *buf = malloc(len ? len : 1);
+  if (!buf) return -1;
+  protobuf_c_message_pack(m, buf);
+  int rc = svc_stream_append(p, event_us, kind, addressee, buf, len);
+  free(buf);
+  return rc;
 }
 
 int svc_stream_watermark(struct svc_stream_producer *p, int64_t us)

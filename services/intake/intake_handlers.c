@@ -85,12 +85,7 @@ static void send_reply(struct svc_req *req, uint64_t request_id, reply_status st
   m.request_id = request_id;
   m.body_case = WHISTLE__HOTLINE__HOTLINE_MESSAGE__BODY_REPLY;
   m.reply = &rep;
-  size_t len = whistle__hotline__hotline_message__get_packed_size(&m);
-  uint8_t *buf = malloc(len);
-  if (!buf) return;
-  whistle__hotline__hotline_message__pack(&m, buf);
-  svc_req_reply(req, buf, len);
-  free(buf);
+  svc_req_reply_msg(req, &m.base);
 }
 
 static void reject(struct ireq *r, const char *why)
@@ -101,12 +96,7 @@ static void reject(struct ireq *r, const char *why)
 
 static void append(struct intake_ctx *x, int64_t at, const char *kind, const ProtobufCMessage *m)
 {
-  size_t len = protobuf_c_message_get_packed_size(m);
-  uint8_t *buf = malloc(len ? len : 1);
-  if (!buf) return;
-  protobuf_c_message_pack(m, buf);
-  svc_stream_append(x->prod, at, kind, SVC_STREAM_INTERNAL, buf, len);
-  free(buf);
+  svc_stream_append_msg(x->prod, at, kind, SVC_STREAM_INTERNAL, m);
 }
 
 static void event_accepted(struct intake_ctx *x, const struct ireq *r)

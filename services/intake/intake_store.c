@@ -395,21 +395,13 @@ int intake_store_purge(struct intake_store *s, struct svc_pg_batch *b, int64_t n
 
 int intake_store_load_clock(const char *conninfo, int64_t *watermark_us, int64_t *latest_us)
 {
-  PGconn *c = PQconnectdb(conninfo);
-  int rc = -1;
-  *watermark_us = *latest_us = 0;
-  if (PQstatus(c) == CONNECTION_OK) {
-    PGresult *r = PQexec(c, "SELECT coalesce(max(event_us) FILTER (WHERE kind = 'WATERMARK'), 0),"
-                            " coalesce(max(event_us), 0) FROM stream_outbox");
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
-      *watermark_us = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-      *latest_us = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
-      rc = 0;
-    }
-    PQclear(r);
-  }
-  if (rc) svc_error("cannot read the last event times", " error=\"%s\"", PQerrorMessage(c));
-  PQfinish(c);
+  int64_t v[2];
+  int rc = svc_pg_fetch_row(conninfo,
+                            "SELECT coalesce(max(event_us) FILTER (WHERE kind = 'WATERMARK'), 0),"
+                            " coalesce(max(event_us), 0) FROM stream_outbox",
+                            v, 2, "the last event times");
+  *watermark_us = v[0];
+  *latest_us = v[1];
   return rc;
 }
 

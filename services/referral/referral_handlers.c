@@ -117,15 +117,10 @@ void referral_loaded_clear(struct referral_loaded *l)
 static void append(struct referral_ctx *x, int64_t at, const char *kind, const char *to,
                    const ProtobufCMessage *m)
 {
-  size_t len = protobuf_c_message_get_packed_size(m);
-  uint8_t *buf = malloc(len ? len : 1);
-  if (!buf) return;
-  protobuf_c_message_pack(m, buf);
   /* The stream promises no event before the published watermark: an update
    * stamped earlier keeps its true time in the payload. */
   if (at < x->out_watermark_us) at = x->out_watermark_us;
-  svc_stream_append(x->prod, at, kind, to, buf, len);
-  free(buf);
+  svc_stream_append_msg(x->prod, at, kind, to, m);
 }
 
 static void pub_issued(struct referral_ctx *x, const struct referral_ticket *t,

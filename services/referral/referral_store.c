@@ -287,19 +287,10 @@ int referral_store_clock(struct referral_store *s, struct svc_pg_batch *b, int64
 
 int referral_store_load_clock(const char *conninfo, int64_t *in_us, int64_t *out_us)
 {
-  PGconn *c = PQconnectdb(conninfo);
-  int rc = -1;
-  *in_us = *out_us = 0;
-  if (PQstatus(c) == CONNECTION_OK) {
-    PGresult *r = PQexec(c, "SELECT in_watermark, out_watermark FROM clock");
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
-      *in_us = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-      *out_us = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
-      rc = 0;
-    }
-    PQclear(r);
-  }
-  if (rc) svc_error("cannot read the watermarks", " error=\"%s\"", PQerrorMessage(c));
-  PQfinish(c);
+  int64_t v[2];
+  int rc = svc_pg_fetch_row(conninfo, "SELECT in_watermark, out_watermark FROM clock", v, 2,
+                            "the watermarks");
+  *in_us = v[0];
+  *out_us = v[1];
   return rc;
 }
