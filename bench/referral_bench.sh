@@ -9,8 +9,8 @@
 #   latency:    a paced load at BENCH_REF_RATE tickets/s for
 #               BENCH_REF_SECONDS: per dispatched ticket, step received minus
 #               the ticket's ACCEPTED reply (p50/p99), beside intake's ack p50/p99.
-# The subscriber is a full-access reader of the referral stream: a unit's
-# subscriber gets the same events through the same code path, filtered.
+# The subscriber is whistle-dept watching the whole referral stream (it
+# writes and fsyncs every event, as a unit's client does).
 # Runs on its own private cluster (as bench/run.sh).
 set -euo pipefail
 
@@ -27,7 +27,7 @@ PY=/usr/bin/python3
 
 log() { printf '%s referral-bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
-for b in bin/whistle-intake bin/whistle-referral tests/bin/hotlineload; do
+for b in bin/whistle-intake bin/whistle-referral bin/whistle-dept tests/bin/hotlineload; do
   [ -x "$BIN/$b" ] || die "$BIN/$b missing (make build-all)"
 done
 
@@ -37,6 +37,7 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   rm -rf "$WORK"
+  [ "${EVDIR:-$WORK}" = "$WORK" ] || rm -rf "$EVDIR"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -57,40 +58,35 @@ env "${common[@]}" WHISTLE_PG=user=referral WHISTLE_REFERRAL_UNITS="ipc://$WORK/
   WHISTLE_CONTROL="ipc://$WORK/rctl" "$BIN/bin/whistle-referral" 2>"$WORK/referral.log" &
 PIDS+=($!)
 
-# The reader: records when each step.issued arrives (wall clock, us).
-"$PY" - "$WORK" <<'PYEOF' &
-import os, sys, time, signal
-sys.path.insert(0, "tests/lib")
-import wt, referral_client as rc
-work = sys.argv[1]
-wt.wait_ready(f"ipc://{work}/rctl", timeout=60)
-sub = rc.Subscriber(f"ipc://{work}/rstream", "rating", window=10000).open()
-out = open(f"{work}/steps.txt", "w", buffering=1 << 16)
-stop = []
-signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
-seen = 0
-while not stop:
-    n = sub.pump(100)
-    if n:
-        now = time.time_ns() // 1000
-        for e in sub.events[-n:]:
-            if e[1] == "step.issued":
-                out.write(f"{rc.payload(e[1], e[4]).ticket_no} {now}\n")
-        sub.events.clear()
-out.close()
-PYEOF
-READER=$!
-PIDS+=($READER)
-sleep 1
+# The reader: whistle-dept watching the whole referral stream (the
+# full-access identity rating) with --stamp: each line carries when it was
+# received. A unit's own subscriber gets the same events, filtered.
 "$PY" -c "import sys; sys.path.insert(0,'tests/lib'); import wt; sys.exit(0 if wt.wait_ready('ipc://$WORK/rctl', 60) else 1)" ||
   die "whistle-referral not ready (see its log)"
+# Its file lives in memory (/dev/shm when there is one): a unit's client runs
+# on its own machine, and its fsyncs must not queue behind the daemons' commits.
+EVDIR=$WORK
+[ -d /dev/shm ] && [ -w /dev/shm ] && EVDIR=$(mktemp -d /dev/shm/whistle-referral-bench-XXXXXX)
+"$BIN/bin/whistle-dept" watch --unit rating --stream "ipc://$WORK/rstream" --stamp \
+  --out "$EVDIR/events.jsonl" 2>"$WORK/dept.log" &
+READER=$!
+PIDS+=($READER)
 
 load() { # label, options
   local label=$1; shift
   "$BIN/tests/bin/hotlineload" --endpoint "ipc://$WORK/hotline" --registry "$ROOT/deploy/registry" "$@" ||
     die "$label load failed"
 }
-steps() { wc -l <"$WORK/steps.txt" 2>/dev/null || echo 0; }
+steps() { grep -c '"kind":"step.issued"' "$EVDIR/events.jsonl" 2>/dev/null || true; }
+# ticket_no and received_us of every step.issued, for the reports below.
+arrivals() {
+  "$PY" -c '
+import json, sys
+for line in open(sys.argv[1], encoding="utf-8"):
+    e = json.loads(line)
+    if e["kind"] == "step.issued":
+        print(e["ticket_no"], e["received_us"])' "$EVDIR/events.jsonl" >"$WORK/steps.txt"
+}
 wait_steps() { # count, timeout s
   local i last=-1 same=0
   for i in $(seq 1 $(( $2 * 10 ))); do
@@ -111,6 +107,7 @@ s0=$(steps)
 t0=$(date +%s%N)
 TP=$(load throughput --count "$N" --inflight 4000 --prefix t- --seed 1 --timeout 180 --dump "$WORK/tp.txt")
 wait_steps $(( s0 + N )) 180
+arrivals
 "$PY" - "$WORK" "$t0" "$TP" <<'PYEOF'
 import sys
 work, t0, tp = sys.argv[1], int(sys.argv[2]) // 1000, sys.argv[3]
@@ -136,6 +133,7 @@ log "latency: $RATE tickets/s offered for $SECS s"
 LAT=$(load latency --count $(( RATE * SECS )) --rate "$RATE" --inflight 4000 --prefix l- --seed 2 \
       --timeout 120 --dump "$WORK/lat.txt")
 wait_steps $(( $(steps) + RATE * SECS )) 60
+arrivals
 "$PY" - "$WORK" "$LAT" <<'PYEOF'
 import sys
 work, lat = sys.argv[1], sys.argv[2]

@@ -23,7 +23,7 @@ static void usage(FILE *out)
 {
   fprintf(out,
     "usage: whistle-dept watch --unit UNIT [--stream EP] [--position FILE] [--out FILE|-]\n"
-    "                          [--until-idle MS] [--max N]\n"
+    "                          [--until-idle MS] [--max N] [--stamp]\n"
     "       whistle-dept accept|progress|return|resolve TICKET_NO STEP --unit UNIT [--at TIME]\n"
     "                          [--note TEXT] [--reason TEXT] [--evidence REF]... [--violation]\n"
     "                          [--prohibition P1..P9] [--units EP] [--timeout-ms N]\n"
@@ -65,6 +65,8 @@ static void usage(FILE *out)
     "  --until-idle MS      exit 0 after MS ms without a new event and with nothing pending\n"
     "                       (exit 1 if the stream never answered)\n"
     "  --max N              exit after writing N events\n"
+    "  --stamp              add \"received_us\": when this client received the event (system\n"
+    "                       clock, microseconds since the epoch), for latency measurements\n"
     "  --at TIME            the update's event time, RFC 3339 with offset (default: now)\n"
     "  --note TEXT          a note (progress: required, 1-2000 characters)\n"
     "  --reason TEXT        return: why the step is not this unit's (1-500 characters)\n"
@@ -106,7 +108,7 @@ static void usage(FILE *out)
 #define STREAMING (B(DEPT_WATCH) | B(DEPT_RUN))
 
 enum { O_UNIT = 256, O_STREAM, O_UNITS, O_POSITION, O_OUT, O_IDLE, O_MAX, O_AT, O_NOTE, O_REASON,
-       O_EVIDENCE, O_VIOLATION, O_PROHIBITION, O_POLICY, O_TIMEOUT, O_SKEY, O_CKEY, O_HELP };
+       O_EVIDENCE, O_VIOLATION, O_PROHIBITION, O_POLICY, O_TIMEOUT, O_SKEY, O_CKEY, O_STAMP, O_HELP };
 
 static const struct option OPTS[] = {
   { "unit", required_argument, NULL, O_UNIT },
@@ -126,6 +128,7 @@ static const struct option OPTS[] = {
   { "timeout-ms", required_argument, NULL, O_TIMEOUT },
   { "server-key", required_argument, NULL, O_SKEY },
   { "client-key", required_argument, NULL, O_CKEY },
+  { "stamp", no_argument, NULL, O_STAMP },
   { "help", no_argument, NULL, O_HELP },
   { NULL, 0, NULL, 0 },
 };
@@ -134,7 +137,7 @@ static const unsigned OPT_CMDS[] = {
   [O_UNIT - O_UNIT] = STREAMING | UPD, [O_STREAM - O_UNIT] = STREAMING,
   [O_UNITS - O_UNIT] = B(DEPT_RUN) | UPD | B(DEPT_REDISPATCH),
   [O_POSITION - O_UNIT] = STREAMING, [O_OUT - O_UNIT] = STREAMING,
-  [O_IDLE - O_UNIT] = STREAMING, [O_MAX - O_UNIT] = STREAMING,
+  [O_IDLE - O_UNIT] = STREAMING, [O_MAX - O_UNIT] = STREAMING, [O_STAMP - O_UNIT] = STREAMING,
   [O_AT - O_UNIT] = UPD | B(DEPT_REDISPATCH), [O_NOTE - O_UNIT] = UPD | B(DEPT_REDISPATCH),
   [O_REASON - O_UNIT] = B(DEPT_RETURN), [O_EVIDENCE - O_UNIT] = B(DEPT_RETURN),
   [O_VIOLATION - O_UNIT] = B(DEPT_RESOLVE), [O_PROHIBITION - O_UNIT] = B(DEPT_RESOLVE),
@@ -187,6 +190,7 @@ static int take_option(struct dept_args *a, int c, const char *arg)
   case O_VIOLATION: a->violation = 1; break;
   case O_SKEY: a->server_key_file = arg; break;
   case O_CKEY: a->client_key_file = arg; break;
+  case O_STAMP: a->stamp = 1; break;
   case O_IDLE:
     if (parse_num(arg, 1, 86400000, &v)) return bad("bad value for --until-idle: %s", arg);
     a->until_idle_ms = v;

@@ -76,13 +76,15 @@ void dept_plan_step(const struct dept_policy *p, const struct dept_step *s, stru
 /* The payload message type of a referral stream event kind, or NULL
  * (WATERMARK, unknown kinds). */
 const ProtobufCMessageDescriptor *dept_payload_descriptor(const char *kind);
-/* Builds the JSON line (with '\n') of one event: seq, kind, event_at, unit,
+/* Builds the JSON line (with '\n') of one event: seq, received_us (when
+ * non-zero: --stamp), kind, event_at, unit,
  * then the payload's fields (times as RFC 3339 local, "_us" dropped from
  * their names). payload may be NULL (WATERMARK; or undecodable: raw, len
  * bytes, shown as payload_hex). Returns a malloc'd string, *n its length;
  * NULL on OOM. */
-char *dept_event_line(uint64_t seq, int64_t event_us, const char *kind, const char *unit,
-                      const ProtobufCMessage *payload, const uint8_t *raw, size_t len, size_t *n);
+char *dept_event_line(uint64_t seq, int64_t event_us, int64_t received_us, const char *kind,
+                      const char *unit, const ProtobufCMessage *payload, const uint8_t *raw,
+                      size_t len, size_t *n);
 /* The JSON line (with '\n') of a Reply, or of no reply (r NULL: status
  * NO_REPLY). Malloc'd, NULL on OOM. */
 char *dept_reply_line(const Whistle__Unit__Reply *r);
@@ -115,6 +117,7 @@ struct dept_watch_opts {
   uint64_t max_events;         /* 0: no limit */
   uint32_t window;             /* 0: 1000 */
   int silence_ms;              /* re-subscribe after this much silence; 0: 5000 */
+  int stamp;                   /* add received_us to every line */
 };
 struct dept_watch;
 /* Called for every new event (seq above the position) before its line is
@@ -180,6 +183,7 @@ struct dept_args {
   int violation;
   int64_t until_idle_ms, timeout_ms;
   uint64_t max;
+  int stamp;                   /* --stamp: lines carry received_us */
   char server_key[SVC_Z85_KEY_LEN + 1]; /* read from server_key_file */
 };
 

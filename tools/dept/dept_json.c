@@ -170,12 +170,14 @@ static char *dump_line(json_t *o, size_t *n)
   return line;
 }
 
-char *dept_event_line(uint64_t seq, int64_t event_us, const char *kind, const char *unit,
-                      const ProtobufCMessage *payload, const uint8_t *raw, size_t len, size_t *n)
+char *dept_event_line(uint64_t seq, int64_t event_us, int64_t received_us, const char *kind,
+                      const char *unit, const ProtobufCMessage *payload, const uint8_t *raw,
+                      size_t len, size_t *n)
 {
   json_t *o = json_object();
   if (!o) return NULL;
   json_object_set_new(o, "seq", json_integer((json_int_t)seq));
+  if (received_us) json_object_set_new(o, "received_us", json_integer((json_int_t)received_us));
   json_object_set_new(o, "kind", json_string(kind));
   json_object_set_new(o, "event_at", time_json(event_us));
   if (strcmp(kind, "WATERMARK") != 0) json_object_set_new(o, "unit", json_string(unit));

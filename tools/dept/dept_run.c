@@ -204,7 +204,8 @@ static int run_loop(struct ctx *c, int with_units)
   if (c->z && (c->u || !with_units)) {
     struct dept_watch_opts wo = { .endpoint = a->stream, .unit = a->unit, .server_key = skey,
                                   .out_path = a->out, .position_path = a->position,
-                                  .until_idle_ms = a->until_idle_ms, .max_events = a->max };
+                                  .until_idle_ms = a->until_idle_ms, .max_events = a->max,
+                                  .stamp = a->stamp };
     char err[512];
     c->w = dept_watch_new(&loop, c->z, &wo, with_units ? on_event : NULL, on_done, c, err,
                           sizeof err);

@@ -218,7 +218,8 @@ static char *event_line(struct dept_watch *w, const Whistle__Stream__Event *e, s
             (unsigned long long)e->seq, e->kind);
   }
   *holds = w->on_event ? w->on_event(w->arg, e->seq, e->kind, p) : 0;
-  char *line = dept_event_line(e->seq, e->event_time_us, e->kind, w->unit, p,
+  char *line = dept_event_line(e->seq, e->event_time_us, w->o.stamp ? svc_wall_us() : 0, e->kind,
+                               w->unit, p,
                                e->payload.data, e->payload.len, len);
   if (p) protobuf_c_message_free_unpacked(p, &al.a);
   return line;
