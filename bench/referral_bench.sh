@@ -26,6 +26,8 @@ export WHISTLE_PGDEV_PORT=${WHISTLE_PGDEV_PORT:-54339}
 PY=/usr/bin/python3
 
 log() { printf '%s referral-bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+. "$ROOT/bench/lib.sh"
+PSQL=(psql -X -q -v ON_ERROR_STOP=1 -A -t -U postgres)
 die() { log "error: $*"; exit 1; }
 for b in bin/whistle-intake bin/whistle-referral bin/whistle-dept tests/bin/hotlineload; do
   [ -x "$BIN/$b" ] || die "$BIN/$b missing (make build-all)"
@@ -102,6 +104,9 @@ log "warm-up: 2000 tickets"
 load warm-up --count 2000 --inflight 500 --prefix w- --seed 7 >/dev/null
 wait_steps 2000 30
 
+settle intake referral >/dev/null
+echo
+echo "== Whistle referral bench: hotline -> intake -> referral -> a unit's subscriber (same-run intake figures) =="
 log "throughput: $N tickets as fast as the load can send them"
 s0=$(steps)
 t0=$(date +%s%N)
@@ -129,6 +134,8 @@ print(f"  with referral (first send -> last step visible) {n / secs:>8.0f} ticke
       f"  ({100 * intake_secs / secs:.0f}% of intake only)")
 PYEOF
 
+log "settling (vacuum, checkpoint, writeback) before the latency run"
+settle intake referral >/dev/null
 log "latency: $RATE tickets/s offered for $SECS s"
 LAT=$(load latency --count $(( RATE * SECS )) --rate "$RATE" --inflight 4000 --prefix l- --seed 2 \
       --timeout 120 --dump "$WORK/lat.txt")
