@@ -48,7 +48,8 @@ static void usage(FILE *out)
     "        \"next_step\"} (status NO_REPLY when none came). return needs --reason, progress\n"
     "        --note; --violation and --prohibition belong to resolve.\n"
     "redispatch\n"
-    "        Operator: re-dispatches returned step STEP of TICKET_NO to NEW_UNIT.\n"
+    "        Operator: re-dispatches returned step STEP of TICKET_NO to NEW_UNIT (STEP 0: a\n"
+    "        ticket referral could not route at all gets its first step).\n"
     "run     A scripted department for demos and tests: watches like watch and answers each\n"
     "        step.issued addressed to UNIT as the policy says: ACCEPT, then after its reply\n"
     "        RESOLVE or RETURN, stamped relative to the step's issue time and deadlines (event\n"
@@ -235,8 +236,9 @@ static int take_step_args(struct dept_args *a, int argc, char **argv)
   a->ticket_no = argv[optind];
   if (!a->ticket_no[0] || strlen(a->ticket_no) > 64)
     return bad("bad TICKET_NO: %s", a->ticket_no);
-  if (parse_num(argv[optind + 1], 1, UINT32_MAX, &v))
-    return bad("bad STEP %s: a step number from 1", argv[optind + 1]);
+  /* redispatch STEP 0: a ticket referral could not route at all (no step yet). */
+  if (parse_num(argv[optind + 1], want == 3 ? 0 : 1, UINT32_MAX, &v))
+    return bad("bad STEP %s: a step number from %d", argv[optind + 1], want == 3 ? 0 : 1);
   a->step = (uint32_t)v;
   if (want == 3) {
     a->new_unit = argv[optind + 2];
