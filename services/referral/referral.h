@@ -20,6 +20,7 @@
 #define REFERRAL_REASON_MAX 500
 #define REFERRAL_EVIDENCE_MAX 20
 #define REFERRAL_PROGRESS_MAX 64   /* progress times remembered per step (duplicates) */
+#define REFERRAL_PENDING_MAX 8     /* repeat notes kept while no step is open */
 
 /* ---- referral_rules.c: the pure rules (DOMAIN §3) ---- */
 
@@ -75,6 +76,9 @@ struct referral_ticket {
   int urgent, returns, consult, violation_done;
   int64_t resolved_us, close_by_us, closed_us;
   struct referral_step *steps; size_t n_steps, cap_steps;
+  /* Repeat calls (R-I5) made while no step was open (waiting for re-dispatch):
+   * their ticket numbers, noted on the next step issued. */
+  char pending[REFERRAL_PENDING_MAX][REFERRAL_CODE_MAX]; size_t n_pending;
   int is_new, dirty;
 };
 
@@ -172,7 +176,9 @@ int referral_feedback(struct referral_ticket *t, const struct svc_registry *reg,
                       const char *satisfaction, int64_t at_us, struct referral_fxs *fx);
 
 /* R-I5: a repeat call adds a note to the earlier ticket's open step
- * (FX_STEP_NOTE); nothing when it has none. */
+ * (FX_STEP_NOTE). While the ticket waits for re-dispatch the note is kept
+ * and goes to the next step issued; a resolved ticket's last step gets it
+ * (the caller says the matter persists); a closed ticket none. */
 void referral_repeat_note(struct referral_ticket *earlier, const char *repeat_ticket_no,
                           int64_t at_us, struct referral_fxs *fx);
 

@@ -139,6 +139,10 @@ struct referral_step *referral_issue(struct referral_ticket *t, const struct svc
   t->state = RT_OPEN;
   t->dirty = 1;
   fx_add(fx, FX_STEP_ISSUED, s->no, at_us, 0, NULL);
+  /* Repeat calls kept while no step was open (the texts stay in t->pending
+   * until the next repeat is kept, long enough to be published). */
+  for (size_t i = 0; i < t->n_pending; i++) fx_add(fx, FX_STEP_NOTE, s->no, at_us, 0, t->pending[i]);
+  t->n_pending = 0;
   return s;
 }
 
@@ -488,7 +492,17 @@ void referral_repeat_note(struct referral_ticket *earlier, const char *repeat_ti
                           int64_t at_us, struct referral_fxs *fx)
 {
   struct referral_step *s = referral_last_step(earlier);
-  if (!s || (s->state != RS_ISSUED && s->state != RS_ACCEPTED)) return;
+  if (earlier->state == RT_RETURNED) { /* no step open: noted on the next one */
+    if (earlier->n_pending == REFERRAL_PENDING_MAX) { /* keep the latest */
+      memmove(earlier->pending[0], earlier->pending[1],
+              (REFERRAL_PENDING_MAX - 1) * sizeof earlier->pending[0]);
+      earlier->n_pending--;
+    }
+    copy(earlier->pending[earlier->n_pending++], sizeof earlier->pending[0], repeat_ticket_no);
+    earlier->dirty = 1;
+    return;
+  }
+  if (!s || earlier->state == RT_CLOSED || s->state == RS_RETURNED) return;
   fx_add(fx, FX_STEP_NOTE, s->no, at_us, 0, repeat_ticket_no);
 }
 

@@ -20,7 +20,7 @@ struct referral_store {
   "ticket_no, ticket_id, state, request_type, category, compound, street, district,"   \
   " management, company, repeat_of, pseudonym, masked_phone, address, content,"        \
   " received_us, urgent, returns, consult, violation_done, resolved_us, close_by_us,"  \
-  " closed_us, steps::text"
+  " closed_us, steps::text, pending::text"
 static const char LOAD_SQL[] = "SELECT " COLUMNS " FROM tickets WHERE ticket_no = ANY($1::text[])";
 static const char DUE_SQL[] = "SELECT " COLUMNS " FROM tickets WHERE next_due_us <= $1"
                               " ORDER BY next_due_us, ticket_no LIMIT $2";
@@ -28,13 +28,14 @@ static const char SAVE_SQL[] =
   "INSERT INTO tickets (ticket_no, ticket_id, state, request_type, category, compound, street,"
   " district, management, company, repeat_of, pseudonym, masked_phone, address, content,"
   " received_us, urgent, returns, consult, violation_done, resolved_us, close_by_us,"
-  " closed_us, steps, next_due_us)"
+  " closed_us, steps, next_due_us, pending)"
   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,"
-  "  $19, $20, $21, $22, $23, $24::jsonb, nullif($25, '0')::bigint)"
+  "  $19, $20, $21, $22, $23, $24::jsonb, nullif($25, '0')::bigint, $26::jsonb)"
   " ON CONFLICT (ticket_no) DO UPDATE SET state = $3, category = $5, compound = $6,"
   "  street = $7, district = $8, management = $9, company = $10, returns = $18,"
   "  consult = $19, violation_done = $20, resolved_us = $21, close_by_us = $22,"
-  "  closed_us = $23, steps = $24::jsonb, next_due_us = nullif($25, '0')::bigint";
+  "  closed_us = $23, steps = $24::jsonb, next_due_us = nullif($25, '0')::bigint,"
+  "  pending = $26::jsonb";
 static const char CLOCK_SQL[] = "UPDATE clock SET in_watermark = greatest(in_watermark, $1),"
                                 " out_watermark = greatest(out_watermark, $2)";
 
@@ -44,7 +45,7 @@ struct referral_store *referral_store_new(struct svc_pg *pg)
   if (!s) return NULL;
   s->load = svc_pg_prepare(pg, LOAD_SQL, 1, NULL);
   s->due = svc_pg_prepare(pg, DUE_SQL, 2, NULL);
-  s->save = svc_pg_prepare(pg, SAVE_SQL, 25, NULL);
+  s->save = svc_pg_prepare(pg, SAVE_SQL, 26, NULL);
   s->clock = svc_pg_prepare(pg, CLOCK_SQL, 2, NULL);
   if (!s->load || !s->due || !s->save || !s->clock) {
     free(s);
@@ -158,6 +159,27 @@ static int steps_parse(const char *text, struct referral_ticket *t)
   return rc;
 }
 
+static char *pending_text(const struct referral_ticket *t)
+{
+  json_t *a = json_array();
+  for (size_t i = 0; a && i < t->n_pending; i++) json_array_append_new(a, json_string(t->pending[i]));
+  char *s = a ? json_dumps(a, JSON_COMPACT) : NULL;
+  json_decref(a);
+  return s;
+}
+
+static int pending_parse(const char *text, struct referral_ticket *t)
+{
+  json_error_t e;
+  json_t *a = json_loads(text, 0, &e);
+  int rc = a && json_is_array(a) ? 0 : -1;
+  for (size_t i = 0; !rc && i < json_array_size(a) && t->n_pending < REFERRAL_PENDING_MAX; i++)
+    snprintf(t->pending[t->n_pending++], sizeof t->pending[0], "%s",
+             json_string_value(json_array_get(a, i)) ? json_string_value(json_array_get(a, i)) : "");
+  json_decref(a);
+  return rc;
+}
+
 /* ---- loading ---------------------------------------------------------------- */
 
 static void col(char *dst, size_t n, const PGresult *r, int row, int c)
@@ -197,7 +219,7 @@ static struct referral_ticket *row_ticket(const PGresult *r, int i)
   t->close_by_us = col_i64(r, i, 21);
   t->closed_us = col_i64(r, i, 22);
   if (!t->address || !t->content || referral_ticket_state_parse(PQgetvalue(r, i, 2), &t->state) ||
-      steps_parse(PQgetvalue(r, i, 23), t)) {
+      steps_parse(PQgetvalue(r, i, 23), t) || pending_parse(PQgetvalue(r, i, 24), t)) {
     svc_error("unreadable ticket row", " ticket_no=%s", t->ticket_no);
     referral_ticket_clear(t);
     free(t);
@@ -254,8 +276,12 @@ int referral_store_save(struct referral_store *s, struct svc_pg_batch *b,
                         const struct referral_ticket *t)
 {
   char id[24], recv[24], ret[16], res[24], cby[24], clo[24], due[24];
-  char *steps = steps_text(t);
-  if (!steps) return -1;
+  char *steps = steps_text(t), *pending = pending_text(t);
+  if (!steps || !pending) {
+    free(steps);
+    free(pending);
+    return -1;
+  }
   snprintf(id, sizeof id, "%llu", (unsigned long long)t->ticket_id);
   snprintf(recv, sizeof recv, "%lld", (long long)t->received_us);
   snprintf(ret, sizeof ret, "%d", t->returns);
@@ -263,15 +289,16 @@ int referral_store_save(struct referral_store *s, struct svc_pg_batch *b,
   snprintf(cby, sizeof cby, "%lld", (long long)t->close_by_us);
   snprintf(clo, sizeof clo, "%lld", (long long)t->closed_us);
   snprintf(due, sizeof due, "%lld", (long long)referral_next_due(t));
-  const char *v[25] = {
+  const char *v[26] = {
     t->ticket_no, id, referral_ticket_state_name(t->state), t->request_type, t->category,
     t->compound, t->street, t->district, t->management, t->company, t->repeat_of,
     t->pseudonym, t->masked_phone, t->address ? t->address : "", t->content ? t->content : "",
     recv, t->urgent ? "t" : "f", ret, t->consult ? "t" : "f", t->violation_done ? "t" : "f",
-    res, cby, clo, steps, due,
+    res, cby, clo, steps, due, pending,
   };
-  int rc = svc_pg_batch_add(b, s->save, 25, v, NULL, NULL, 0, NULL, NULL);
+  int rc = svc_pg_batch_add(b, s->save, 26, v, NULL, NULL, 0, NULL, NULL);
   free(steps);
+  free(pending);
   return rc;
 }
 

@@ -630,8 +630,34 @@ START_TEST(r_i5_repeat_note_goes_to_the_open_step) {
   ck_assert_int_eq(FX.v[0].kind, FX_STEP_NOTE);
   ck_assert_int_eq(resolve(t, 1, when + 4 * HOUR, 0, NULL), RV_APPLIED);
   FX.n = 0;
-  referral_repeat_note(t, "T4", when + 5 * HOUR, &FX);
+  referral_repeat_note(t, "T4", when + 5 * HOUR, &FX); /* resolved, not closed: still told */
+  ck_assert_uint_eq(FX.n, 1);
+  ck_assert_uint_eq(FX.v[0].step, 1);
+  ck_assert_int_eq(feedback(t, "SATISFIED", when + 6 * HOUR), 0);
+  ck_assert_int_eq(t->state, RT_CLOSED);
+  FX.n = 0;
+  referral_repeat_note(t, "T5", when + 7 * HOUR, &FX); /* closed: no note */
   ck_assert_uint_eq(FX.n, 0);
+  drop(t);
+}
+END_TEST
+
+START_TEST(r_i5_repeat_while_waiting_for_redispatch_goes_to_the_next_step) {
+  struct referral_ticket *t = new_ticket("T1", "V_NOISE", "C0001");
+  int64_t when = at(T0_TEXT);
+
+  dispatch(t, when);
+  ck_assert_int_eq(act(t, 1, RA_RETURN, when + HOUR), RV_APPLIED);
+  FX.n = 0;
+  referral_repeat_note(t, "T2", when + 2 * HOUR, &FX);
+  ck_assert_uint_eq(FX.n, 0);
+  ck_assert_uint_eq(t->n_pending, 1);
+  redispatch(t, 1, "S0101", when + 3 * HOUR);
+  ck_assert_int_eq(R.verdict, RV_APPLIED);
+  ck_assert_uint_eq(n_fx(FX_STEP_NOTE), 1);
+  ck_assert_uint_eq(fx_of(FX_STEP_NOTE)->step, 2);
+  ck_assert_str_eq(fx_of(FX_STEP_NOTE)->text, "T2");
+  ck_assert_uint_eq(t->n_pending, 0);
   drop(t);
 }
 END_TEST
@@ -712,6 +738,7 @@ int main(void) {
     r_p2_confirmed_prohibition_once_per_ticket_for_a_professional_compound,
     r_p2_no_violation_event_without_a_company_or_a_confirmation,
     r_i5_repeat_note_goes_to_the_open_step,
+    r_i5_repeat_while_waiting_for_redispatch_goes_to_the_next_step,
     r_r2_resolve_stamped_before_the_accept_is_refused,
     r_r3_an_unrouted_ticket_gets_its_first_step_by_redispatch,
     r_r2_callback_stamped_before_the_resolve_changes_no_state,
