@@ -104,8 +104,11 @@ dropped("deeply nested length-delimited fields", [vi(1, 1) + vi(2, 31) + ld(3, l
 dropped("a stream Subscribe on the unit socket",
         [stream_pb2.StreamMessage(version=1, subscribe=stream_pb2.Subscribe(consumer="GA")).SerializeToString()])
 dropped("multipart and empty frames", [[b"", b""], [valid, valid], b""])
-dropped("100,000 empty evidence entries (allocation budget)",
-        [unit_msg(32, step_update(action=2, extra=ld(6, b"r") + b"\x3a\x00" * 50000))])
+many = unit_msg(32, step_update(action=2, extra=ld(6, b"r") + b"\x3a\x00" * 30000))
+s.send(many)  # 60 kB on the wire, 30,000 strings to allocate: over the decode budget
+got = replies(0.6)
+wt.check(len(many) < MAX_MSG and len(got) == 1 and got[0].status == rc.Reply.REFUSED and ref.alive(),
+         f"30,000 empty evidence entries: over the allocation budget, REFUSED ({got[0].reason if got else '-'})")
 big = unit_msg(33, step_update(extra=ld(8, b"x" * (MAX_MSG + 10))))
 mon = s.get_monitor_socket(zmq.EVENT_DISCONNECTED)
 s.send(big)
