@@ -394,6 +394,16 @@ static void record_error(struct svc_pg_batch *b, const PGresult *r)
   snprintf(b->sqlstate, sizeof b->sqlstate, "%s", state ? state : "");
 }
 
+void svc_pg_batch_fail(struct svc_pg_batch *b, const char *why)
+{
+  if (b->failed) return;
+  b->failed = 1;
+  b->failed_index = -1;
+  free(b->error);
+  b->error = strdup(why ? why : "failed by the service");
+  b->sqlstate[0] = 0;
+}
+
 const char *svc_pg_batch_sqlstate(const struct svc_pg_batch *b)
 {
   return b->sqlstate;

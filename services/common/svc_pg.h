@@ -74,6 +74,10 @@ int svc_pg_batch_add(struct svc_pg_batch *b, struct svc_pg_stmt *st, int nparams
 /* Marks the batch read-only: no transaction id is fetched (a lost connection
  * simply means RETRY). For catch-up reads and start-up queries. */
 void svc_pg_batch_readonly(struct svc_pg_batch *b);
+/* From a stage callback: nothing of the batch is committed (ROLLBACK), and it
+ * ends FAILED with why as its error (no statement index), e.g. when the
+ * service cannot stage what its decisions need (out of memory). */
+void svc_pg_batch_fail(struct svc_pg_batch *b, const char *why);
 /* Frees a batch that was never submitted; no callback runs. */
 void svc_pg_batch_discard(struct svc_pg_batch **b);
 /* Queues the batch; it runs when the connection is up and earlier batches are

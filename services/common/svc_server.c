@@ -135,9 +135,18 @@ static void on_stage(struct svc_pg_batch *pb, void *arg)
   for (;;) {
     size_t before = svc_pg_batch_size(pb);
     int more = 0, n = ++b->stage + 1;
+    int failed = 0;
     for (struct svc_req *r = b->reqs; r && s->ops->stage_next; r = r->next) {
-      if (!r->done_staging && s->ops->stage_next(s->arg, r, pb, n) == 1) more = 1;
+      int rc = r->done_staging ? 0 : s->ops->stage_next(s->arg, r, pb, n);
+      if (rc == 1) more = 1;
       else r->done_staging = 1;
+      failed |= rc < 0;
+    }
+    if (failed) { /* nothing of the batch commits; the failing request is found by bisection */
+      b->flushed = 1;
+      svc_pg_batch_fail(pb, "a request could not be staged");
+      if (s->producer) svc_stream_flush(s->producer, pb); /* its events are dropped with it */
+      return;
     }
     if (s->ops->stage_end) s->ops->stage_end(s->arg, pb, n);
     if (!more) break;

@@ -51,7 +51,9 @@ struct svc_server_ops {
    * stage n and returns 1 to be called again after them, or returns 0 when
    * the request needs no further stage. Stream events appended here
    * (svc_stream_append) are flushed in one last stage once every request of
-   * the batch has returned 0. */
+   * the batch has returned 0. -1 (cannot stage, e.g. out of memory) fails
+   * the whole batch (ROLLBACK, its events dropped); it is retried in halves
+   * until the request is alone, which then gets failed(). */
   int (*stage_next)(void *arg, struct svc_req *req, struct svc_pg_batch *b, int n);
   /* Optional: called once stage_next has run for every request of stage n;
    * adds the stage's bulk statements (e.g. one INSERT of the rows the

@@ -246,6 +246,13 @@ static void on_stage(struct svc_pg_batch *b, void *arg)
   while (c->apply_next) {
     size_t before = svc_pg_batch_size(b);
     int rc = c->apply_next(c->arg, b, a->v, a->n, ++a->stage + 1);
+    if (rc < 0) { /* nothing of it may commit; applied again after the retry delay */
+      a->flushed = 1;
+      svc_pg_batch_fail(b, "the consumer could not stage its effects");
+      /* events appended meanwhile go with this batch, and are dropped with it */
+      if (c->flush_to) svc_stream_flush(c->flush_to, b);
+      return;
+    }
     if (rc != 1) break;
     if (svc_pg_batch_size(b) != before) return; /* wait for these results */
   }

@@ -21,6 +21,10 @@
 #define REFERRAL_EVIDENCE_MAX 20
 #define REFERRAL_PROGRESS_MAX 64   /* progress times remembered per step (duplicates) */
 #define REFERRAL_PENDING_MAX 8     /* repeat notes kept while no step is open */
+/* Times units and operators may stamp: 2000-01-01 to 2100-01-01 (+08:00), so
+ * deadline arithmetic never leaves int64 (hostile input). */
+#define REFERRAL_AT_MIN_US INT64_C(946656000000000)
+#define REFERRAL_AT_MAX_US INT64_C(4102416000000000)
 
 /* ---- referral_rules.c: the pure rules (DOMAIN §3) ---- */
 
@@ -98,7 +102,7 @@ struct referral_fx {
   const char *effect;           /* FX_FEEDBACK: CLOSED, REDO or NONE */
   enum referral_ticket_state before; /* FX_FEEDBACK: the state before */
 };
-#define REFERRAL_FX_MAX 16
+#define REFERRAL_FX_MAX 32
 struct referral_fxs { struct referral_fx v[REFERRAL_FX_MAX]; size_t n; };
 
 /* A unit's update (proto/unit.proto StepUpdate) after decoding. */
@@ -243,7 +247,8 @@ struct referral_ctx {
   struct svc_clock clock;
   char operators[256];             /* identities allowed to re-dispatch */
   int curve;
-  int64_t in_watermark_us;         /* the intake watermark applied */
+  int64_t in_watermark_us;         /* the intake watermark applied (committed) */
+  int64_t staged_in_watermark_us;  /* the one the running consumer batch records */
   int64_t out_watermark_us;        /* the referral watermark published */
   int clock_busy, clock_again;
   struct referral_cache *cache;    /* tickets of the running batch */

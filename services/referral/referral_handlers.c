@@ -124,7 +124,7 @@ static void append(struct referral_ctx *x, int64_t at, const char *kind, const c
 }
 
 static void pub_issued(struct referral_ctx *x, const struct referral_ticket *t,
-                       const struct referral_step *s)
+                       const struct referral_step *s, const char *note)
 {
   Whistle__Referral__StepIssued e = WHISTLE__REFERRAL__STEP_ISSUED__INIT;
   const struct svc_category *cat = svc_registry_category(x->reg, t->category);
@@ -155,7 +155,7 @@ static void pub_issued(struct referral_ctx *x, const struct referral_ticket *t,
   e.masked_phone = (char *)t->masked_phone;
   e.pseudonym = (char *)t->pseudonym;
   e.consult = t->consult;
-  e.note = "";
+  e.note = (char *)(note ? note : "");
   e.replaces_step = s->replaces;
   e.rule_set = REFERRAL_RULE_SET;
   append(x, s->issued_us, "step.issued", s->unit, &e.base);
@@ -286,7 +286,7 @@ void referral_publish(struct referral_ctx *x, struct referral_ticket *t,
     struct referral_step *s = f->step ? referral_find_step(t, f->step) : NULL;
     switch (f->kind) {
     case FX_STEP_ISSUED:
-      if (s) pub_issued(x, t, s);
+      if (s) pub_issued(x, t, s, f->text);
       x->n.steps++;
       break;
     case FX_STEP_ACCEPTED: case FX_STEP_RETURNED: case FX_STEP_PROGRESS:
@@ -427,11 +427,19 @@ static void new_ticket(struct referral_ctx *x, const Whistle__Intake__TicketAcce
   if (t->state == RT_OPEN) {
     referral_dispatch(t, x->reg, m->received_us, &fx);
     referral_publish(x, t, &fx, NULL);
-  } else if (t->state == RT_REPEAT && m->repeat_of[0]) {
-    struct referral_ticket *e = referral_cache_get(x, m->repeat_of);
+  } else if (t->state == RT_REPEAT) {
+    struct referral_ticket *e = m->repeat_of[0] ? referral_cache_get(x, m->repeat_of) : NULL;
     if (e) { /* R-I5: a note on the open step, no new step */
       referral_repeat_note(e, t->ticket_no, m->received_us, &fx);
       referral_publish(x, e, &fx, NULL);
+    }
+    /* R-I5: if the earlier referral had closed by then (intake may not know
+     * yet), this is no repeat: it is referred like any other ticket. */
+    if (!e || (e->state == RT_CLOSED && e->closed_us <= m->received_us)) {
+      fx.n = 0;
+      t->state = RT_OPEN;
+      referral_dispatch(t, x->reg, m->received_us, &fx);
+      referral_publish(x, t, &fx, NULL);
     }
   }
 }
@@ -481,6 +489,20 @@ static void on_feedback(struct referral_ctx *x, const struct svc_stream_event *e
   if (m) protobuf_c_message_free_unpacked(&m->base, &al.a);
 }
 
+/* The clock moves with a watermark only once the batch recording it has
+ * committed: a batch that is retried must not have moved it (R-T2). */
+static void watermark_committed(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err,
+                                void *arg)
+{
+  struct referral_ctx *x = arg;
+  (void)b;
+  (void)err;
+  if (oc != SVC_PG_COMMITTED || x->staged_in_watermark_us <= x->in_watermark_us) return;
+  x->in_watermark_us = x->staged_in_watermark_us;
+  x->clock_again = 1;
+  referral_clock_run(x);
+}
+
 int referral_intake_apply_next(void *arg, struct svc_pg_batch *b,
                                const struct svc_stream_event *ev, size_t n, int stage)
 {
@@ -500,8 +522,8 @@ int referral_intake_apply_next(void *arg, struct svc_pg_batch *b,
   if (referral_cache_save(x, b) != 0) return -1;
   if (wm > x->in_watermark_us) {
     if (referral_store_clock(x->store, b, wm, 0) != 0) return -1;
-    x->in_watermark_us = wm; /* the clock acts on it once this batch is in */
-    x->clock_again = 1;
+    x->staged_in_watermark_us = wm; /* the clock acts on it once this batch is in */
+    svc_pg_batch_hook(b, watermark_committed, x);
   }
   apply_free(&x->applying);
   return 0;
@@ -558,7 +580,14 @@ static void tick_stage(struct svc_pg_batch *b, void *arg)
   } else if (loaded < CLOCK_BATCH) {
     j->all_done = 1;
   }
-  if (rc || svc_stream_flush(x->prod, b) < 0) svc_error("cannot stage the clock", "%s", "");
+  if (rc) { /* nothing of it commits; the clock runs again later */
+    svc_pg_batch_fail(b, "cannot stage the clock");
+    j->all_done = 0;
+  }
+  if (svc_stream_flush(x->prod, b) < 0) {
+    svc_pg_batch_fail(b, "cannot flush the clock's events");
+    j->all_done = 0;
+  }
 }
 
 static void tick_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err, void *arg)
@@ -571,8 +600,9 @@ static void tick_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char
   if (oc == SVC_PG_COMMITTED) {
     if (j->all_done && j->now > x->out_watermark_us) x->out_watermark_us = j->now;
     if (!j->all_done) x->clock_again = 1;
-  } else if (oc == SVC_PG_FAILED) {
-    svc_error("clock transaction failed", " error=\"%s\"", err ? err : "");
+  } else { /* nothing committed: the timer runs it again */
+    x->clock_again = 1;
+    if (oc == SVC_PG_FAILED) svc_error("clock transaction failed", " error=\"%s\"", err ? err : "");
   }
   referral_loaded_clear(&j->loaded);
   free(j);

@@ -361,37 +361,42 @@ void referral_update_apply(struct referral_ticket *t, const struct svc_registry 
   }
 }
 
-/* R-R3 for a ticket that waits without any step (no routing, no street):
- * the operator names the unit; the clocks are the category's first routing
- * step's, or 24 hours and 5 working days without routing. */
+/* R-R3 for a ticket that waits without an open step to re-dispatch: one that
+ * could not be routed at all, or whose chain's next step could not be (its
+ * last step RESOLVED with a confirmed violation). The operator names the
+ * unit; the clocks are the routing step's, or 24 hours and 5 working days
+ * without routing. Step 0 in the request. */
 static void redispatch_unrouted(struct referral_ticket *t, const struct svc_registry *reg,
                                 const char *unit, int64_t at_us, struct referral_result *res,
                                 struct referral_fxs *fx)
 {
   size_t n = 0;
   const struct svc_route_step *r = svc_registry_route(reg, t->category, &n);
-  if (t->n_steps) {
-    struct referral_step *f = &t->steps[0];
-    if (t->n_steps == 1 && f->reason == RI_REDISPATCH && f->replaces == 0 && f->issued_us == at_us &&
-        strcmp(f->unit, unit) == 0) {
-      verdict(res, RV_DUPLICATE, "already dispatched");
-      res->next_step = 1;
-    } else {
-      verdict(res, RV_UNKNOWN, "step 0 names a ticket without steps; this one has steps");
-    }
+  struct referral_step *last = referral_last_step(t);
+  if (last && last->reason == RI_REDISPATCH && last->replaces == 0 && last->issued_us == at_us &&
+      strcmp(last->unit, unit) == 0) {
+    verdict(res, RV_DUPLICATE, "already dispatched");
+    res->next_step = last->no;
     return;
   }
-  if (t->state != RT_RETURNED) {
-    verdict(res, RV_WRONG_STATE, "the ticket does not wait for dispatch");
+  if (t->state != RT_RETURNED || (last && last->state != RS_RESOLVED)) {
+    verdict(res, RV_WRONG_STATE, "step 0: the ticket does not wait for a first or next step");
     return;
   }
-  if (!referral_issue(t, reg, unit, 1, r ? (uint32_t)n : 1, r ? r[0].accept_hours : 24,
-                      r ? r[0].resolve_workdays : 5, RI_REDISPATCH, 0, at_us, fx)) {
+  if (at_us < (last ? last->resolved_us : t->received_us)) {
+    verdict(res, RV_BAD, "at_us is before the ticket was received or its last step resolved");
+    return;
+  }
+  size_t pos = last ? last->chain_pos + 1 : 1; /* 1-based position in the routing */
+  int known = r && pos <= n;
+  if (!referral_issue(t, reg, unit, (uint32_t)pos, known ? (uint32_t)n : (uint32_t)pos,
+                      known ? r[pos - 1].accept_hours : 24, known ? r[pos - 1].resolve_workdays : 5,
+                      RI_REDISPATCH, 0, at_us, fx)) {
     verdict(res, RV_BAD, "out of memory");
     return;
   }
   res->verdict = RV_APPLIED;
-  res->next_step = 1;
+  res->next_step = (uint32_t)t->n_steps;
 }
 
 void referral_redispatch(struct referral_ticket *t, const struct svc_registry *reg, uint32_t step,
@@ -442,6 +447,20 @@ void referral_redispatch(struct referral_ticket *t, const struct svc_registry *r
 
 /* ---- callbacks and repeats ---------------------------------------------- */
 
+/* R-R2 in event time (R-T2): a RESOLVED ticket whose 3 working days without
+ * callback passed before now_us was closed at close_by, whether or not the
+ * clock has run since (only the closing: step clocks stay with the tick). */
+static void close_if_due(struct referral_ticket *t, int64_t now_us, struct referral_fxs *fx)
+{
+  if (t->state != RT_RESOLVED || !t->close_by_us || !svc_deadline_passed(t->close_by_us, now_us))
+    return;
+  struct referral_step *last = referral_last_step(t);
+  t->state = RT_CLOSED;
+  t->closed_us = t->close_by_us;
+  t->dirty = 1;
+  fx_add(fx, FX_TICKET_CLOSED, last ? last->no : 0, t->close_by_us, 0, "NO_CALLBACK");
+}
+
 int referral_feedback(struct referral_ticket *t, const struct svc_registry *reg,
                       const char *satisfaction, int64_t at_us, struct referral_fxs *fx)
 {
@@ -450,11 +469,7 @@ int referral_feedback(struct referral_ticket *t, const struct svc_registry *reg,
   if (!good && strcmp(satisfaction, "UNSATISFIED") != 0) return -1;
   /* R-R2 in event time (R-T2): 3 working days without a callback closed the
    * ticket at close_by, whether or not the clock has run since. */
-  if (t->state == RT_RESOLVED && t->close_by_us && svc_deadline_passed(t->close_by_us, at_us)) {
-    struct referral_fxs closing = { .n = 0 };
-    referral_tick(t, t->close_by_us + SVC_US_PER_SEC, &closing);
-    for (size_t i = 0; fx && i < closing.n && fx->n < REFERRAL_FX_MAX; i++) fx->v[fx->n++] = closing.v[i];
-  }
+  close_if_due(t, at_us, fx);
   struct referral_step *last = referral_last_step(t);
   size_t at = fx ? fx->n : 0;
   fx_add(fx, FX_FEEDBACK, last ? last->no : 0, at_us, 0, satisfaction);
@@ -491,6 +506,7 @@ int referral_feedback(struct referral_ticket *t, const struct svc_registry *reg,
 void referral_repeat_note(struct referral_ticket *earlier, const char *repeat_ticket_no,
                           int64_t at_us, struct referral_fxs *fx)
 {
+  close_if_due(earlier, at_us, fx); /* in event time: closed by then? (R-T2) */
   struct referral_step *s = referral_last_step(earlier);
   if (earlier->state == RT_RETURNED) { /* no step open: noted on the next one */
     if (earlier->n_pending == REFERRAL_PENDING_MAX) { /* keep the latest */
@@ -553,11 +569,7 @@ int referral_tick(struct referral_ticket *t, int64_t now_us, struct referral_fxs
   }
   if (t->state == RT_RESOLVED && t->close_by_us && svc_deadline_passed(t->close_by_us, now_us)) {
     if (fx->n == REFERRAL_FX_MAX) return 1;
-    struct referral_step *last = referral_last_step(t);
-    t->state = RT_CLOSED;
-    t->closed_us = t->close_by_us;
-    t->dirty = 1;
-    fx_add(fx, FX_TICKET_CLOSED, last ? last->no : 0, t->close_by_us, 0, "NO_CALLBACK");
+    close_if_due(t, now_us, fx);
   }
   return 0;
 }

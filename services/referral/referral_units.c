@@ -119,7 +119,8 @@ static int decode_update(const struct referral_ctx *x, struct ureq *r, const str
 {
   if (!ticket_no_ok(m->ticket_no)) return BAD(r, "ticket_no: 1-64 of A-Z a-z 0-9 - _");
   if (m->step < 1) return BAD(r, "step: required (1, 2, ...)");
-  if (m->at_us <= 0) return BAD(r, "at_us: required");
+  if (m->at_us < REFERRAL_AT_MIN_US || m->at_us >= REFERRAL_AT_MAX_US)
+    return BAD(r, "at_us: required, between 2000 and 2100");
   if (m->action < 1 || m->action > 4) return BAD(r, "action: ACCEPT, RETURN, PROGRESS or RESOLVE");
   if (m->action == WHISTLE__UNIT__STEP_UPDATE__ACTION__RETURN && !chars_ok(m->reason, 1, REFERRAL_REASON_MAX))
     return BAD(r, "reason: 1-500 characters required to return a step");
@@ -169,7 +170,8 @@ static int decode_redispatch(const struct referral_ctx *x, struct ureq *r,
   if (x->curve && !operator_ok(x, req->user_id))
     return refuse(r, WHISTLE__UNIT__REPLY__CODE__FORBIDDEN, "only operators may re-dispatch");
   if (!ticket_no_ok(m->ticket_no)) return BAD(r, "ticket_no: 1-64 of A-Z a-z 0-9 - _");
-  if (m->at_us <= 0) return BAD(r, "at_us: required");
+  if (m->at_us < REFERRAL_AT_MIN_US || m->at_us >= REFERRAL_AT_MAX_US)
+    return BAD(r, "at_us: required, between 2000 and 2100");
   if (!svc_identity_valid(m->unit, strlen(m->unit))) return BAD(r, "unit: required (a unit code)");
   if (!chars_ok(m->note, 0, REFERRAL_TEXT_MAX)) return BAD(r, "note: at most 2000 characters");
   r->redispatch = 1;
@@ -264,6 +266,8 @@ static int on_stage_next(void *arg, struct svc_req *req, struct svc_pg_batch *b,
   }
   if (r->redispatch) {
     referral_redispatch(t, x->reg, r->step, r->unit, r->at_us, &res, &fx);
+    for (size_t i = 0; i < fx.n; i++) /* the operator's note goes with the new step */
+      if (fx.v[i].kind == FX_STEP_ISSUED) fx.v[i].text = r->note;
   } else {
     struct referral_update u = { .ticket_no = r->ticket_no, .step = r->step, .unit = r->unit,
                                  .at_us = r->at_us, .action = r->action, .note = r->note,

@@ -656,13 +656,15 @@ START_TEST(r_r4_tick_continues_when_the_effects_fill_up) {
   int64_t when = at(T0_TEXT);
   int more, rounds = 0;
 
-  for (uint32_t no = 1; no <= 4; no++) { /* each step returned after both deadlines */
+  /* Four effects a step: more steps than one referral_fxs holds. */
+  const uint32_t n = REFERRAL_FX_MAX / 4 + 1;
+  for (uint32_t no = 1; no < n; no++) { /* each step returned after both deadlines */
     when = step(t, no)->resolve_by_us + HOUR;
     ck_assert_int_eq(act(t, no, RA_RETURN, when), RV_APPLIED);
-    redispatch(t, no, units[no - 1], when);
+    redispatch(t, no, units[(no - 1) % 4], when);
     ck_assert_int_eq(R.verdict, RV_APPLIED);
   }
-  when = step(t, 5)->resolve_by_us + HOUR; /* step 5 open and overdue */
+  when = step(t, n)->resolve_by_us + HOUR; /* the last step open and overdue */
   do {
     memset(&FX, 0, sizeof FX);
     more = referral_tick(t, when, &FX);
@@ -671,11 +673,11 @@ START_TEST(r_r4_tick_continues_when_the_effects_fill_up) {
     ck_assert_int_le(++rounds, 5);
   } while (more);
   ck_assert_int_ge(rounds, 2);
-  ck_assert_uint_eq(total, 20);
-  ck_assert_uint_eq(counts[FX_ACCEPT_OVERDUE], 5);
-  ck_assert_uint_eq(counts[FX_RESOLVE_OVERDUE], 5);
-  ck_assert_uint_eq(counts[FX_WARN_ACCEPT], 5);
-  ck_assert_uint_eq(counts[FX_WARN_RESOLVE], 5);
+  ck_assert_uint_eq(total, 4 * n);
+  ck_assert_uint_eq(counts[FX_ACCEPT_OVERDUE], n);
+  ck_assert_uint_eq(counts[FX_RESOLVE_OVERDUE], n);
+  ck_assert_uint_eq(counts[FX_WARN_ACCEPT], n);
+  ck_assert_uint_eq(counts[FX_WARN_RESOLVE], n);
   ck_assert_uint_eq(tick(t, when + DAY), 0);
   drop(t);
 }
