@@ -132,9 +132,4 @@ st = wt.status(renv["WHISTLE_CONTROL"]) or {}
 wt.check(st.get("referral.refused", 0) >= 14, f"refusals are counted ({st.get('referral.refused')})")
 cli.close()
 s.close()
-codes = [ref.stop(), intake.stop()]
-wt.check(codes == [0, 0], f"both drain and exit 0 on SIGTERM ({codes})")
-for d in (ref, intake):
-    wt.check(not any(m in d.log_text() for m in ic.SANITIZER_MARKS), f"{d.logfile}: no sanitizer report")
-w.cleanup()
-wt.done()
+rc.finish(w, ref, intake)

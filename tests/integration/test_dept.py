@@ -107,7 +107,4 @@ code, _, err = dept(*args, "--out", w.file("xf2.jsonl"), timeout=120)
 st_ = (wt.status(renv["WHISTLE_CONTROL"]) or {})
 wt.check(code == 0 and st_.get("referral.duplicates", 0) > 0,
          f"a second run from the start is answered DUPLICATE ({st_.get('referral.duplicates')})")
-codes = [ref.stop(), intake.stop()]
-wt.check(codes == [0, 0], f"both exit 0 ({codes})")
-w.cleanup()
-wt.done()
+rc.finish(w, ref, intake)

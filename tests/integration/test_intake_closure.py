@@ -77,9 +77,4 @@ wt.check(wt.scalar(ERASED.format("CL-C")) == "0" and wt.scalar(
 wt.check(wt.scalar("SELECT pseudonym <> '' FROM intake.tickets WHERE ticket_no = 'CL-A'") == "t",
          "R-I6: the pseudonym stays")
 cli.close()
-codes = [intake.stop(), ref.stop()]
-wt.check(codes == [0, 0], f"both exit 0 on SIGTERM ({codes})")
-for d in (ref, intake):
-    wt.check(not any(m in d.log_text() for m in ic.SANITIZER_MARKS), f"{d.logfile}: no sanitizer report")
-w.cleanup()
-wt.done()
+rc.finish(w, intake, ref)

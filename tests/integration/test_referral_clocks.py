@@ -199,9 +199,4 @@ r = upd(p, SU.ACCEPT, p.accept_by_us + 2 * H)
 wt.check(r.status == Reply.APPLIED and r.late, "a late accept is accepted and recorded as late")
 
 cli.close()
-codes_ = [sink.stop(), ref.stop(), intake.stop()]
-wt.check(codes_ == [0, 0, 0], f"daemons exit 0 on SIGTERM ({codes_})")
-for d in (ref, intake):
-    wt.check(not any(m in d.log_text() for m in ic.SANITIZER_MARKS), f"{d.logfile}: no sanitizer report")
-w.cleanup()
-wt.done()
+rc.finish(w, sink, ref, intake)

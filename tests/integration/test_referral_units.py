@@ -144,10 +144,4 @@ xf.close()
 
 for s in list(subs.values()) + [full]:
     s.close()
-codes_ = [ref.stop(), intake.stop()]
-wt.check(codes_ == [0, 0], f"both daemons exit 0 on SIGTERM ({codes_})")
-for d in (ref, intake):
-    text = d.log_text()
-    wt.check(not any(m in text for m in ic.SANITIZER_MARKS), f"{d.logfile}: no sanitizer report")
-w.cleanup()
-wt.done()
+rc.finish(w, ref, intake)

@@ -224,3 +224,14 @@ def pump_all(subs, until, timeout, what):
     if what:
         wt.log(f"timed out waiting for {what}")
     return False
+
+
+def finish(w, *daemons):
+    """The end of a test: every daemon drains and exits 0 on SIGTERM, left no
+    sanitizer report in its log; the work directory goes; the closing line."""
+    codes = [d.stop() for d in daemons]
+    wt.check(codes == [0] * len(daemons), f"every daemon drains and exits 0 on SIGTERM ({codes})")
+    for d in daemons:
+        wt.check(not any(m in d.log_text() for m in ic.SANITIZER_MARKS), f"{d.logfile}: no sanitizer report")
+    w.cleanup()
+    wt.done()
