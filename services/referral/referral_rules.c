@@ -230,7 +230,9 @@ static void do_accept(struct referral_ticket *t, struct referral_step *s,
   }
   s->state = RS_ACCEPTED;
   s->accepted_us = u->at_us;
-  res->late = svc_deadline_passed(s->accept_by_us, u->at_us);
+  /* Late: stamped after the clock, or arriving after its overdue was published
+   * (the overdue stands: R-R4 exactly once). */
+  res->late = svc_deadline_passed(s->accept_by_us, u->at_us) || (s->overdue & RC_ACCEPT_DUE);
   t->dirty = 1;
   fx_add(fx, FX_STEP_ACCEPTED, s->no, u->at_us, res->late, u->note);
 }
@@ -272,7 +274,8 @@ static void do_return(struct referral_ticket *t, struct referral_step *s,
     return;
   }
   res->late = svc_deadline_passed(s->state == RS_ISSUED ? s->accept_by_us : s->resolve_by_us,
-                                  u->at_us);
+                                  u->at_us) ||
+              (s->overdue & (s->state == RS_ISSUED ? RC_ACCEPT_DUE : RC_RESOLVE_DUE));
   s->state = RS_RETURNED;
   s->returned_us = u->at_us;
   t->returns++;
@@ -305,7 +308,7 @@ static int do_resolve(struct referral_ticket *t, const struct svc_registry *reg,
   s->resolved_us = u->at_us;
   s->violation = u->violation;
   copy(s->prohibition, sizeof s->prohibition, u->violation ? u->prohibition : "");
-  res->late = svc_deadline_passed(s->resolve_by_us, u->at_us);
+  res->late = svc_deadline_passed(s->resolve_by_us, u->at_us) || (s->overdue & RC_RESOLVE_DUE);
   t->dirty = 1;
   fx_add(fx, FX_STEP_RESOLVED, s->no, u->at_us, res->late, u->note);
   /* R-P2: a confirmed prohibition against a PROFESSIONAL project, once per ticket. */

@@ -683,6 +683,23 @@ START_TEST(r_r4_tick_continues_when_the_effects_fill_up) {
 }
 END_TEST
 
+/* An accept stamped on time that arrives after the clock already published
+ * its overdue: applied, reported late, and the overdue stays the only one. */
+START_TEST(r_r4_an_on_time_stamp_arriving_after_the_overdue_is_late) {
+  struct referral_ticket *t = dispatched("V_NOISE", at(T0_TEXT));
+  int64_t by = step(t, 1)->accept_by_us;
+
+  ck_assert_uint_ge(tick(t, by + SEC), 1);
+  ck_assert_uint_eq(n_fx(FX_ACCEPT_OVERDUE), 1);
+  ck_assert_int_eq(act(t, 1, RA_ACCEPT, by - HOUR), RV_APPLIED);
+  ck_assert_int_eq(R.late, 1);
+  ck_assert_int_eq(fx_of(FX_STEP_ACCEPTED)->late, 1);
+  tick(t, by + DAY);
+  ck_assert_uint_eq(n_fx(FX_ACCEPT_OVERDUE), 0);
+  drop(t);
+}
+END_TEST
+
 int main(void) {
   const TTest *tests[] = {
     r_t4_sample_calendar_has_national_day_and_its_make_up_saturday,
@@ -705,6 +722,7 @@ int main(void) {
     r_r2_callback_on_a_ticket_not_resolved_changes_no_state,
     r_r2_no_callback_closes_three_working_days_after_resolving,
     r_r4_tick_continues_when_the_effects_fill_up,
+    r_r4_an_on_time_stamp_arriving_after_the_overdue_is_late,
     r_r2_callback_stamped_after_close_by_finds_the_ticket_closed,
   };
 
