@@ -300,51 +300,32 @@ static void drain_replies(struct sender *s, const struct opts *o)
   zmq_msg_close(&msg);
 }
 
+struct run_arg { struct sender *s; const struct opts *o; };
+static int send_cb(void *arg, long i)
+{
+  struct run_arg *r = arg;
+  return send_one(r->s, r->o, i);
+}
+static void drain_cb(void *arg)
+{
+  struct run_arg *r = arg;
+  drain_replies(r->s, r->o);
+}
+
 /* Sends everything and waits for every reply; returns the wall time of the
  * first send through *start_wall and the run's length in seconds. */
 static int run_load(struct sender *s, const struct opts *o, int64_t *start_wall, double *secs)
 {
-  long next = 0;
-  int64_t t0 = svc_mono_us(), last_progress = t0;
+  struct run_arg ra = { s, o };
+  struct loadgen_run r = { .name = "ledgerload", .sock = s->sock, .count = o->count,
+                           .inflight = o->inflight, .rate = o->rate, .timeout_s = o->timeout_s,
+                           .sent = &s->sent, .replied = &s->replied, .err = &s->err,
+                           .send = send_cb, .drain = drain_cb, .arg = &ra };
+  int64_t t0 = svc_mono_us();
   *start_wall = svc_wall_us();
-  int blocked = 0;
-  while (s->replied < s->sent || next < o->count) {
-    int64_t now = svc_mono_us();
-    long wait_ms = 100, before = s->replied + s->sent;
-    blocked = 0;
-    while (next < o->count && s->sent - s->replied < o->inflight) {
-      if (o->rate > 0) {
-        int64_t due = t0 + (int64_t)((double)next * 1e6 / o->rate);
-        if (due > now) {
-          wait_ms = (long)((due - now + 999) / 1000);
-          break;
-        }
-      }
-      int rc = send_one(s, o, next);
-      if (rc < 0) {
-        fprintf(stderr, "ledgerload: send failed: %s\n", zmq_strerror(errno));
-        return -1;
-      }
-      if (rc > 0) {
-        blocked = 1;
-        break;
-      }
-      next++;
-    }
-    zmq_pollitem_t pi = { .socket = s->sock, .events = ZMQ_POLLIN | (blocked ? ZMQ_POLLOUT : 0) };
-    if (zmq_poll(&pi, 1, wait_ms) < 0 && errno != EINTR) return -1;
-    drain_replies(s, o);
-    now = svc_mono_us();
-    if (s->replied + s->sent != before) last_progress = now;
-    if ((double)(now - last_progress) > o->timeout_s * 1e6) {
-      fprintf(stderr, "ledgerload: no progress for %.0f s; %ld unanswered, %ld unsent\n",
-              o->timeout_s, s->sent - s->replied, o->count - next);
-      s->err += s->sent - s->replied + (o->count - next);
-      break;
-    }
-  }
+  int rc = loadgen_run(&r, t0);
   *secs = (double)(svc_mono_us() - t0) / 1e6;
-  return 0;
+  return rc;
 }
 
 static int wait_sink(struct poller *pl, long target, double timeout_s)
