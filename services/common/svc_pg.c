@@ -37,6 +37,7 @@ struct query {
 };
 
 struct hook { svc_pg_done_cb fn; void *arg; struct hook *next; };
+struct precommit { svc_pg_stage_cb fn; void *arg; struct precommit *next; };
 
 struct svc_pg_batch {
   struct svc_pg *pg;
@@ -46,6 +47,8 @@ struct svc_pg_batch {
   svc_pg_done_cb done;
   void *arg;
   struct hook *hooks, *hooks_tail;
+  struct precommit *precommits, *precommits_tail;
+  int ending;        /* the before-commit callbacks have run */
   struct svc_pg_batch *next;
   char xid[32];      /* transaction id as text, once known */
   int readonly;
@@ -118,6 +121,11 @@ static void batch_free(struct svc_pg_batch *b)
   query_free(b->head);
   for (struct hook *h = b->hooks; h;) {
     struct hook *n = h->next;
+    free(h);
+    h = n;
+  }
+  for (struct precommit *h = b->precommits; h;) {
+    struct precommit *n = h->next;
     free(h);
     h = n;
   }
@@ -225,17 +233,33 @@ size_t svc_pg_batch_size(const struct svc_pg_batch *b)
   return b->n_added;
 }
 
-void svc_pg_batch_hook(struct svc_pg_batch *b, svc_pg_done_cb hook, void *arg)
+int svc_pg_batch_hook(struct svc_pg_batch *b, svc_pg_done_cb hook, void *arg)
 {
   struct hook *h = calloc(1, sizeof *h);
-  if (!h) {
-    svc_error("out of memory", " pg=%s", b->pg->name);
-    abort();
-  }
+  if (!h) return -1;
   h->fn = hook;
   h->arg = arg;
   if (b->hooks_tail) b->hooks_tail->next = h; else b->hooks = h;
   b->hooks_tail = h;
+  return 0;
+}
+
+int svc_pg_batch_before_commit(struct svc_pg_batch *b, svc_pg_stage_cb fn, void *arg)
+{
+  struct precommit *h = calloc(1, sizeof *h);
+  if (!h) return -1;
+  h->fn = fn;
+  h->arg = arg;
+  if (b->precommits_tail) b->precommits_tail->next = h; else b->precommits = h;
+  b->precommits_tail = h;
+  return 0;
+}
+
+/* Runs the hooks of a batch that never ran (or never will) and frees it. */
+static void batch_abandon(struct svc_pg_batch *b)
+{
+  for (struct hook *h = b->hooks; h; h = h->next) h->fn(b, SVC_PG_FAILED, "discarded", h->arg);
+  batch_free(b);
 }
 
 void svc_pg_batch_readonly(struct svc_pg_batch *b)
@@ -245,7 +269,7 @@ void svc_pg_batch_readonly(struct svc_pg_batch *b)
 
 void svc_pg_batch_discard(struct svc_pg_batch **b)
 {
-  if (*b) batch_free(*b);
+  if (*b) batch_abandon(*b);
   *b = NULL;
 }
 
@@ -253,7 +277,7 @@ void svc_pg_submit(struct svc_pg_batch *b)
 {
   struct svc_pg *pg = b->pg;
   if (pg->destroying) { /* shutting down: nothing runs any more */
-    batch_free(b);
+    batch_abandon(b);
     return;
   }
   b->next = NULL;
@@ -438,7 +462,11 @@ static void stage_complete(struct svc_pg *pg)
     pg_kick(pg);
     return;
   }
-  if (!b->failed && b->on_stage) b->on_stage(b, b->arg);
+  if (!b->failed && b->on_stage && !b->ending) b->on_stage(b, b->arg);
+  if (!b->failed && !b->head && !b->ending) { /* about to commit */
+    b->ending = 1;
+    for (struct precommit *h = b->precommits; h && !b->failed; h = h->next) h->fn(b, h->arg);
+  }
   int r = (!b->failed && b->head) ? send_stage(pg, b, 0) : send_end(pg, b);
   if (r) pg_lost(pg, PQerrorMessage(pg->conn));
 }

@@ -18,6 +18,10 @@
 #include <libpq-fe.h>
 #include <uv.h>
 
+/* On functions whose failure must be handled (a write that would otherwise
+ * commit without its statement or event): the compiler refuses to ignore it. */
+#define SVC_MUST_CHECK __attribute__((warn_unused_result))
+
 struct svc_pg;
 struct svc_pg_batch;
 struct svc_pg_stmt;
@@ -68,7 +72,7 @@ struct svc_pg_batch *svc_pg_batch_new(struct svc_pg *pg, svc_pg_stage_cb on_stag
  * of lengths[i] bytes (text when formats is NULL or formats[i] == 0, binary if
  * 1; NULL value = SQL NULL). result_format 1 asks for binary results. cb may be
  * NULL. Returns 0 or -1 (OOM). */
-int svc_pg_batch_add(struct svc_pg_batch *b, struct svc_pg_stmt *st, int nparams,
+SVC_MUST_CHECK int svc_pg_batch_add(struct svc_pg_batch *b, struct svc_pg_stmt *st, int nparams,
                      const char *const *values, const int *lengths, const int *formats,
                      int result_format, svc_pg_result_cb cb, void *cb_arg);
 /* Marks the batch read-only: no transaction id is fetched (a lost connection
@@ -78,10 +82,12 @@ void svc_pg_batch_readonly(struct svc_pg_batch *b);
  * ends FAILED with why as its error (no statement index), e.g. when the
  * service cannot stage what its decisions need (out of memory). */
 void svc_pg_batch_fail(struct svc_pg_batch *b, const char *why);
-/* Frees a batch that was never submitted; no callback runs. */
+/* Frees a batch that was never submitted: its hooks run (FAILED, so that
+ * what they hold is released), done does not. */
 void svc_pg_batch_discard(struct svc_pg_batch **b);
 /* Queues the batch; it runs when the connection is up and earlier batches are
- * done. On a connection being destroyed the batch is discarded (no callback). */
+ * done. On a connection being destroyed the batch is discarded (hooks run
+ * with FAILED, done does not). */
 void svc_pg_submit(struct svc_pg_batch *b);
 /* Number of statements added so far. */
 size_t svc_pg_batch_size(const struct svc_pg_batch *b);
@@ -94,9 +100,16 @@ uint64_t svc_pg_batch_id(const struct svc_pg_batch *b);
 /* Which statement failed the batch: its position among the statements added
  * (from 0, across stages), or -1 when unknown (BEGIN/COMMIT, connection). */
 long svc_pg_batch_failed_index(const struct svc_pg_batch *b);
-/* Adds a hook run when the batch ends, before done; hooks run in the order added.
- * Used by the stream producer to publish what the batch appended. */
-void svc_pg_batch_hook(struct svc_pg_batch *b, svc_pg_done_cb hook, void *arg);
+/* Adds a hook run when the batch ends (also when it is discarded), before
+ * done; hooks run in the order added. Used by the stream producer to publish
+ * what the batch appended, or drop it. 0, or -1 (out of memory). */
+SVC_MUST_CHECK int svc_pg_batch_hook(struct svc_pg_batch *b, svc_pg_done_cb hook, void *arg);
+/* Adds a callback run once, when the batch is about to commit (its last
+ * stage's results are in, it has not failed and added no further stage). It
+ * may add statements: they form one more stage, after which the batch
+ * commits (no stage callback runs again), or fail the batch. Used by the
+ * stream producer to insert the events nobody flushed. 0, or -1 (OOM). */
+SVC_MUST_CHECK int svc_pg_batch_before_commit(struct svc_pg_batch *b, svc_pg_stage_cb fn, void *arg);
 
 /* Binary array parameters (for unnest-based bulk statements). */
 struct svc_pgarr { char *buf; size_t len, cap; int32_t n; Oid elem; int oom; };

@@ -144,8 +144,7 @@ static void on_stage(struct svc_pg_batch *pb, void *arg)
     }
     if (failed) { /* nothing of the batch commits; the failing request is found by bisection */
       b->flushed = 1;
-      svc_pg_batch_fail(pb, "a request could not be staged");
-      if (s->producer) svc_stream_flush(s->producer, pb); /* its events are dropped with it */
+      svc_pg_batch_fail(pb, "a request could not be staged"); /* its events go with it */
       return;
     }
     if (s->ops->stage_end) s->ops->stage_end(s->arg, pb, n);
@@ -154,8 +153,9 @@ static void on_stage(struct svc_pg_batch *pb, void *arg)
     /* nobody added a statement: the next stage needs no round trip */
   }
   b->flushed = 1;
+  /* The events go in with this last stage (else just before COMMIT). */
   if (s->producer && svc_stream_flush(s->producer, pb) < 0)
-    svc_error("cannot flush stream events", "%s", "");
+    svc_pg_batch_fail(pb, "cannot stage the batch's stream events");
 }
 
 /* Answers the request whose statement failed the batch; 1 if found. */

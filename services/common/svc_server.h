@@ -72,7 +72,9 @@ struct svc_server_opts {
   const char *endpoint;   /* ROUTER bind */
   size_t max_batch;       /* requests per transaction; 0 = 1000 */
   size_t max_pending;     /* stop reading beyond this; 0 = 20000 */
-  struct svc_stream_producer *producer; /* optional: events flushed in stage 2 */
+  /* Optional: the producer whose events the requests append (svc_stream_append
+   * with the batch); they are inserted with the batch's last stage. */
+  struct svc_stream_producer *producer;
 };
 
 /* Creates the server on loop, using pg for batches. NULL after logging. */

@@ -56,27 +56,37 @@ struct svc_stream_producer *svc_stream_producer_new(uv_loop_t *loop, struct svc_
                                                     struct svc_pg *pg_write, struct svc_pg *pg_read,
                                                     const struct svc_stream_producer_opts *o);
 void svc_stream_producer_destroy(struct svc_stream_producer **p);
-/* Buffers one event for the batch being staged (see svc_stream_flush). Returns 0 or -1. */
-int svc_stream_append(struct svc_stream_producer *p, int64_t event_us, const char *kind,
-                      const char *addressee, const void *payload, size_t len);
+/* Appends one event to batch b: it is in the outbox if and only if b
+ * commits, and is published to subscribers once it has. Events of a batch
+ * that ends RETRY or FAILED (or is discarded) are dropped with it; a retried
+ * piece of work appends them again to its new batch. Call from b's staging
+ * (before submit or from a stage callback). Returns 0, or -1 (out of memory:
+ * the caller must fail b, or its state would commit without the event). */
+SVC_MUST_CHECK int svc_stream_append(struct svc_stream_producer *p, struct svc_pg_batch *b,
+                                     int64_t event_us, const char *kind, const char *addressee,
+                                     const void *payload, size_t len);
 /* The same with a protobuf payload, packed here. */
 struct ProtobufCMessage;
-int svc_stream_append_msg(struct svc_stream_producer *p, int64_t event_us, const char *kind,
-                          const char *addressee, const struct ProtobufCMessage *m);
-/* Buffers a watermark event ("nothing more with event time before us"),
+SVC_MUST_CHECK int svc_stream_append_msg(struct svc_stream_producer *p, struct svc_pg_batch *b,
+                                         int64_t event_us, const char *kind,
+                                         const char *addressee, const struct ProtobufCMessage *m);
+/* Appends a watermark event ("nothing more with event time before us"),
  * broadcast to every subscriber. Same rules as svc_stream_append. */
-int svc_stream_watermark(struct svc_stream_producer *p, int64_t us);
-/* Adds the outbox insert of everything appended since the last flush to b and
- * hooks b's end: on commit the events are published to subscribers. Returns
- * the number of events flushed, or -1. Nothing to flush adds nothing. */
-int svc_stream_flush(struct svc_stream_producer *p, struct svc_pg_batch *b);
+SVC_MUST_CHECK int svc_stream_watermark(struct svc_stream_producer *p, struct svc_pg_batch *b,
+                                        int64_t us);
+/* Adds the outbox insert of the events appended to b since its last flush to
+ * b's current stage (so they go with the stage's other statements). Optional:
+ * whatever is not flushed when b is about to commit is inserted then, in one
+ * more stage. Returns the number of events flushed (0: none), or -1. */
+SVC_MUST_CHECK int svc_stream_flush(struct svc_stream_producer *p, struct svc_pg_batch *b);
 /* The last committed sequence number known to this process. */
 uint64_t svc_stream_head(const struct svc_stream_producer *p);
 /* Refuses new subscriptions and stops sending (drain). */
 void svc_stream_producer_stop(struct svc_stream_producer *p);
 struct svc_stream_producer_stats {
-  uint64_t head, appended, sent, acks, subscribes, subscribers, catchup_pages,
-           bad_frames, refused;
+  uint64_t head, sent, acks, subscribes, subscribers, catchup_pages, bad_frames, refused;
+  uint64_t appended;     /* events committed by this process */
+  uint64_t dropped;      /* events appended to batches that did not commit */
   uint64_t max_inflight; /* the most unacknowledged events seen for any subscriber */
 };
 void svc_stream_producer_stats(const struct svc_stream_producer *p, struct svc_stream_producer_stats *st);

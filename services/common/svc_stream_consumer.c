@@ -248,9 +248,7 @@ static void on_stage(struct svc_pg_batch *b, void *arg)
     int rc = c->apply_next(c->arg, b, a->v, a->n, ++a->stage + 1);
     if (rc < 0) { /* nothing of it may commit; applied again after the retry delay */
       a->flushed = 1;
-      svc_pg_batch_fail(b, "the consumer could not stage its effects");
-      /* events appended meanwhile go with this batch, and are dropped with it */
-      if (c->flush_to) svc_stream_flush(c->flush_to, b);
+      svc_pg_batch_fail(b, "the consumer could not stage its effects"); /* its events go with it */
       return;
     }
     if (rc != 1) break;
@@ -258,7 +256,7 @@ static void on_stage(struct svc_pg_batch *b, void *arg)
   }
   a->flushed = 1;
   if (c->flush_to && svc_stream_flush(c->flush_to, b) < 0)
-    svc_error("cannot flush stream events", " consumer=%s", c->consumer);
+    svc_pg_batch_fail(b, "cannot stage the events appended while applying");
 }
 
 static void stage_apply(struct svc_stream_consumer *c)

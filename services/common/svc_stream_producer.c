@@ -25,13 +25,25 @@ struct ev {
   size_t len;
 };
 
-/* Events appended to one batch, published when it commits. */
-struct staged {
-  struct svc_stream_producer *p;
-  struct ev *evs;
-  size_t n;
+/* The insert of some of a batch's events (one svc_stream_flush): they get
+ * base+1..base+n when the batch commits. */
+struct chunk {
+  size_t from, n;
   int64_t base;
   int have_base;
+  struct chunk *next;
+};
+
+/* Events appended to one batch: they belong to it, are inserted with it and
+ * published when it commits, or dropped with it. */
+struct staged {
+  struct svc_stream_producer *p;
+  struct svc_pg_batch *b;
+  uint64_t batch_id;
+  struct ev *evs;
+  size_t n, cap, n_flushed;
+  struct chunk *chunks, *chunks_tail;
+  struct staged *next;
 };
 
 struct sub {
@@ -69,8 +81,7 @@ struct svc_stream_producer {
   uint64_t head;
   int head_known;
   int64_t watermark_us;
-  struct ev *pend;     /* appended, not yet flushed */
-  size_t n_pend, cap_pend;
+  struct staged *open; /* batches with appended events, not yet ended */
   uint32_t max_window;
   int heartbeat_ms, dead_ms;
   int stopped;
@@ -97,17 +108,49 @@ static int visible(const struct sub *s, const struct ev *e)
          strcmp(e->addressee, s->id) == 0;
 }
 
-int svc_stream_append(struct svc_stream_producer *p, int64_t event_us, const char *kind,
-                      const char *addressee, const void *payload, size_t len)
+static void staged_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err, void *arg);
+static void staged_before_commit(struct svc_pg_batch *b, void *arg);
+
+/* The events appended to b so far; with create, a new empty record hooked to
+ * b's end. NULL when there is none (or out of memory). */
+static struct staged *staged_for(struct svc_stream_producer *p, struct svc_pg_batch *b, int create)
 {
-  if (p->n_pend == p->cap_pend) {
-    size_t cap = p->cap_pend ? p->cap_pend * 2 : 256;
-    struct ev *n = realloc(p->pend, cap * sizeof *n);
-    if (!n) return -1;
-    p->pend = n;
-    p->cap_pend = cap;
+  uint64_t id = svc_pg_batch_id(b);
+  for (struct staged *s = p->open; s; s = s->next)
+    if (s->b == b && s->batch_id == id) return s;
+  if (!create) return NULL;
+  struct staged *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->p = p;
+  s->b = b;
+  s->batch_id = id;
+  if (svc_pg_batch_hook(b, staged_done, s)) {
+    free(s);
+    return NULL;
   }
-  struct ev *e = &p->pend[p->n_pend];
+  /* Whatever is appended and not flushed by then goes in just before COMMIT. */
+  if (svc_pg_batch_before_commit(b, staged_before_commit, s)) {
+    s->b = NULL; /* the end hook frees it */
+    return NULL;
+  }
+  s->next = p->open;
+  p->open = s;
+  return s;
+}
+
+int svc_stream_append(struct svc_stream_producer *p, struct svc_pg_batch *b, int64_t event_us,
+                      const char *kind, const char *addressee, const void *payload, size_t len)
+{
+  struct staged *s = staged_for(p, b, 1);
+  if (!s) return -1;
+  if (s->n == s->cap) {
+    size_t cap = s->cap ? s->cap * 2 : 64;
+    struct ev *n = realloc(s->evs, cap * sizeof *n);
+    if (!n) return -1;
+    s->evs = n;
+    s->cap = cap;
+  }
+  struct ev *e = &s->evs[s->n];
   memset(e, 0, sizeof *e);
   e->event_us = event_us;
   e->kind = strdup(kind);
@@ -119,41 +162,45 @@ int svc_stream_append(struct svc_stream_producer *p, int64_t event_us, const cha
     return -1;
   }
   if (len) memcpy(e->payload, payload, len);
-  p->n_pend++;
-  p->stats.appended++;
+  s->n++;
   return 0;
 }
 
-int svc_stream_append_msg(struct svc_stream_producer *p, int64_t event_us, const char *kind,
-                          const char *addressee, const struct ProtobufCMessage *m)
+int svc_stream_append_msg(struct svc_stream_producer *p, struct svc_pg_batch *b, int64_t event_us,
+                          const char *kind, const char *addressee, const struct ProtobufCMessage *m)
 {
   size_t len = protobuf_c_message_get_packed_size(m);
   uint8_t *buf = malloc(len ? len : 1);
   if (!buf) return -1;
   protobuf_c_message_pack(m, buf);
-  int rc = svc_stream_append(p, event_us, kind, addressee, buf, len);
+  int rc = svc_stream_append(p, b, event_us, kind, addressee, buf, len);
   free(buf);
   return rc;
 }
 
-int svc_stream_watermark(struct svc_stream_producer *p, int64_t us)
+int svc_stream_watermark(struct svc_stream_producer *p, struct svc_pg_batch *b, int64_t us)
 {
-  return svc_stream_append(p, us, SVC_STREAM_WATERMARK, SVC_STREAM_BROADCAST, "", 0);
+  return svc_stream_append(p, b, us, SVC_STREAM_WATERMARK, SVC_STREAM_BROADCAST, "", 0);
 }
 
 static void staged_free(struct staged *s)
 {
   for (size_t i = 0; i < s->n; i++) ev_free(&s->evs[i]);
   free(s->evs);
+  for (struct chunk *c = s->chunks; c;) {
+    struct chunk *n = c->next;
+    free(c);
+    c = n;
+  }
   free(s);
 }
 
 static void append_result(void *arg, const PGresult *r)
 {
-  struct staged *s = arg;
+  struct chunk *c = arg;
   if (PQntuples(r) == 1) {
-    s->base = svc_pg_get_i64(r, 0, 0);
-    s->have_base = 1;
+    c->base = svc_pg_get_i64(r, 0, 0);
+    c->have_base = 1;
   }
 }
 
@@ -181,31 +228,58 @@ static void ring_push(struct svc_stream_producer *p, struct ev *evs, size_t n, u
   p->head = base + n;
 }
 
+/* The batch ended: its events are published if it committed, else dropped
+ * with it (they never were in the outbox). */
 static void staged_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err, void *arg)
 {
   struct staged *s = arg;
   struct svc_stream_producer *p = s->p;
   (void)b;
   (void)err;
-  if (oc == SVC_PG_COMMITTED && s->have_base) {
-    ring_push(p, s->evs, s->n, (uint64_t)s->base);
+  for (struct staged **pp = &p->open; *pp; pp = &(*pp)->next)
+    if (*pp == s) {
+      *pp = s->next;
+      break;
+    }
+  if (oc == SVC_PG_COMMITTED) {
+    if (s->n_flushed != s->n)
+      svc_error("batch committed without some of its stream events", " stream=%s missing=%zu",
+                p->name, s->n - s->n_flushed);
+    for (struct chunk *c = s->chunks; c; c = c->next) {
+      if (!c->have_base) {
+        svc_error("committed stream events without their seq", " stream=%s events=%zu", p->name, c->n);
+        continue;
+      }
+      ring_push(p, s->evs + c->from, c->n, (uint64_t)c->base);
+      p->stats.appended += c->n;
+    }
     p->stats.head = p->head;
     for (struct sub *x = p->subs; x; x = x->next) feed(p, x);
+  } else {
+    p->stats.dropped += s->n;
   }
   staged_free(s);
 }
 
+static void staged_before_commit(struct svc_pg_batch *b, void *arg)
+{
+  struct staged *s = arg;
+  if (s->b && svc_stream_flush(s->p, b) < 0)
+    svc_pg_batch_fail(b, "cannot stage the batch's stream events");
+}
+
 int svc_stream_flush(struct svc_stream_producer *p, struct svc_pg_batch *b)
 {
-  if (p->n_pend == 0) return 0;
-  struct staged *s = calloc(1, sizeof *s);
+  struct staged *s = staged_for(p, b, 0);
+  if (!s || s->n_flushed == s->n) return 0;
+  struct chunk *c = calloc(1, sizeof *c);
   struct svc_pgarr a[4];
   svc_pgarr_init(&a[0], SVC_OID_INT8);
   svc_pgarr_init(&a[1], SVC_OID_TEXT);
   svc_pgarr_init(&a[2], SVC_OID_TEXT);
   svc_pgarr_init(&a[3], SVC_OID_BYTEA);
-  for (size_t i = 0; i < p->n_pend; i++) {
-    struct ev *e = &p->pend[i];
+  for (size_t i = s->n_flushed; i < s->n; i++) {
+    struct ev *e = &s->evs[i];
     svc_pgarr_add_i64(&a[0], e->event_us);
     svc_pgarr_add(&a[1], e->kind, strlen(e->kind));
     svc_pgarr_add(&a[2], e->addressee, strlen(e->addressee));
@@ -213,23 +287,18 @@ int svc_stream_flush(struct svc_stream_producer *p, struct svc_pg_batch *b)
   }
   int rc = -1;
   for (int i = 0; i < 4; i++) if (svc_pgarr_finish(&a[i])) goto out;
-  if (!s) goto out;
-  s->p = p;
-  s->evs = p->pend;
-  s->n = p->n_pend;
-  if (svc_stream_store_append(&p->st, b, a, (int64_t)s->n, append_result, s)) {
-    s->evs = NULL; /* still owned by pend */
-    s->n = 0;
-    goto out;
-  }
-  p->pend = NULL;
-  p->n_pend = p->cap_pend = 0;
-  svc_pg_batch_hook(b, staged_done, s);
-  rc = (int)s->n;
-  s = NULL;
+  if (!c) goto out;
+  c->from = s->n_flushed;
+  c->n = s->n - s->n_flushed;
+  if (svc_stream_store_append(&p->st, b, a, (int64_t)c->n, append_result, c)) goto out;
+  if (s->chunks_tail) s->chunks_tail->next = c; else s->chunks = c;
+  s->chunks_tail = c;
+  s->n_flushed = s->n;
+  rc = (int)c->n;
+  c = NULL;
 out:
   for (int i = 0; i < 4; i++) svc_pgarr_free(&a[i]);
-  free(s);
+  free(c);
   if (rc < 0) svc_error("cannot stage stream events", " stream=%s", p->name);
   return rc;
 }
@@ -615,8 +684,7 @@ static void wm_timer_cb(uv_timer_t *t)
   if (us <= p->watermark_us) return;
   struct svc_pg_batch *b = svc_pg_batch_new(p->pgw, NULL, wm_done, p);
   if (!b) return;
-  /* Stages are synchronous, so no other batch's events are pending here. */
-  if (svc_stream_watermark(p, us) || svc_stream_flush(p, b) <= 0) {
+  if (svc_stream_watermark(p, b, us) || svc_stream_flush(p, b) <= 0) {
     svc_pg_batch_discard(&b);
     return;
   }
@@ -685,8 +753,11 @@ static void producer_free_cb(uv_handle_t *h)
   if (--p->open_handles > 0) return; /* both timers must be closed */
   for (uint64_t q = p->ring_first; q && q <= p->head; q++) ev_free(&p->ring[q % p->ring_cap]);
   free(p->ring);
-  for (size_t i = 0; i < p->n_pend; i++) ev_free(&p->pend[i]);
-  free(p->pend);
+  while (p->open) { /* batches never ended: their connection is gone */
+    struct staged *s = p->open;
+    p->open = s->next;
+    staged_free(s);
+  }
   while (p->subs) {
     struct sub *s = p->subs;
     p->subs = s->next;

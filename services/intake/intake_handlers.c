@@ -94,12 +94,16 @@ static void reject(struct ireq *r, const char *why)
   snprintf(r->reason, sizeof r->reason, "%s", why);
 }
 
-static void append(struct intake_ctx *x, int64_t at, const char *kind, const ProtobufCMessage *m)
+/* Appends an event to batch b; if it cannot, b fails as a whole (nothing of
+ * it commits, so no state change goes without its event). */
+static void append(struct intake_ctx *x, struct svc_pg_batch *b, int64_t at, const char *kind,
+                   const ProtobufCMessage *m)
 {
-  svc_stream_append_msg(x->prod, at, kind, SVC_STREAM_INTERNAL, m);
+  if (svc_stream_append_msg(x->prod, b, at, kind, SVC_STREAM_INTERNAL, m))
+    svc_pg_batch_fail(b, "cannot append a stream event");
 }
 
-static void event_accepted(struct intake_ctx *x, const struct ireq *r)
+static void event_accepted(struct intake_ctx *x, struct svc_pg_batch *b, const struct ireq *r)
 {
   Whistle__Intake__TicketAccepted e = WHISTLE__INTAKE__TICKET_ACCEPTED__INIT;
   e.ticket_no = r->ticket_no;
@@ -121,7 +125,7 @@ static void event_accepted(struct intake_ctx *x, const struct ireq *r)
   e.disposition = (char *)r->disposition;
   e.repeat_of = (char *)r->repeat_of;
   e.triage_reason = (char *)r->triage_reason;
-  append(x, r->at_us, "ticket.accepted", &e.base);
+  append(x, b, r->at_us, "ticket.accepted", &e.base);
 }
 
 /* ---- decoding ------------------------------------------------------------ */
@@ -444,7 +448,7 @@ static int submit_next(struct intake_ctx *x, struct ireq *r, int n)
   return 0;
 }
 
-static void event_triaged(struct intake_ctx *x, const struct ireq *r)
+static void event_triaged(struct intake_ctx *x, struct svc_pg_batch *b, const struct ireq *r)
 {
   Whistle__Intake__TicketTriaged e = WHISTLE__INTAKE__TICKET_TRIAGED__INIT;
   e.ticket_no = r->ticket_no;
@@ -457,14 +461,14 @@ static void event_triaged(struct intake_ctx *x, const struct ireq *r)
   e.company = (char *)r->company;
   e.disposition = (char *)r->disposition;
   e.operator_ = (char *)r->op;
-  append(x, r->at_us, "ticket.triaged", &e.base);
+  append(x, b, r->at_us, "ticket.triaged", &e.base);
 }
 
 static int triage_next(struct intake_ctx *x, struct ireq *r, struct svc_pg_batch *b, int n)
 {
   const struct intake_existing *e = &r->existing;
   if (n == 5) {
-    if (r->new_id) event_triaged(x, r);
+    if (r->new_id) event_triaged(x, b, r);
     else reject(r, "ticket is no longer waiting in triage");
     return 0;
   }
@@ -534,7 +538,7 @@ static int on_stage_batch(void *arg, struct svc_req *const *reqs, size_t n,
   struct intake_ctx *x = arg;
   overlay_clear(x);
   x->pending_watermark_us = x->watermark_us; /* forget those of a failed batch */
-  svc_pg_batch_hook(b, watermark_hook, x);
+  if (svc_pg_batch_hook(b, watermark_hook, x)) return -1;
   struct intake_lookup *lk = malloc(n * sizeof *lk);
   struct intake_repeat_query *rq = malloc(n * sizeof *rq);
   size_t nl = 0, nq = 0;
@@ -584,7 +588,7 @@ static void on_stage_end(void *arg, struct svc_pg_batch *b, int n)
   for (size_t i = 0; i < x->n_overlay; i++) {
     struct ireq *r = x->overlay[i].r;
     if (rc != 0) unavailable(r);
-    else if (r->status == ST_ACCEPTED) event_accepted(x, r);
+    else if (r->status == ST_ACCEPTED) event_accepted(x, b, r);
   }
 }
 
@@ -603,7 +607,7 @@ static int on_stage_next(void *arg, struct svc_req *req, struct svc_pg_batch *b,
     if (n < 6) return 1;
     if (r->at_us <= x->pending_watermark_us) return r->status = ST_DUPLICATE, 0;
     x->pending_watermark_us = r->at_us; /* R-T3: only forward */
-    svc_stream_watermark(x->prod, r->at_us);
+    if (svc_stream_watermark(x->prod, b, r->at_us)) return -1;
     return 0;
   }
   if (n == 2) return 1;
@@ -616,7 +620,7 @@ static int on_stage_next(void *arg, struct svc_req *req, struct svc_pg_batch *b,
     e.ticket_no = r->ticket_no;
     e.at_us = r->at_us;
     e.satisfaction = r->text;
-    append(x, r->at_us, "ticket.feedback", &e.base); /* R-I7: referral acts on it */
+    append(x, b, r->at_us, "ticket.feedback", &e.base); /* R-I7: referral acts on it */
     return 0;
   }
   /* K_EXEMPT */
@@ -628,7 +632,7 @@ static int on_stage_next(void *arg, struct svc_req *req, struct svc_pg_batch *b,
   e.at_us = r->at_us;
   e.reason = r->text;
   e.operator_ = r->op;
-  append(x, r->at_us, "ticket.exempted", &e.base);
+  append(x, b, r->at_us, "ticket.exempted", &e.base);
   return 0;
 }
 

@@ -200,12 +200,12 @@ static int add_bulk(struct svc_pg_batch *b, struct svc_pg_stmt *st, struct svc_p
     for (int i = 0; i < n; i++) svc_pgarr_free(&a[i]);
     return -1;
   }
-  if (add_arrays(b, st, a, n, cb, o)) {
+  if (svc_pg_batch_hook(b, outs_free, o)) { /* the hook frees o from here on */
     free(o);
+    for (int i = 0; i < n; i++) svc_pgarr_free(&a[i]);
     return -1;
   }
-  svc_pg_batch_hook(b, outs_free, o);
-  return 0;
+  return add_arrays(b, st, a, n, cb, o);
 }
 
 static void text(struct svc_pgarr *a, const char *s)
@@ -293,12 +293,11 @@ int intake_store_ids(struct intake_store *s, struct svc_pg_batch *b, size_t n, u
   char nb[24];
   snprintf(nb, sizeof nb, "%zu", n);
   const char *v[1] = { nb };
-  if (svc_pg_batch_add(b, s->ids, 1, v, NULL, NULL, 0, ids_result, o)) {
+  if (svc_pg_batch_hook(b, outs_free, o)) { /* the hook frees o from here on */
     free(o);
     return -1;
   }
-  svc_pg_batch_hook(b, outs_free, o);
-  return 0;
+  return svc_pg_batch_add(b, s->ids, 1, v, NULL, NULL, 0, ids_result, o);
 }
 
 /* The columns of INSERT_MANY_SQL, in order, for one row. */

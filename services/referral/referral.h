@@ -279,8 +279,9 @@ void referral_cache_begin(struct referral_ctx *x, struct svc_pg_batch *b);
 struct referral_ticket *referral_cache_get(struct referral_ctx *x, const char *ticket_no);
 struct referral_ticket *referral_cache_put(struct referral_ctx *x, struct referral_ticket *t);
 int referral_cache_save(struct referral_ctx *x, struct svc_pg_batch *b);
-/* Appends the stream events for what the rules decided (fx) on ticket t. */
-void referral_publish(struct referral_ctx *x, struct referral_ticket *t,
+/* Appends to batch b the stream events for what the rules decided (fx) on
+ * ticket t; an event that cannot be appended fails b. */
+void referral_publish(struct referral_ctx *x, struct svc_pg_batch *b, struct referral_ticket *t,
                       const struct referral_fxs *fx, const struct referral_change *ch);
 /* "Now" for the clocks: the intake watermark, or (wall mode) the later of it
  * and the system clock. */

@@ -114,16 +114,19 @@ void referral_loaded_clear(struct referral_loaded *l)
 
 /* ---- publishing ----------------------------------------------------------- */
 
-static void append(struct referral_ctx *x, int64_t at, const char *kind, const char *to,
-                   const ProtobufCMessage *m)
+/* Appends an event to batch b; if it cannot, b fails as a whole (nothing of
+ * it commits, so no state change goes without its event). */
+static void append(struct referral_ctx *x, struct svc_pg_batch *b, int64_t at, const char *kind,
+                   const char *to, const ProtobufCMessage *m)
 {
   /* The stream promises no event before the published watermark: an update
    * stamped earlier keeps its true time in the payload. */
   if (at < x->out_watermark_us) at = x->out_watermark_us;
-  svc_stream_append_msg(x->prod, at, kind, to, m);
+  if (svc_stream_append_msg(x->prod, b, at, kind, to, m))
+    svc_pg_batch_fail(b, "cannot append a stream event");
 }
 
-static void pub_issued(struct referral_ctx *x, const struct referral_ticket *t,
+static void pub_issued(struct referral_ctx *x, struct svc_pg_batch *b, const struct referral_ticket *t,
                        const struct referral_step *s, const char *note)
 {
   Whistle__Referral__StepIssued e = WHISTLE__REFERRAL__STEP_ISSUED__INIT;
@@ -158,7 +161,7 @@ static void pub_issued(struct referral_ctx *x, const struct referral_ticket *t,
   e.note = (char *)(note ? note : "");
   e.replaces_step = s->replaces;
   e.rule_set = REFERRAL_RULE_SET;
-  append(x, s->issued_us, "step.issued", s->unit, &e.base);
+  append(x, b, s->issued_us, "step.issued", s->unit, &e.base);
 }
 
 static const char *const CHANGED_KIND[] = {
@@ -167,7 +170,7 @@ static const char *const CHANGED_KIND[] = {
   [FX_STEP_REOPENED] = "step.reopened", [FX_STEP_NOTE] = "step.note",
 };
 
-static void pub_changed(struct referral_ctx *x, const struct referral_ticket *t,
+static void pub_changed(struct referral_ctx *x, struct svc_pg_batch *b, const struct referral_ticket *t,
                         const struct referral_step *s, const struct referral_fx *f,
                         const struct referral_change *ch)
 {
@@ -192,10 +195,10 @@ static void pub_changed(struct referral_ctx *x, const struct referral_ticket *t,
   e.accept_by_us = s->accept_by_us;
   e.resolve_by_us = s->resolve_by_us;
   e.rule_set = REFERRAL_RULE_SET;
-  append(x, f->at_us, CHANGED_KIND[f->kind], s->unit, &e.base);
+  append(x, b, f->at_us, CHANGED_KIND[f->kind], s->unit, &e.base);
 }
 
-static void pub_clock(struct referral_ctx *x, const struct referral_ticket *t,
+static void pub_clock(struct referral_ctx *x, struct svc_pg_batch *b, const struct referral_ticket *t,
                       const struct referral_step *s, const struct referral_fx *f)
 {
   Whistle__Referral__StepClock e = WHISTLE__REFERRAL__STEP_CLOCK__INIT;
@@ -214,7 +217,7 @@ static void pub_clock(struct referral_ctx *x, const struct referral_ticket *t,
   e.key = overdue ? key : "";
   e.rule = "R-R4";
   e.rule_set = REFERRAL_RULE_SET;
-  append(x, f->at_us,
+  append(x, b, f->at_us,
          !overdue ? "step.warning" : (accept ? "ACCEPT_OVERDUE" : "RESOLVE_OVERDUE"), s->unit,
          &e.base);
   if (overdue) x->n.overdue++;
@@ -227,7 +230,7 @@ static const char *const TICKET_KIND[] = {
   [FX_TICKET_CONSULT] = "ticket.consult",
 };
 
-static void pub_ticket(struct referral_ctx *x, const struct referral_ticket *t,
+static void pub_ticket(struct referral_ctx *x, struct svc_pg_batch *b, const struct referral_ticket *t,
                        const struct referral_step *last, const struct referral_fx *f)
 {
   Whistle__Referral__TicketState e = WHISTLE__REFERRAL__TICKET_STATE__INIT;
@@ -240,10 +243,10 @@ static void pub_ticket(struct referral_ctx *x, const struct referral_ticket *t,
   e.rule = f->kind == FX_TICKET_CONSULT ? "R-R3" : (f->kind == FX_TICKET_REOPENED ? "R-R6" : "R-R2");
   e.rule_set = REFERRAL_RULE_SET;
   if (f->kind == FX_TICKET_CLOSED) x->n.closed++;
-  append(x, f->at_us, TICKET_KIND[f->kind], last ? last->unit : SVC_STREAM_INTERNAL, &e.base);
+  append(x, b, f->at_us, TICKET_KIND[f->kind], last ? last->unit : SVC_STREAM_INTERNAL, &e.base);
 }
 
-static void pub_violation(struct referral_ctx *x, const struct referral_ticket *t,
+static void pub_violation(struct referral_ctx *x, struct svc_pg_batch *b, const struct referral_ticket *t,
                           const struct referral_step *s, const struct referral_fx *f)
 {
   Whistle__Referral__ViolationConfirmed e = WHISTLE__REFERRAL__VIOLATION_CONFIRMED__INIT;
@@ -260,10 +263,10 @@ static void pub_violation(struct referral_ctx *x, const struct referral_ticket *
   e.rule = "R-P2";
   e.rule_set = REFERRAL_RULE_SET;
   x->n.violations++;
-  append(x, f->at_us, "violation.confirmed", SVC_STREAM_INTERNAL, &e.base);
+  append(x, b, f->at_us, "violation.confirmed", SVC_STREAM_INTERNAL, &e.base);
 }
 
-static void pub_feedback(struct referral_ctx *x, const struct referral_ticket *t,
+static void pub_feedback(struct referral_ctx *x, struct svc_pg_batch *b, const struct referral_ticket *t,
                          const struct referral_step *s, const struct referral_fx *f)
 {
   Whistle__Referral__Feedback e = WHISTLE__REFERRAL__FEEDBACK__INIT;
@@ -275,10 +278,10 @@ static void pub_feedback(struct referral_ctx *x, const struct referral_ticket *t
   e.ticket_state = (char *)referral_ticket_state_name(f->before);
   e.effect = (char *)(f->effect ? f->effect : "NONE");
   e.rule_set = REFERRAL_RULE_SET;
-  append(x, f->at_us, "ticket.feedback", s ? s->unit : SVC_STREAM_INTERNAL, &e.base);
+  append(x, b, f->at_us, "ticket.feedback", s ? s->unit : SVC_STREAM_INTERNAL, &e.base);
 }
 
-void referral_publish(struct referral_ctx *x, struct referral_ticket *t,
+void referral_publish(struct referral_ctx *x, struct svc_pg_batch *b, struct referral_ticket *t,
                       const struct referral_fxs *fx, const struct referral_change *ch)
 {
   for (size_t i = 0; i < fx->n; i++) {
@@ -286,26 +289,26 @@ void referral_publish(struct referral_ctx *x, struct referral_ticket *t,
     struct referral_step *s = f->step ? referral_find_step(t, f->step) : NULL;
     switch (f->kind) {
     case FX_STEP_ISSUED:
-      if (s) pub_issued(x, t, s, f->text);
+      if (s) pub_issued(x, b, t, s, f->text);
       x->n.steps++;
       break;
     case FX_STEP_ACCEPTED: case FX_STEP_RETURNED: case FX_STEP_PROGRESS:
     case FX_STEP_RESOLVED: case FX_STEP_REOPENED: case FX_STEP_NOTE:
-      if (s) pub_changed(x, t, s, f, ch);
+      if (s) pub_changed(x, b, t, s, f, ch);
       if (f->kind == FX_STEP_NOTE) x->n.notes++;
       break;
     case FX_WARN_ACCEPT: case FX_WARN_RESOLVE: case FX_ACCEPT_OVERDUE: case FX_RESOLVE_OVERDUE:
-      if (s) pub_clock(x, t, s, f);
+      if (s) pub_clock(x, b, t, s, f);
       break;
     case FX_TICKET_RESOLVED: case FX_TICKET_CLOSED: case FX_TICKET_REOPENED:
     case FX_TICKET_RETURNED: case FX_TICKET_CONSULT:
-      pub_ticket(x, t, referral_last_step(t), f);
+      pub_ticket(x, b, t, referral_last_step(t), f);
       break;
     case FX_VIOLATION:
-      if (s) pub_violation(x, t, s, f);
+      if (s) pub_violation(x, b, t, s, f);
       break;
     case FX_FEEDBACK:
-      pub_feedback(x, t, s, f);
+      pub_feedback(x, b, t, s, f);
       break;
     }
   }
@@ -393,11 +396,19 @@ static void copy(char *dst, size_t n, const char *s)
   snprintf(dst, n, "%s", s ? s : "");
 }
 
-static void new_ticket(struct referral_ctx *x, const Whistle__Intake__TicketAccepted *m)
+/* Fails b with why; returns -1 (for the apply functions below). */
+static int fail(struct svc_pg_batch *b, const char *why)
+{
+  svc_pg_batch_fail(b, why);
+  return -1;
+}
+
+static int new_ticket(struct referral_ctx *x, struct svc_pg_batch *b,
+                      const Whistle__Intake__TicketAccepted *m)
 {
   struct referral_ticket *t = calloc(1, sizeof *t);
   struct referral_fxs fx = { .n = 0 };
-  if (!t) return;
+  if (!t) return fail(b, "out of memory");
   copy(t->ticket_no, sizeof t->ticket_no, m->ticket_no);
   t->ticket_id = m->ticket_id;
   copy(t->request_type, sizeof t->request_type, m->request_type);
@@ -419,19 +430,20 @@ static void new_ticket(struct referral_ctx *x, const Whistle__Intake__TicketAcce
   t->state = strcmp(d, "TRIAGE") == 0 ? RT_TRIAGE
            : strcmp(d, "REPEAT") == 0 ? RT_REPEAT
            : strcmp(d, "DISPATCHED") == 0 ? RT_OPEN : RT_RECORDED;
-  if (!t->address || !t->content || !(t = referral_cache_put(x, t))) {
+  if (!t->address || !t->content) {
     ticket_free(t);
-    return;
+    return fail(b, "out of memory");
   }
+  if (!(t = referral_cache_put(x, t))) return fail(b, "out of memory");
   x->n.tickets++;
   if (t->state == RT_OPEN) {
     referral_dispatch(t, x->reg, m->received_us, &fx);
-    referral_publish(x, t, &fx, NULL);
+    referral_publish(x, b, t, &fx, NULL);
   } else if (t->state == RT_REPEAT) {
     struct referral_ticket *e = m->repeat_of[0] ? referral_cache_get(x, m->repeat_of) : NULL;
     if (e) { /* R-I5: a note on the open step, no new step */
       referral_repeat_note(e, t->ticket_no, m->received_us, &fx);
-      referral_publish(x, e, &fx, NULL);
+      referral_publish(x, b, e, &fx, NULL);
     }
     /* R-I5: if the earlier referral had closed by then (intake may not know
      * yet), this is no repeat: it is referred like any other ticket. */
@@ -439,25 +451,30 @@ static void new_ticket(struct referral_ctx *x, const Whistle__Intake__TicketAcce
       fx.n = 0;
       t->state = RT_OPEN;
       referral_dispatch(t, x->reg, m->received_us, &fx);
-      referral_publish(x, t, &fx, NULL);
+      referral_publish(x, b, t, &fx, NULL);
     }
   }
+  return 0;
 }
 
-static void on_accepted(struct referral_ctx *x, const struct svc_stream_event *e)
+/* Each of these applies one intake event to batch b: 0, or -1 after failing
+ * b with the reason (an undecodable payload, out of memory). */
+static int on_accepted(struct referral_ctx *x, struct svc_pg_batch *b, const struct svc_stream_event *e)
 {
   struct svc_pballoc al;
   Whistle__Intake__TicketAccepted *m = unpack(&whistle__intake__ticket_accepted__descriptor, &al, e);
-  if (!m) return;
-  if (!referral_cache_get(x, m->ticket_no)) new_ticket(x, m); /* else: seen already */
+  if (!m) return fail(b, "ticket.accepted: payload cannot be decoded");
+  int rc = referral_cache_get(x, m->ticket_no) ? 0 : new_ticket(x, b, m); /* else: seen already */
   protobuf_c_message_free_unpacked(&m->base, &al.a);
+  return rc;
 }
 
-static void on_triaged(struct referral_ctx *x, const struct svc_stream_event *e)
+static int on_triaged(struct referral_ctx *x, struct svc_pg_batch *b, const struct svc_stream_event *e)
 {
   struct svc_pballoc al;
   Whistle__Intake__TicketTriaged *m = unpack(&whistle__intake__ticket_triaged__descriptor, &al, e);
-  struct referral_ticket *t = m ? referral_cache_get(x, m->ticket_no) : NULL;
+  if (!m) return fail(b, "ticket.triaged: payload cannot be decoded");
+  struct referral_ticket *t = referral_cache_get(x, m->ticket_no);
   if (t && t->state == RT_TRIAGE) {
     struct referral_fxs fx = { .n = 0 };
     copy(t->category, sizeof t->category, m->category);
@@ -469,24 +486,27 @@ static void on_triaged(struct referral_ctx *x, const struct svc_stream_event *e)
     t->dirty = 1;
     if (strcmp(m->disposition, "DISPATCHED") == 0) referral_dispatch(t, x->reg, m->at_us, &fx);
     else t->state = RT_RECORDED;
-    referral_publish(x, t, &fx, NULL);
+    referral_publish(x, b, t, &fx, NULL);
   }
-  if (m) protobuf_c_message_free_unpacked(&m->base, &al.a);
+  protobuf_c_message_free_unpacked(&m->base, &al.a);
+  return 0;
 }
 
-static void on_feedback(struct referral_ctx *x, const struct svc_stream_event *e)
+static int on_feedback(struct referral_ctx *x, struct svc_pg_batch *b, const struct svc_stream_event *e)
 {
   struct svc_pballoc al;
   Whistle__Intake__TicketFeedback *m = unpack(&whistle__intake__ticket_feedback__descriptor, &al, e);
-  struct referral_ticket *t = m ? referral_cache_get(x, m->ticket_no) : NULL;
+  if (!m) return fail(b, "ticket.feedback: payload cannot be decoded");
+  struct referral_ticket *t = referral_cache_get(x, m->ticket_no);
   if (t) {
     struct referral_fxs fx = { .n = 0 };
     if (referral_feedback(t, x->reg, m->satisfaction, m->at_us, &fx) == 0) {
       x->n.feedback++;
-      referral_publish(x, t, &fx, NULL);
+      referral_publish(x, b, t, &fx, NULL);
     }
   }
-  if (m) protobuf_c_message_free_unpacked(&m->base, &al.a);
+  protobuf_c_message_free_unpacked(&m->base, &al.a);
+  return 0;
 }
 
 /* The clock moves with a watermark only once the batch recording it has
@@ -511,19 +531,20 @@ int referral_intake_apply_next(void *arg, struct svc_pg_batch *b,
   (void)stage;
   referral_cache_begin(x, b);
   if (x->applying) referral_loaded_absorb(x, &x->applying->loaded);
-  for (size_t i = 0; i < n; i++) {
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
     const struct svc_stream_event *e = &ev[i];
-    if (strcmp(e->kind, "ticket.accepted") == 0) on_accepted(x, e);
-    else if (strcmp(e->kind, "ticket.triaged") == 0) on_triaged(x, e);
-    else if (strcmp(e->kind, "ticket.feedback") == 0) on_feedback(x, e);
+    if (strcmp(e->kind, "ticket.accepted") == 0) rc = on_accepted(x, b, e);
+    else if (strcmp(e->kind, "ticket.triaged") == 0) rc = on_triaged(x, b, e);
+    else if (strcmp(e->kind, "ticket.feedback") == 0) rc = on_feedback(x, b, e);
     else if (strcmp(e->kind, SVC_STREAM_WATERMARK) == 0 && e->event_us > wm) wm = e->event_us;
     /* ticket.exempted concerns rating only. */
   }
-  if (referral_cache_save(x, b) != 0) return -1;
+  if (rc != 0 || referral_cache_save(x, b) != 0) return -1;
   if (wm > x->in_watermark_us) {
     if (referral_store_clock(x->store, b, wm, 0) != 0) return -1;
     x->staged_in_watermark_us = wm; /* the clock acts on it once this batch is in */
-    svc_pg_batch_hook(b, watermark_committed, x);
+    if (svc_pg_batch_hook(b, watermark_committed, x)) return -1;
   }
   apply_free(&x->applying);
   return 0;
@@ -569,12 +590,12 @@ static void tick_stage(struct svc_pg_batch *b, void *arg)
     do {
       fx.n = 0;
       more = referral_tick(t, j->now, &fx);
-      referral_publish(x, t, &fx, NULL);
+      referral_publish(x, b, t, &fx, NULL);
     } while (more);
   }
   int rc = referral_cache_save(x, b);
   if (loaded < CLOCK_BATCH && j->now > x->out_watermark_us) { /* every deadline before now is dealt with */
-    rc |= svc_stream_watermark(x->prod, j->now);
+    rc |= svc_stream_watermark(x->prod, b, j->now);
     rc |= referral_store_clock(x->store, b, 0, j->now);
     j->all_done = 1;
   } else if (loaded < CLOCK_BATCH) {

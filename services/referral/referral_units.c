@@ -285,7 +285,7 @@ static int on_stage_next(void *arg, struct svc_req *req, struct svc_pg_batch *b,
   }
   if (res.verdict != RV_APPLIED) return 0;
   struct referral_change ch = { (const char *const *)r->evidence, r->n_evidence };
-  referral_publish(x, t, &fx, &ch);
+  referral_publish(x, b, t, &fx, &ch);
   if (referral_store_save(x->store, b, t) != 0) return -1;
   t->dirty = 0;
   return 0;

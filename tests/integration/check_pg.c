@@ -129,7 +129,7 @@ START_TEST(test_pipelined_batch_commits)
     snprintf(v, sizeof v, "%d", i);
     add_ins(b, k, v);
   }
-  svc_pg_batch_add(b, sum, 0, NULL, NULL, NULL, 1, got_cb, &o);
+  ck_assert_int_eq(svc_pg_batch_add(b, sum, 0, NULL, NULL, NULL, 1, got_cb, &o), 0);
   svc_pg_submit(b);
   run_until(&o.done);
   ck_assert_int_eq(o.oc, SVC_PG_COMMITTED);
@@ -154,7 +154,7 @@ START_TEST(test_stage_depends_on_results)
   q1("INSERT INTO c_pg.t VALUES ('a', 4)");
   struct outcome o = { 0 };
   struct svc_pg_batch *b = svc_pg_batch_new(pg, stage_cb, done_cb, &o);
-  svc_pg_batch_add(b, sum, 0, NULL, NULL, NULL, 1, got_cb, &o);
+  ck_assert_int_eq(svc_pg_batch_add(b, sum, 0, NULL, NULL, NULL, 1, got_cb, &o), 0);
   svc_pg_submit(b);
   run_until(&o.done);
   ck_assert_int_eq(o.oc, SVC_PG_COMMITTED);
@@ -204,7 +204,7 @@ START_TEST(test_binary_arrays_roundtrip)
   int len[2] = { (int)a[0].len, (int)a[1].len }, fmt[2] = { 1, 1 };
   struct outcome o = { 0 };
   struct svc_pg_batch *b = svc_pg_batch_new(pg, NULL, done_cb, &o);
-  svc_pg_batch_add(b, bulk, 2, v, len, fmt, 0, NULL, NULL);
+  ck_assert_int_eq(svc_pg_batch_add(b, bulk, 2, v, len, fmt, 0, NULL, NULL), 0);
   svc_pgarr_free(&a[0]);
   svc_pgarr_free(&a[1]);
   svc_pg_submit(b);

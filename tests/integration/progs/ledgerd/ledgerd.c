@@ -252,7 +252,10 @@ static int on_stage_batch(void *arg, struct svc_req *const *reqs, size_t n, stru
     bulk_free(b, SVC_PG_RETRY, NULL, c);
     return -1;
   }
-  svc_pg_batch_hook(b, bulk_free, c);
+  if (svc_pg_batch_hook(b, bulk_free, c)) {
+    bulk_free(b, SVC_PG_RETRY, NULL, c);
+    return -1;
+  }
   return 0;
 }
 
@@ -260,10 +263,10 @@ static int on_stage_next(void *arg, struct svc_req *req, struct svc_pg_batch *b,
 {
   struct ledgerd *l = arg;
   struct put *p = req->data;
-  (void)b;
   (void)n;
-  if (p->status == WHISTLE__TEST__PUT_REPLY__STATUS__NEW)
-    svc_stream_append(l->prod, p->event_us, "ledger.put", p->addressee, p->key, strlen(p->key));
+  if (p->status == WHISTLE__TEST__PUT_REPLY__STATUS__NEW &&
+      svc_stream_append(l->prod, b, p->event_us, "ledger.put", p->addressee, p->key, strlen(p->key)))
+    return -1;
   return 0;
 }
 
