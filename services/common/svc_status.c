@@ -2,6 +2,7 @@
  * fills in; anything else gets no answer and is counted. */
 #include "svc_status_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,7 @@
 struct svc_status_out {
   Whistle__Control__Counter items[MAX_COUNTERS];
   Whistle__Control__Counter *ptrs[MAX_COUNTERS];
+  char names[MAX_COUNTERS][64]; /* copies: callers may build names on the stack */
   size_t n;
 };
 
@@ -31,7 +33,8 @@ void svc_status_add(struct svc_status_out *o, const char *name, int64_t value)
   if (o->n == MAX_COUNTERS) return;
   Whistle__Control__Counter *c = &o->items[o->n];
   whistle__control__counter__init(c);
-  c->name = (char *)name;
+  snprintf(o->names[o->n], sizeof o->names[o->n], "%s", name);
+  c->name = o->names[o->n];
   c->value = value;
   o->ptrs[o->n++] = c;
 }

@@ -11,7 +11,7 @@
 struct svc_status;
 struct svc_status_out;
 
-/* Adds one counter to a status reply being built. */
+/* Adds one counter to a status reply being built (name is copied, up to 63 bytes). */
 void svc_status_add(struct svc_status_out *o, const char *name, int64_t value);
 typedef void (*svc_status_fill_cb)(void *arg, struct svc_status_out *o);
 

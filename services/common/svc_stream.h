@@ -90,6 +90,11 @@ struct svc_stream_producer_stats {
   uint64_t max_inflight; /* the most unacknowledged events seen for any subscriber */
 };
 void svc_stream_producer_stats(const struct svc_stream_producer *p, struct svc_stream_producer_stats *st);
+/* Adds the producer's counters to a status reply as "<prefix>.<name>"
+ * (head, appended, dropped, sent, acks, subscribers, ...). */
+struct svc_status_out;
+void svc_stream_producer_status(const struct svc_stream_producer *p, const char *prefix,
+                                struct svc_status_out *o);
 
 /* ---- consumer ---- */
 struct svc_stream_consumer;

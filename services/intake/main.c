@@ -128,9 +128,7 @@ static void fill_status(void *arg, struct svc_status_out *o)
 {
   struct intake *in = arg;
   struct svc_server_stats ss;
-  struct svc_stream_producer_stats ps;
   svc_server_stats(in->srv, &ss);
-  svc_stream_producer_stats(in->x.prod, &ps);
   svc_status_add(o, "intake.accepted", (int64_t)in->x.n.accepted);
   svc_status_add(o, "intake.duplicate", (int64_t)in->x.n.duplicate);
   svc_status_add(o, "intake.rejected", (int64_t)in->x.n.rejected);
@@ -143,9 +141,7 @@ static void fill_status(void *arg, struct svc_status_out *o)
   svc_status_add(o, "server.batches", (int64_t)ss.batches);
   svc_status_add(o, "server.dropped", (int64_t)ss.dropped);
   svc_status_add(o, "server.pending", (int64_t)ss.pending);
-  svc_status_add(o, "stream.head", (int64_t)ps.head);
-  svc_status_add(o, "stream.subscribers", (int64_t)ps.subscribers);
-  svc_status_add(o, "stream.bad_frames", (int64_t)ps.bad_frames);
+  svc_stream_producer_status(in->x.prod, "stream", o);
   svc_status_add(o, "pg.up", svc_pg_is_up(in->pgw));
   svc_status_add(o, "clock.now_us", svc_clock_now(&in->x.clock));
   if (in->closures) {

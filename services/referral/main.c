@@ -79,10 +79,8 @@ static void fill_status(void *arg, struct svc_status_out *o)
   struct referral *rf = arg;
   struct referral_counters *n = &rf->x.n;
   struct svc_server_stats ss;
-  struct svc_stream_producer_stats ps;
   struct svc_stream_consumer_stats cs;
   svc_server_stats(rf->srv, &ss);
-  svc_stream_producer_stats(rf->x.prod, &ps);
   svc_stream_consumer_stats(rf->cons, &cs);
   svc_status_add(o, "referral.tickets", (int64_t)n->tickets);
   svc_status_add(o, "referral.steps", (int64_t)n->steps);
@@ -99,9 +97,7 @@ static void fill_status(void *arg, struct svc_status_out *o)
   svc_status_add(o, "server.requests", (int64_t)ss.requests);
   svc_status_add(o, "server.batches", (int64_t)ss.batches);
   svc_status_add(o, "server.pending", (int64_t)ss.pending);
-  svc_status_add(o, "stream.head", (int64_t)ps.head);
-  svc_status_add(o, "stream.subscribers", (int64_t)ps.subscribers);
-  svc_status_add(o, "stream.bad_frames", (int64_t)ps.bad_frames);
+  svc_stream_producer_status(rf->x.prod, "stream", o);
   svc_status_add(o, "intake.position", (int64_t)cs.position);
   svc_status_add(o, "intake.resubscribes", (int64_t)cs.resubscribes);
   svc_status_add(o, "clock.in_watermark_us", rf->x.in_watermark_us);
