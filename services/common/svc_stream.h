@@ -135,7 +135,14 @@ uint64_t svc_stream_consumer_position(const struct svc_stream_consumer *c);
 struct svc_stream_consumer_stats {
   uint64_t position, received, applied, batches, resubscribes, duplicates, errors;
   uint64_t max_unacked;  /* the most events received but not yet acknowledged */
+  uint64_t poisoned;     /* events that failed to apply on their own (each counted once) */
+  uint64_t poison_seq;   /* the event failing now (retried with back-off), or 0 */
+  uint64_t poison_tries; /* its failed attempts so far */
 };
 void svc_stream_consumer_stats(const struct svc_stream_consumer *c, struct svc_stream_consumer_stats *st);
+/* Adds the consumer's counters to a status reply as "<prefix>.<name>"
+ * (position, applied, resubscribes, max_unacked, poisoned, poison_seq, ...). */
+void svc_stream_consumer_status(const struct svc_stream_consumer *c, const char *prefix,
+                                struct svc_status_out *o);
 
 #endif

@@ -7,11 +7,14 @@
 
 #include "svc_alloc.h"
 #include "svc_log.h"
+#include "svc_status.h"
 #include "svc_stream_int.h"
 #include "svc_time.h"
 
 #define RESUB_MIN_US (200 * 1000)
 #define UNPACK_BUDGET (16u << 20)
+#define RETRY_MIN_MS 1000      /* a failing event is retried after 1 s, 2 s, 4 s ... */
+#define RETRY_MAX_MS 60000     /* ... up to once a minute */
 
 struct cev {
   uint64_t seq;
@@ -49,6 +52,9 @@ struct svc_stream_consumer {
   int loaded;             /* position read from the database */
   uint64_t applied;       /* committed position */
   uint64_t received;      /* last seq received in this session */
+  uint64_t skip_to;       /* events up to here are being applied already: not queued */
+  uint64_t poison_seq;    /* the event that fails to apply on its own, or 0 */
+  uint64_t poison_tries;  /* its failed attempts so far */
   uint64_t session;
   struct cev *q;          /* received, not yet applying */
   size_t q_head, q_n, q_cap;
@@ -98,7 +104,11 @@ static void send_ack(struct svc_stream_consumer *c)
 static void subscribe(struct svc_stream_consumer *c)
 {
   queue_clear(c);
-  c->received = c->cur ? c->cur->to : c->applied;
+  /* From the committed position, so that the producer's credit covers what is
+   * being applied too (it is acknowledged once committed): the window holds
+   * across re-subscribes. What the apply in flight holds is skipped. */
+  c->received = c->applied;
+  c->skip_to = c->cur ? c->cur->to : c->applied;
   c->session = (uint64_t)svc_wall_us() ^ (c->subscribed << 48);
   Whistle__Stream__Subscribe s = WHISTLE__STREAM__SUBSCRIBE__INIT;
   s.consumer = c->consumer;
@@ -174,6 +184,11 @@ static void on_events(struct svc_stream_consumer *c, const Whistle__Stream__Even
       c->stats.duplicates++;
       continue;
     }
+    if (e->seq <= c->skip_to) { /* in the apply in flight */
+      c->received = e->seq;
+      c->stats.duplicates++;
+      continue;
+    }
     if (queue_push(c, e)) {
       request_resubscribe(c, "out of memory");
       return;
@@ -236,6 +251,65 @@ static void applying_free(struct applying *a)
 static void apply_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err, void *arg);
 static void retry_cb(uv_timer_t *t);
 
+/* Puts m events back at the head of the queue (they come next). 0 or -1. */
+static int queue_unshift(struct svc_stream_consumer *c, const struct cev *evs, size_t m)
+{
+  size_t cap = c->q_cap ? c->q_cap : 1024;
+  while (cap < c->q_n + m) cap *= 2;
+  struct cev *n = malloc(cap * sizeof *n);
+  if (!n) return -1;
+  memcpy(n, evs, m * sizeof *n);
+  for (size_t i = 0; i < c->q_n; i++) n[m + i] = c->q[(c->q_head + i) % c->q_cap];
+  free(c->q);
+  c->q = n;
+  c->q_cap = cap;
+  c->q_head = 0;
+  c->q_n += m;
+  return 0;
+}
+
+/* An apply transaction failed (an SQL error, or the service could not stage
+ * it). With several events, the first half is tried alone, and so on until
+ * the event that fails is alone: a poison event. That one is logged once
+ * with its seq, kind and the error, counted, shown in status
+ * (poison_seq) and retried with back-off (1 s doubling to 60 s) until it
+ * applies: nothing after it is applied before it (the stream's order). */
+static void apply_failed(struct svc_stream_consumer *c, const char *err)
+{
+  struct applying *a = c->cur;
+  char q[512];
+  c->stats.errors++;
+  if (a->n > 1) {
+    size_t keep = a->n / 2;
+    if (queue_unshift(c, a->evs + keep, a->n - keep) == 0) {
+      svc_warn("cannot apply events; retrying fewer to find the one that fails",
+               " consumer=%s producer=%s from=%llu events=%zu error=%s", c->consumer, c->producer,
+               (unsigned long long)a->from, a->n, svc_log_quote(q, sizeof q, err));
+      a->n = keep;
+      a->to = a->evs[keep - 1].seq;
+      uv_timer_start(&c->retry, retry_cb, 0, 0);
+      return;
+    }
+  }
+  uint64_t seq = a->evs[0].seq;
+  if (a->n == 1 && c->poison_seq != seq) {
+    c->poison_seq = seq;
+    c->poison_tries = 0;
+    c->stats.poisoned++;
+    svc_error("event cannot be applied; retrying it with back-off",
+              " consumer=%s producer=%s seq=%llu kind=%s error=%s", c->consumer, c->producer,
+              (unsigned long long)seq, a->evs[0].kind, svc_log_quote(q, sizeof q, err));
+  }
+  uint64_t tries = a->n == 1 ? ++c->poison_tries : 1;
+  uint64_t ms = RETRY_MIN_MS;
+  for (uint64_t i = 1; i < tries && ms < RETRY_MAX_MS; i++) ms *= 2;
+  if (ms > RETRY_MAX_MS) ms = RETRY_MAX_MS;
+  svc_debug("apply failed; retrying", " consumer=%s seq=%llu attempt=%llu retry_ms=%llu",
+            c->consumer, (unsigned long long)seq, (unsigned long long)tries,
+            (unsigned long long)ms);
+  uv_timer_start(&c->retry, retry_cb, ms, 0);
+}
+
 /* After each stage's results: further stages from apply_next, then the
  * producer's flush as the last one (events appended while applying). */
 static void on_stage(struct svc_pg_batch *b, void *arg)
@@ -277,9 +351,7 @@ static void stage_apply(struct svc_stream_consumer *c)
   return;
 fail:
   svc_pg_batch_discard(&b);
-  c->stats.errors++;
-  svc_error("cannot stage events; retrying in 1 s", " consumer=%s", c->consumer);
-  uv_timer_start(&c->retry, retry_cb, 1000, 0);
+  apply_failed(c, "the consumer could not stage the events");
 }
 
 static void apply_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err, void *arg)
@@ -287,6 +359,12 @@ static void apply_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const cha
   struct svc_stream_consumer *c = arg;
   struct applying *a = c->cur;
   if (oc == SVC_PG_COMMITTED) {
+    if (c->poison_seq && c->poison_seq <= a->to) {
+      svc_info("event applied after failing", " consumer=%s producer=%s seq=%llu attempts=%llu",
+               c->consumer, c->producer, (unsigned long long)c->poison_seq,
+               (unsigned long long)c->poison_tries);
+      c->poison_seq = c->poison_tries = 0;
+    }
     c->applied = a->to;
     c->stats.applied += a->n;
     c->stats.batches++;
@@ -323,10 +401,7 @@ static void apply_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const cha
     load_position(c);
     return;
   }
-  c->stats.errors++;
-  svc_error("cannot apply events; retrying in 1 s", " consumer=%s producer=%s from=%llu error=\"%s\"",
-            c->consumer, c->producer, (unsigned long long)a->from, err ? err : "");
-  uv_timer_start(&c->retry, retry_cb, 1000, 0);
+  apply_failed(c, err ? err : "");
 }
 
 static void maybe_apply(struct svc_stream_consumer *c)
@@ -531,4 +606,25 @@ void svc_stream_consumer_stats(const struct svc_stream_consumer *c,
 {
   *st = c->stats;
   st->position = c->applied;
+  st->poison_seq = c->poison_seq;
+  st->poison_tries = c->poison_tries;
+}
+
+void svc_stream_consumer_status(const struct svc_stream_consumer *c, const char *prefix,
+                                struct svc_status_out *o)
+{
+  struct svc_stream_consumer_stats st;
+  svc_stream_consumer_stats(c, &st);
+  const struct { const char *name; uint64_t v; } v[] = {
+    { "position", st.position }, { "received", st.received }, { "applied", st.applied },
+    { "batches", st.batches }, { "resubscribes", st.resubscribes },
+    { "duplicates", st.duplicates }, { "errors", st.errors }, { "max_unacked", st.max_unacked },
+    { "poisoned", st.poisoned }, { "poison_seq", st.poison_seq },
+    { "poison_tries", st.poison_tries },
+  };
+  char name[96];
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+    snprintf(name, sizeof name, "%s.%s", prefix, v[i].name);
+    svc_status_add(o, name, (int64_t)v[i].v);
+  }
 }

@@ -144,11 +144,7 @@ static void fill_status(void *arg, struct svc_status_out *o)
   svc_stream_producer_status(in->x.prod, "stream", o);
   svc_status_add(o, "pg.up", svc_pg_is_up(in->pgw));
   svc_status_add(o, "clock.now_us", svc_clock_now(&in->x.clock));
-  if (in->closures) {
-    struct svc_stream_consumer_stats cs;
-    svc_stream_consumer_stats(in->closures, &cs);
-    svc_status_add(o, "closures.position", (int64_t)cs.position);
-  }
+  if (in->closures) svc_stream_consumer_status(in->closures, "closures", o);
 }
 
 static void finish(void *arg)

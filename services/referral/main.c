@@ -79,9 +79,7 @@ static void fill_status(void *arg, struct svc_status_out *o)
   struct referral *rf = arg;
   struct referral_counters *n = &rf->x.n;
   struct svc_server_stats ss;
-  struct svc_stream_consumer_stats cs;
   svc_server_stats(rf->srv, &ss);
-  svc_stream_consumer_stats(rf->cons, &cs);
   svc_status_add(o, "referral.tickets", (int64_t)n->tickets);
   svc_status_add(o, "referral.steps", (int64_t)n->steps);
   svc_status_add(o, "referral.updates", (int64_t)n->updates);
@@ -98,8 +96,7 @@ static void fill_status(void *arg, struct svc_status_out *o)
   svc_status_add(o, "server.batches", (int64_t)ss.batches);
   svc_status_add(o, "server.pending", (int64_t)ss.pending);
   svc_stream_producer_status(rf->x.prod, "stream", o);
-  svc_status_add(o, "intake.position", (int64_t)cs.position);
-  svc_status_add(o, "intake.resubscribes", (int64_t)cs.resubscribes);
+  svc_stream_consumer_status(rf->cons, "intake", o);
   svc_status_add(o, "clock.in_watermark_us", rf->x.in_watermark_us);
   svc_status_add(o, "clock.out_watermark_us", rf->x.out_watermark_us);
   svc_status_add(o, "pg.up", svc_pg_is_up(rf->pgw));

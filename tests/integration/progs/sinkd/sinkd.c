@@ -85,15 +85,7 @@ static int apply(void *arg, struct svc_pg_batch *b, const struct svc_stream_even
 static void fill_status(void *arg, struct svc_status_out *o)
 {
   struct sinkd *s = arg;
-  struct svc_stream_consumer_stats st;
-  svc_stream_consumer_stats(s->cons, &st);
-  svc_status_add(o, "consumer.position", (int64_t)st.position);
-  svc_status_add(o, "consumer.received", (int64_t)st.received);
-  svc_status_add(o, "consumer.applied", (int64_t)st.applied);
-  svc_status_add(o, "consumer.batches", (int64_t)st.batches);
-  svc_status_add(o, "consumer.resubscribes", (int64_t)st.resubscribes);
-  svc_status_add(o, "consumer.max_unacked", (int64_t)st.max_unacked);
-  svc_status_add(o, "consumer.errors", (int64_t)st.errors);
+  svc_stream_consumer_status(s->cons, "consumer", o);
   svc_status_add(o, "pg.up", svc_pg_is_up(s->pg));
 }
 
