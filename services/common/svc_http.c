@@ -14,14 +14,14 @@
 struct conn {
   uv_tcp_t tcp;
   uv_write_t wr;
-  struct svc_http *h;
+  struct svc__http *h;
   char req[REQ_MAX];
   size_t len;
   char *resp;
   int answered;
 };
 
-struct svc_http {
+struct svc__http {
   uv_tcp_t server;
   struct svc_status *st;
 };
@@ -71,11 +71,11 @@ static void handle(struct conn *c)
     return;
   }
   if (strcmp(path, "/healthz") == 0) {
-    int up = svc_status_value(c->h->st, "pg.up", 1) != 0;
+    int up = svc__status_value(c->h->st, "pg.up", 1) != 0;
     respond(c, up ? 200 : 503, up ? "OK" : "Service Unavailable", "text/plain",
             up ? "ok\n" : "postgres unavailable\n");
   } else if (strcmp(path, "/metrics") == 0) {
-    char *text = svc_status_prometheus(c->h->st);
+    char *text = svc__status_prometheus(c->h->st);
     respond(c, text ? 200 : 500, text ? "OK" : "Internal Server Error",
             "text/plain; version=0.0.4", text ? text : "");
     free(text);
@@ -114,7 +114,7 @@ static void server_closed(uv_handle_t *hd)
 
 static void on_connection(uv_stream_t *server, int status)
 {
-  struct svc_http *h = server->data;
+  struct svc__http *h = server->data;
   if (status < 0) return;
   struct conn *c = calloc(1, sizeof *c);
   if (!c) return;
@@ -126,7 +126,7 @@ static void on_connection(uv_stream_t *server, int status)
     uv_close((uv_handle_t *)&c->tcp, conn_closed);
 }
 
-struct svc_http *svc_http_new(uv_loop_t *loop, const char *addr, struct svc_status *st)
+struct svc__http *svc__http_new(uv_loop_t *loop, const char *addr, struct svc_status *st)
 {
   char host[64];
   int port;
@@ -139,7 +139,7 @@ struct svc_http *svc_http_new(uv_loop_t *loop, const char *addr, struct svc_stat
   snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
   if (!host[0] || strcmp(host, "*") == 0) snprintf(host, sizeof host, "0.0.0.0");
   struct sockaddr_in sa;
-  struct svc_http *h = calloc(1, sizeof *h);
+  struct svc__http *h = calloc(1, sizeof *h);
   if (!h) return NULL;
   h->st = st;
   uv_tcp_init(loop, &h->server);
@@ -156,9 +156,9 @@ struct svc_http *svc_http_new(uv_loop_t *loop, const char *addr, struct svc_stat
   return h;
 }
 
-void svc_http_destroy(struct svc_http **hp)
+void svc__http_destroy(struct svc__http **hp)
 {
-  struct svc_http *h = *hp;
+  struct svc__http *h = *hp;
   if (!h) return;
   *hp = NULL;
   uv_close((uv_handle_t *)&h->server, server_closed);

@@ -21,7 +21,7 @@ struct svc_status_out {
 
 struct svc_status {
   struct svc_zsock *sock;
-  struct svc_http *http;
+  struct svc__http *http;
   char *service;
   svc_status_fill_cb fill;
   void *arg;
@@ -90,7 +90,7 @@ static struct svc_status_out *collect(struct svc_status *s)
   return o;
 }
 
-int64_t svc_status_value(struct svc_status *s, const char *name, int64_t def)
+int64_t svc__status_value(struct svc_status *s, const char *name, int64_t def)
 {
   struct svc_status_out *o = collect(s);
   int64_t v = def;
@@ -100,7 +100,7 @@ int64_t svc_status_value(struct svc_status *s, const char *name, int64_t def)
   return v;
 }
 
-char *svc_status_prometheus(struct svc_status *s)
+char *svc__status_prometheus(struct svc_status *s)
 {
   struct svc_status_out *o = collect(s);
   size_t cap = 256 + (o ? o->n : 0) * 160;
@@ -134,7 +134,7 @@ struct svc_status *svc_status_new(uv_loop_t *loop, struct svc_zctx *z, const cha
     struct svc_zsock_opts o = { .type = ZMQ_ROUTER, .bind = endpoint };
     ok = (s->sock = svc_zsock_new(z, loop, &o, on_message, s)) != NULL;
   }
-  if (ok && http && *http) ok = (s->http = svc_http_new(loop, http, s)) != NULL;
+  if (ok && http && *http) ok = (s->http = svc__http_new(loop, http, s)) != NULL;
   if (!ok) {
     svc_status_destroy(&s);
     return NULL;
@@ -148,7 +148,7 @@ void svc_status_destroy(struct svc_status **sp)
   if (!s) return;
   *sp = NULL;
   if (s->sock) svc_zsock_close(&s->sock);
-  svc_http_destroy(&s->http);
+  svc__http_destroy(&s->http);
   free(s->service);
   free(s);
 }

@@ -37,7 +37,7 @@ struct svc_stream_consumer {
   uv_loop_t *loop;
   struct svc_zctx *z;
   struct svc_pg *pg;
-  struct svc_stream_cstmts st;
+  struct svc__stream_cstmts st;
   struct svc_zsock *sock;
   uv_timer_t timer, retry;  /* heartbeat/silence ticks; apply retry after an error */
   int open_handles;
@@ -86,7 +86,7 @@ static void queue_clear(struct svc_stream_consumer *c)
 static void send_msg(struct svc_stream_consumer *c, Whistle__Stream__StreamMessage *m)
 {
   m->version = SVC_STREAM_VERSION;
-  svc_stream_send(c->sock, NULL, 0, m);
+  svc__stream_send(c->sock, NULL, 0, m);
 }
 
 static void send_ack(struct svc_stream_consumer *c)
@@ -344,7 +344,7 @@ static void stage_apply(struct svc_stream_consumer *c)
   for (size_t i = 0; i < a->n; i++)
     a->v[i] = (struct svc_stream_event){ a->evs[i].seq, a->evs[i].event_us, a->evs[i].kind,
                                          a->evs[i].addressee, a->evs[i].payload, a->evs[i].len };
-  if (svc_stream_store_advance(&c->st, b, c->producer, a->from, a->to) ||
+  if (svc__stream_store_advance(&c->st, b, c->producer, a->from, a->to) ||
       c->apply(c->arg, b, a->v, a->n) != 0)
     goto fail;
   svc_pg_submit(b);
@@ -494,7 +494,7 @@ static void load_position(struct svc_stream_consumer *c)
   struct svc_pg_batch *b = svc_pg_batch_new(c->pg, NULL, position_done, c);
   if (!b) return;
   svc_pg_batch_readonly(b);
-  svc_stream_store_position(&c->st, b, c->producer, position_result, c);
+  svc__stream_store_position(&c->st, b, c->producer, position_result, c);
   svc_pg_submit(b);
 }
 
@@ -519,7 +519,7 @@ struct svc_stream_consumer *svc_stream_consumer_new(uv_loop_t *loop, struct svc_
   c->silence_ms = o->silence_ms ? o->silence_ms : 5000;
   c->max_batch = o->max_batch ? o->max_batch : c->window;
   if (!c->endpoint || !c->consumer || !c->producer ||
-      svc_stream_store_prepare_consumer(&c->st, pg))
+      svc__stream_store_prepare_consumer(&c->st, pg))
     goto fail;
   struct svc_zsock_opts zo = { .type = ZMQ_DEALER, .connect = o->endpoint,
                                .heartbeat_ms = c->heartbeat_ms, .server_key = o->server_key };

@@ -68,7 +68,7 @@ struct svc_stream_producer {
   uv_loop_t *loop;
   struct svc_zctx *z;
   struct svc_pg *pgw, *pgr;
-  struct svc_stream_stmts st;
+  struct svc__stream_stmts st;
   struct svc_zsock *sock;
   uv_timer_t timer, wm_timer;
   int64_t (*wm_fn)(void *);
@@ -291,7 +291,7 @@ int svc_stream_flush(struct svc_stream_producer *p, struct svc_pg_batch *b)
   if (!c) goto out;
   c->from = s->n_flushed;
   c->n = s->n - s->n_flushed;
-  if (svc_stream_store_append(&p->st, b, a, (int64_t)c->n, append_result, c)) goto out;
+  if (svc__stream_store_append(&p->st, b, a, (int64_t)c->n, append_result, c)) goto out;
   if (s->chunks_tail) s->chunks_tail->next = c; else s->chunks = c;
   s->chunks_tail = c;
   s->n_flushed = s->n;
@@ -340,7 +340,7 @@ static void send_events(struct svc_stream_producer *p, struct sub *s, const stru
   m.version = SVC_STREAM_VERSION;
   m.body_case = WHISTLE__STREAM__STREAM_MESSAGE__BODY_EVENTS;
   m.events = &body;
-  svc_stream_send(p->sock, s->peer, s->peer_len, &m);
+  svc__stream_send(p->sock, s->peer, s->peer_len, &m);
   for (size_t i = 0; i < n; i++) {
     s->inflight[(s->if_head + s->if_n) % s->window] = evs[i]->seq;
     s->if_n++;
@@ -425,7 +425,7 @@ static void start_page(struct svc_stream_producer *p, struct sub *s, uint64_t up
     return;
   }
   svc_pg_batch_readonly(b);
-  if (svc_stream_store_page(&p->st, b, s->pos, upto, q->limit, s->full ? NULL : s->id, page_result, q)) {
+  if (svc__stream_store_page(&p->st, b, s->pos, upto, q->limit, s->full ? NULL : s->id, page_result, q)) {
     free(q);
     svc_pg_batch_discard(&b);
     return;
@@ -471,7 +471,7 @@ static void send_error(struct svc_stream_producer *p, const uint8_t *peer, size_
   m.version = SVC_STREAM_VERSION;
   m.body_case = WHISTLE__STREAM__STREAM_MESSAGE__BODY_ERROR;
   m.error = &e;
-  svc_stream_send(p->sock, peer, peer_len, &m);
+  svc__stream_send(p->sock, peer, peer_len, &m);
 }
 
 static int is_full_access(const struct svc_stream_producer *p, const char *id)
@@ -615,7 +615,7 @@ static void send_heartbeat(struct svc_stream_producer *p, struct sub *s)
   m.version = SVC_STREAM_VERSION;
   m.body_case = WHISTLE__STREAM__STREAM_MESSAGE__BODY_HEARTBEAT;
   m.heartbeat = &h;
-  svc_stream_send(p->sock, s->peer, s->peer_len, &m);
+  svc__stream_send(p->sock, s->peer, s->peer_len, &m);
   s->sent_us = svc_mono_us();
 }
 
@@ -658,7 +658,7 @@ static void head_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char
     struct svc_pg_batch *nb = svc_pg_batch_new(p->pgr, NULL, head_done, p);
     if (!nb) return;
     svc_pg_batch_readonly(nb);
-    svc_stream_store_head(&p->st, nb, head_result, p);
+    svc__stream_store_head(&p->st, nb, head_result, p);
     svc_pg_submit(nb);
     return;
   }
@@ -713,7 +713,7 @@ struct svc_stream_producer *svc_stream_producer_new(uv_loop_t *loop, struct svc_
   p->dead_ms = o->dead_ms ? o->dead_ms : 10000;
   p->ring = calloc(p->ring_cap, sizeof *p->ring);
   if (!p->name || !p->full_access || !p->ring ||
-      svc_stream_store_prepare_producer(&p->st, pg_write, pg_read))
+      svc__stream_store_prepare_producer(&p->st, pg_write, pg_read))
     goto fail;
   struct svc_zsock_opts zo = { .type = ZMQ_ROUTER, .bind = o->endpoint };
   p->sock = svc_zsock_new(z, loop, &zo, on_message, p);
@@ -730,7 +730,7 @@ struct svc_stream_producer *svc_stream_producer_new(uv_loop_t *loop, struct svc_
   struct svc_pg_batch *b = svc_pg_batch_new(pg_read, NULL, head_done, p);
   if (!b) goto fail;
   svc_pg_batch_readonly(b);
-  svc_stream_store_head(&p->st, b, head_result, p);
+  svc__stream_store_head(&p->st, b, head_result, p);
   svc_pg_submit(b);
   return p;
 fail:

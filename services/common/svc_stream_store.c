@@ -26,7 +26,7 @@ static const char PAGE_FOR_SQL[] =
 static const char ADVANCE_SQL[] = "SELECT stream_advance($1, $2, $3)";
 static const char POSITION_SQL[] = "SELECT last_seq FROM stream_positions WHERE producer = $1";
 
-int svc_stream_store_prepare_producer(struct svc_stream_stmts *s, struct svc_pg *w, struct svc_pg *r)
+int svc__stream_store_prepare_producer(struct svc__stream_stmts *s, struct svc_pg *w, struct svc_pg *r)
 {
   s->append = svc_pg_prepare(w, APPEND_SQL, 5, NULL);
   s->head = svc_pg_prepare(r, HEAD_SQL, 0, NULL);
@@ -35,7 +35,7 @@ int svc_stream_store_prepare_producer(struct svc_stream_stmts *s, struct svc_pg 
   return s->append && s->head && s->page_all && s->page_for ? 0 : -1;
 }
 
-int svc_stream_store_append(const struct svc_stream_stmts *s, struct svc_pg_batch *b,
+int svc__stream_store_append(const struct svc__stream_stmts *s, struct svc_pg_batch *b,
                             struct svc_pgarr arr[4], int64_t n, svc_pg_result_cb cb, void *arg)
 {
   char nbuf[24];
@@ -47,13 +47,13 @@ int svc_stream_store_append(const struct svc_stream_stmts *s, struct svc_pg_batc
   return svc_pg_batch_add(b, s->append, 5, v, len, fmt, 1, cb, arg);
 }
 
-int svc_stream_store_head(const struct svc_stream_stmts *s, struct svc_pg_batch *b,
+int svc__stream_store_head(const struct svc__stream_stmts *s, struct svc_pg_batch *b,
                           svc_pg_result_cb cb, void *arg)
 {
   return svc_pg_batch_add(b, s->head, 0, NULL, NULL, NULL, 1, cb, arg);
 }
 
-int svc_stream_store_page(const struct svc_stream_stmts *s, struct svc_pg_batch *b, uint64_t after,
+int svc__stream_store_page(const struct svc__stream_stmts *s, struct svc_pg_batch *b, uint64_t after,
                           uint64_t upto, int limit, const char *who, svc_pg_result_cb cb, void *arg)
 {
   char a[24], u[24], l[16];
@@ -65,14 +65,14 @@ int svc_stream_store_page(const struct svc_stream_stmts *s, struct svc_pg_batch 
                           arg);
 }
 
-int svc_stream_store_prepare_consumer(struct svc_stream_cstmts *s, struct svc_pg *pg)
+int svc__stream_store_prepare_consumer(struct svc__stream_cstmts *s, struct svc_pg *pg)
 {
   s->advance = svc_pg_prepare(pg, ADVANCE_SQL, 3, NULL);
   s->position = svc_pg_prepare(pg, POSITION_SQL, 1, NULL);
   return s->advance && s->position ? 0 : -1;
 }
 
-int svc_stream_store_advance(const struct svc_stream_cstmts *s, struct svc_pg_batch *b,
+int svc__stream_store_advance(const struct svc__stream_cstmts *s, struct svc_pg_batch *b,
                              const char *producer, uint64_t from, uint64_t to)
 {
   char f[24], t[24];
@@ -82,7 +82,7 @@ int svc_stream_store_advance(const struct svc_stream_cstmts *s, struct svc_pg_ba
   return svc_pg_batch_add(b, s->advance, 3, v, NULL, NULL, 0, NULL, NULL);
 }
 
-int svc_stream_store_position(const struct svc_stream_cstmts *s, struct svc_pg_batch *b,
+int svc__stream_store_position(const struct svc__stream_cstmts *s, struct svc_pg_batch *b,
                               const char *producer, svc_pg_result_cb cb, void *arg)
 {
   const char *v[1] = { producer };

@@ -4,7 +4,7 @@
 
 #include <stdlib.h>
 
-int svc_stream_send(struct svc_zsock *s, const uint8_t *peer, size_t peer_len,
+int svc__stream_send(struct svc_zsock *s, const uint8_t *peer, size_t peer_len,
                     const Whistle__Stream__StreamMessage *msg)
 {
   size_t len = whistle__stream__stream_message__get_packed_size(msg);
