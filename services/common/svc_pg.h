@@ -18,9 +18,7 @@
 #include <libpq-fe.h>
 #include <uv.h>
 
-/* On functions whose failure must be handled (a write that would otherwise
- * commit without its statement or event): the compiler refuses to ignore it. */
-#define SVC_MUST_CHECK __attribute__((warn_unused_result))
+#include "svc_attr.h"
 
 struct svc_pg;
 struct svc_pg_batch;

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "svc_attr.h"
 
 #include "svc_registry.h"
 #include "svc_time.h"
@@ -192,7 +193,7 @@ struct intake_store *intake_store_new(struct svc_pg *pg);
 void intake_store_destroy(struct intake_store **s);
 /* Each adds one statement to b; its result is written to *out when the
  * stage's results arrive (out must live until then). 0 or -1. */
-int intake_store_lookup(struct intake_store *s, struct svc_pg_batch *b, const char *ticket_no,
+SVC_MUST_CHECK int intake_store_lookup(struct intake_store *s, struct svc_pg_batch *b, const char *ticket_no,
                         struct intake_existing *out);
 
 /* Bulk statements: each adds one statement for n elements (none when n is
@@ -202,7 +203,7 @@ struct intake_lookup {
   const char *ticket_no;
   struct intake_existing *out;
 };
-int intake_store_lookup_many(struct intake_store *s, struct svc_pg_batch *b,
+SVC_MUST_CHECK int intake_store_lookup_many(struct intake_store *s, struct svc_pg_batch *b,
                              const struct intake_lookup *q, size_t n);
 /* R-I5: the earlier tickets of the same pseudonym, compound and category
  * received in [from_us, to_us], the most recent first, at most
@@ -212,30 +213,30 @@ struct intake_repeat_query {
   int64_t from_us, to_us;
   struct intake_candidates *out;
 };
-int intake_store_candidates_many(struct intake_store *s, struct svc_pg_batch *b,
+SVC_MUST_CHECK int intake_store_candidates_many(struct intake_store *s, struct svc_pg_batch *b,
                                  const struct intake_repeat_query *q, size_t n);
 /* Reserves n new ticket ids: out[0..n) receives them (0 until the results
  * arrive); out must live until the batch ends. */
-int intake_store_ids(struct intake_store *s, struct svc_pg_batch *b, size_t n, uint64_t *out);
+SVC_MUST_CHECK int intake_store_ids(struct intake_store *s, struct svc_pg_batch *b, size_t n, uint64_t *out);
 /* Inserts the rows, with the ids reserved, and their callers. A ticket
  * number that exists fails the batch (unique index). */
-int intake_store_insert_many(struct intake_store *s, struct svc_pg_batch *b,
+SVC_MUST_CHECK int intake_store_insert_many(struct intake_store *s, struct svc_pg_batch *b,
                              const struct intake_ticket_row *rows, size_t n);
 /* *state_out: 0 unknown ticket, 1 callback recorded before, 2 recorded now. */
-int intake_store_feedback(struct intake_store *s, struct svc_pg_batch *b, const char *ticket_no,
+SVC_MUST_CHECK int intake_store_feedback(struct intake_store *s, struct svc_pg_batch *b, const char *ticket_no,
                           int64_t at_us, const char *satisfaction, int *state_out);
 /* *id_out: the ticket's id if it was in triage and is now completed, else 0. */
-int intake_store_triage(struct intake_store *s, struct svc_pg_batch *b, const char *ticket_no,
+SVC_MUST_CHECK int intake_store_triage(struct intake_store *s, struct svc_pg_batch *b, const char *ticket_no,
                         const char *compound, const char *street, const char *district,
                         const char *category, const char *disposition, int64_t at_us,
                         const char *operator_id, uint64_t *id_out);
 /* *id_out: the ticket's id if it is exempted now, 0 if unknown or exempt already. */
-int intake_store_exempt(struct intake_store *s, struct svc_pg_batch *b, const char *ticket_no,
+SVC_MUST_CHECK int intake_store_exempt(struct intake_store *s, struct svc_pg_batch *b, const char *ticket_no,
                         const char *reason, int64_t at_us, const char *operator_id,
                         uint64_t *id_out);
 /* R-I6 retention: erases phone and name of tickets closed before cutoff_us
  * (RECORDED tickets count as closed when received). *erased_out: rows. */
-int intake_store_purge(struct intake_store *s, struct svc_pg_batch *b, int64_t now_us,
+SVC_MUST_CHECK int intake_store_purge(struct intake_store *s, struct svc_pg_batch *b, int64_t now_us,
                        int64_t cutoff_us, uint64_t *erased_out);
 
 /* At start-up, before the loop runs (blocking): the last watermark and the
@@ -278,7 +279,7 @@ void intake_handlers_free(struct intake_ctx *x);
 struct svc_stream_event;
 struct svc_pg_stmt *intake_store_prepare_closed(struct svc_pg *pg);
 /* Sets closed_us of the tickets named, where not set yet (one statement). */
-int intake_store_closed(struct svc_pg_stmt *st, struct svc_pg_batch *b,
+SVC_MUST_CHECK int intake_store_closed(struct svc_pg_stmt *st, struct svc_pg_batch *b,
                         const char *const *ticket_nos, const int64_t *at_us, size_t n);
 /* The referral stream consumer's apply callback; arg is the prepared
  * statement of intake_store_prepare_closed. */

@@ -18,6 +18,26 @@
 #include "svc_stream.h"
 
 enum kind { K_SUBMIT, K_FEEDBACK, K_WATERMARK, K_TRIAGE, K_EXEMPT };
+
+/* The stages of a hotline batch (one transaction), in order. Each stage's
+ * statements see the results of the stages before it.
+ *   STAGE_LOOKUP    reads, for the batch's new tickets at once (on_stage_batch):
+ *                   their ticket_no (R-I1), their callers' earlier tickets
+ *                   (R-I5), and reserves their ids.
+ *   STAGE_TICKETS   decides R-I1 and R-I5 per ticket (submit_next), then
+ *                   writes every new ticket and caller with one statement and
+ *                   appends their ticket.accepted (on_stage_end).
+ *   STAGE_ACTIONS   twins learn their original's id; callbacks are inserted,
+ *                   exemptions updated, triage targets read (action_statements),
+ *                   so that they see the batch's new tickets.
+ *   STAGE_DECIDE    callbacks and exemptions append their events; triage
+ *                   decides and writes its update (triage_next).
+ *   STAGE_TRIAGED   triage appends ticket.triaged.
+ *   STAGE_WATERMARK watermarks are appended last, after every event they cover.
+ * A request returns 1 from on_stage_next while it needs a later stage. */
+enum stage {
+  STAGE_LOOKUP = 1, STAGE_TICKETS, STAGE_ACTIONS, STAGE_DECIDE, STAGE_TRIAGED, STAGE_WATERMARK
+};
 typedef Whistle__Hotline__Reply__Status reply_status;
 #define ST_ACCEPTED WHISTLE__HOTLINE__REPLY__STATUS__ACCEPTED
 #define ST_DUPLICATE WHISTLE__HOTLINE__REPLY__STATUS__DUPLICATE
@@ -294,8 +314,8 @@ static int on_decode(void *arg, struct svc_req *req, const uint8_t *frame, size_
 
 /* ---- staging ------------------------------------------------------------- */
 
-/* Stage 3 for operator actions and callbacks: their statements run after the
- * batch's new tickets are inserted (stage 2), so they see those tickets. */
+/* STAGE_ACTIONS for operator actions and callbacks: their statements run
+ * after the batch's new tickets are inserted, so they see those tickets. */
 static int action_statements(struct intake_ctx *x, struct ireq *r, struct svc_pg_batch *b)
 {
   switch (r->kind) {
@@ -411,12 +431,13 @@ static void unavailable(struct ireq *r)
   snprintf(r->reason, sizeof r->reason, "could not be staged; send it again");
 }
 
-/* Stage 2 decides R-I1 and R-I5 and queues a new ticket in the overlay;
- * on_stage_end inserts the overlay's tickets with one statement and appends
- * their events. A twin of one of them learns the outcome in stage 3. */
+/* STAGE_TICKETS decides R-I1 and R-I5 and queues a new ticket in the
+ * overlay; on_stage_end inserts the overlay's tickets with one statement and
+ * appends their events. A twin of one of them learns the outcome in
+ * STAGE_ACTIONS. */
 static int submit_next(struct intake_ctx *x, struct ireq *r, int n)
 {
-  if (n == 3) { /* only twins get here */
+  if (n == STAGE_ACTIONS) { /* only twins get here */
     if (r->twin->status == ST_UNAVAILABLE) unavailable(r);
     else r->ticket_id = r->twin->new_id;
     return 0;
@@ -439,7 +460,7 @@ static int submit_next(struct intake_ctx *x, struct ireq *r, int n)
       snprintf(r->compound, sizeof r->compound, "%s", r->twin->compound);
       snprintf(r->disposition, sizeof r->disposition, "%s", r->twin->disposition);
     }
-    return r->twin ? 1 : 0; /* a twin learns its original's id in stage 3 */
+    return r->twin ? 1 : 0; /* a twin learns its original's id in STAGE_ACTIONS */
   }
   snprintf(r->disposition, sizeof r->disposition, "%s", disposition_of(x, r));
   if (x->n_overlay >= x->cap_ids || overlay_add(x, r)) return unavailable(r), 0;
@@ -467,7 +488,7 @@ static void event_triaged(struct intake_ctx *x, struct svc_pg_batch *b, const st
 static int triage_next(struct intake_ctx *x, struct ireq *r, struct svc_pg_batch *b, int n)
 {
   const struct intake_existing *e = &r->existing;
-  if (n == 5) {
+  if (n == STAGE_TRIAGED) {
     if (r->new_id) event_triaged(x, b, r);
     else reject(r, "ticket is no longer waiting in triage");
     return 0;
@@ -491,7 +512,7 @@ static int triage_next(struct intake_ctx *x, struct ireq *r, struct svc_pg_batch
   r->ticket_id = e->id;
   if (intake_store_triage(x->store, b, r->ticket_no, r->compound, r->street, r->district,
                           r->category, r->disposition, r->at_us, r->op, &r->new_id))
-    return 0;
+    return -1; /* the batch fails: no ACCEPTED without the update */
   return 1;
 }
 
@@ -528,10 +549,9 @@ static int reserve_ids(struct intake_ctx *x, size_t n)
   return 0;
 }
 
-/* Stage 1 of a batch: the lookups of its new tickets (R-I1), the earlier
+/* STAGE_LOOKUP: the lookups of the batch's new tickets (R-I1), the earlier
  * tickets of their callers (R-I5) and ids for them, one statement each for
- * the whole batch. Callbacks, exemptions and triage wait for stage 3 (see
- * on_stage_next). */
+ * the whole batch. Callbacks, exemptions and triage wait for STAGE_ACTIONS. */
 static int on_stage_batch(void *arg, struct svc_req *const *reqs, size_t n,
                           struct svc_pg_batch *b)
 {
@@ -565,12 +585,12 @@ out:
   return rc;
 }
 
-/* After stage 2: the batch's new tickets (the overlay, in arrival order) go
- * in with one statement, followed by their events. */
+/* End of STAGE_TICKETS: the batch's new tickets (the overlay, in arrival
+ * order) go in with one statement, and their events are appended. */
 static void on_stage_end(void *arg, struct svc_pg_batch *b, int n)
 {
   struct intake_ctx *x = arg;
-  if (n != 2 || x->n_overlay == 0) return;
+  if (n != STAGE_TICKETS || x->n_overlay == 0) return;
   struct intake_ticket_row *rows = malloc(x->n_overlay * sizeof *rows);
   size_t k = 0;
   for (size_t i = 0; rows && i < x->n_overlay; i++) {
@@ -592,26 +612,21 @@ static void on_stage_end(void *arg, struct svc_pg_batch *b, int n)
   }
 }
 
-/* Stages of a batch: 1 lookups of new tickets (on_stage_batch); 2 their
- * decisions, then their insert and events (on_stage_end); 3 twins learn their
- * original's id, and the statements of callbacks, exemptions and triage (which
- * so see the batch's new tickets); 4 decisions on those (triage updates); 5
- * the triage events; 6 watermarks, last, after every event they cover. A
- * batch of new tickets only commits after stage 2. */
+/* Every request's part in the stages after STAGE_LOOKUP (see enum stage). */
 static int on_stage_next(void *arg, struct svc_req *req, struct svc_pg_batch *b, int n)
 {
   struct intake_ctx *x = arg;
   struct ireq *r = req->data;
   if (r->kind == K_SUBMIT) return submit_next(x, r, n);
   if (r->kind == K_WATERMARK) {
-    if (n < 6) return 1;
+    if (n < STAGE_WATERMARK) return 1;
     if (r->at_us <= x->pending_watermark_us) return r->status = ST_DUPLICATE, 0;
     x->pending_watermark_us = r->at_us; /* R-T3: only forward */
     if (svc_stream_watermark(x->prod, b, r->at_us)) return -1;
     return 0;
   }
-  if (n == 2) return 1;
-  if (n == 3) return action_statements(x, r, b) == 0 ? 1 : (reject(r, "cannot stage"), 0);
+  if (n == STAGE_TICKETS) return 1;
+  if (n == STAGE_ACTIONS) return action_statements(x, r, b) == 0 ? 1 : -1; /* -1: the batch fails */
   if (r->kind == K_TRIAGE) return triage_next(x, r, b, n);
   if (r->kind == K_FEEDBACK) {
     if (r->fb_state == 0) return reject(r, "unknown ticket_no"), 0;

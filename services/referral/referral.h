@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "svc_attr.h"
 
 #include "svc_registry.h"
 #include "svc_time.h"
@@ -216,16 +217,16 @@ struct referral_loader { referral_ticket_cb cb; void *arg; };
 struct referral_store *referral_store_new(struct svc_pg *pg);
 void referral_store_destroy(struct referral_store **s);
 /* Loads the tickets named (one statement). 0 or -1. */
-int referral_store_load(struct referral_store *s, struct svc_pg_batch *b,
+SVC_MUST_CHECK int referral_store_load(struct referral_store *s, struct svc_pg_batch *b,
                         const char *const *ticket_nos, size_t n, const struct referral_loader *l);
 /* Loads up to limit tickets with a clock due at or before now_us. */
-int referral_store_due(struct referral_store *s, struct svc_pg_batch *b, int64_t now_us,
+SVC_MUST_CHECK int referral_store_due(struct referral_store *s, struct svc_pg_batch *b, int64_t now_us,
                        size_t limit, const struct referral_loader *l);
 /* Inserts or updates the ticket with its steps and next due instant. */
-int referral_store_save(struct referral_store *s, struct svc_pg_batch *b,
+SVC_MUST_CHECK int referral_store_save(struct referral_store *s, struct svc_pg_batch *b,
                         const struct referral_ticket *t);
 /* Records the intake watermark received and the watermark published. */
-int referral_store_clock(struct referral_store *s, struct svc_pg_batch *b, int64_t in_us,
+SVC_MUST_CHECK int referral_store_clock(struct referral_store *s, struct svc_pg_batch *b, int64_t in_us,
                          int64_t out_us);
 /* At start-up, before the loop runs (blocking): the saved watermarks. */
 int referral_store_load_clock(const char *conninfo, int64_t *in_us, int64_t *out_us);
@@ -278,7 +279,7 @@ void referral_loaded_clear(struct referral_loaded *l);
 void referral_cache_begin(struct referral_ctx *x, struct svc_pg_batch *b);
 struct referral_ticket *referral_cache_get(struct referral_ctx *x, const char *ticket_no);
 struct referral_ticket *referral_cache_put(struct referral_ctx *x, struct referral_ticket *t);
-int referral_cache_save(struct referral_ctx *x, struct svc_pg_batch *b);
+SVC_MUST_CHECK int referral_cache_save(struct referral_ctx *x, struct svc_pg_batch *b);
 /* Appends to batch b the stream events for what the rules decided (fx) on
  * ticket t; an event that cannot be appended fails b. */
 void referral_publish(struct referral_ctx *x, struct svc_pg_batch *b, struct referral_ticket *t,
