@@ -49,11 +49,17 @@ resolve_dir() {
   if [ -e "$LINK" ]; then DIR=$(readlink -f "$LINK"); else DIR=$LINK; fi
 }
 
+# 0 if a path is ours or the server's (not planted by another user).
+owned() {
+  local u; u=$(stat -c %u "$1") || return 1
+  [ "$u" = "$(id -u)" ] || [ "$u" = "$(id -u postgres 2>/dev/null)" ]
+}
+
 # As root the server runs as `postgres`, which must be able to reach the
 # directory; when the checkout is somewhere it cannot (e.g. under /root or a
 # 0700 directory), or the socket path would be too long, the cluster lives in a
-# fresh directory under /tmp and build/pg points to it. Either way DIR ends up
-# the resolved directory.
+# directory under /tmp named after the checkout's path and build/pg points to
+# it. Either way DIR ends up the resolved directory.
 place_dir() {
   if [ -L "$LINK" ] && [ ! -d "$LINK" ]; then rm -f "$LINK"; fi # its /tmp target is gone
   mkdir -p "$(dirname "$LINK")"
@@ -66,7 +72,11 @@ place_dir() {
     [ ${#real} -gt 80 ] && need_tmp=1
     if [ $need_tmp -eq 1 ]; then
       local alt
-      alt=$(mktemp -d /tmp/whistle-pg-XXXXXXXX)
+      alt=/tmp/whistle-pg-$(printf '%s' "$LINK" | cksum | cut -d' ' -f1)
+      if [ -L "$alt" ] || { [ -e "$alt" ] && ! owned "$alt"; }; then
+        alt=$(mktemp -d /tmp/whistle-pg-XXXXXXXX)
+      fi
+      mkdir -p "$alt"
       chmod 755 "$alt"
       ln -sfn "$alt" "$LINK"
     else
