@@ -27,7 +27,10 @@ U
 }
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-DIR=${WHISTLE_PGDEV_DIR:-$ROOT/build/pg}
+# LINK is where the cluster is named (build/pg, possibly a symlink); DIR is the
+# directory it resolves to, the only path handed to Postgres and its tools.
+LINK=${WHISTLE_PGDEV_DIR:-$ROOT/build/pg}
+DIR=$LINK
 PORT=${WHISTLE_PGDEV_PORT:-54329}
 BIN=${WHISTLE_PG_BINDIR:-/usr/lib/postgresql/15/bin}
 DB=whistle
@@ -35,28 +38,52 @@ SERVICES=(intake referral rating escalation)
 
 die() { echo "pgdev: $*" >&2; exit 1; }
 
+# Runs a command as the server's user: as root, `postgres`, from / since the
+# caller's working directory may be one that user cannot enter.
 as_pg() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
+}
+
+# Sets DIR to the directory LINK resolves to, when it exists.
+resolve_dir() {
+  if [ -e "$LINK" ]; then DIR=$(readlink -f "$LINK"); else DIR=$LINK; fi
+}
+
+# 0 if a path is ours or the server's (not planted by another user).
+owned() {
+  local u; u=$(stat -c %u "$1") || return 1
+  [ "$u" = "$(id -u)" ] || [ "$u" = "$(id -u postgres 2>/dev/null)" ]
 }
 
 # As root the server runs as `postgres`, which must be able to reach the
-# directory; when the checkout is somewhere it cannot (e.g. under /root), or the
-# socket path would be too long, the cluster lives under /tmp and build/pg
-# points to it.
+# directory; when the checkout is somewhere it cannot (e.g. under /root or a
+# 0700 directory), or the socket path would be too long, the cluster lives in a
+# directory under /tmp named after the checkout's path and build/pg points to
+# it. Either way DIR ends up the resolved directory.
 place_dir() {
-  mkdir -p "$(dirname "$DIR")"
-  if [ -L "$DIR" ] || [ -d "$DIR/data" ]; then return; fi
-  local need_tmp=0
-  if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$(dirname "$DIR")" 2>/dev/null; then need_tmp=1; fi
-  [ ${#DIR} -gt 80 ] && need_tmp=1
-  if [ $need_tmp -eq 1 ]; then
-    local alt
-    alt=/tmp/whistle-pg-$(printf '%s' "$DIR" | cksum | cut -d' ' -f1)
-    mkdir -p "$alt"
-    ln -sfn "$alt" "$DIR"
-  else
-    mkdir -p "$DIR"
+  if [ -L "$LINK" ] && [ ! -d "$LINK" ]; then rm -f "$LINK"; fi # its /tmp target is gone
+  mkdir -p "$(dirname "$LINK")"
+  if [ ! -L "$LINK" ] && [ ! -d "$LINK/data" ]; then
+    local real need_tmp=0
+    real=$(readlink -f "$(dirname "$LINK")")/$(basename "$LINK")
+    if [ "$(id -u)" -eq 0 ] && ! (cd / && runuser -u postgres -- test -x "$(dirname "$real")") 2>/dev/null; then
+      need_tmp=1
+    fi
+    [ ${#real} -gt 80 ] && need_tmp=1
+    if [ $need_tmp -eq 1 ]; then
+      local alt
+      alt=/tmp/whistle-pg-$(printf '%s' "$LINK" | cksum | cut -d' ' -f1)
+      if [ -L "$alt" ] || { [ -e "$alt" ] && ! owned "$alt"; }; then
+        alt=$(mktemp -d /tmp/whistle-pg-XXXXXXXX)
+      fi
+      mkdir -p "$alt"
+      chmod 755 "$alt"
+      ln -sfn "$alt" "$LINK"
+    else
+      mkdir -p "$LINK"
+    fi
   fi
+  resolve_dir
 }
 
 sock() { echo "$DIR/run"; }
@@ -147,6 +174,7 @@ reset_schemas() {
 }
 
 cmd=${1:-}; shift || true
+resolve_dir
 case "$cmd" in
   start) start ;;
   stop) if running; then as_pg "$BIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null; fi ;;
@@ -160,8 +188,8 @@ case "$cmd" in
   psql) psql_super -d "$DB" "$@" ;;
   destroy)
     if running; then as_pg "$BIN/pg_ctl" -D "$DIR/data" -m immediate -w stop >/dev/null || true; fi
-    if [ -L "$DIR" ]; then rm -rf "$(readlink "$DIR")"; fi
-    rm -rf "$DIR" ;;
+    if [ -L "$LINK" ]; then rm -rf "$DIR"; fi
+    rm -rf "$LINK" ;;
   -h|--help|help|"") usage ;;
   *) usage >&2; exit 2 ;;
 esac

@@ -24,6 +24,14 @@ static const struct svc_config_var common_vars[] = {
     .help = "File with this daemon's Z85 secret key as a client of other daemons." },
   { .name = "WHISTLE_MAX_MSG_BYTES", .def = "1048576", .kind = SVC_CFG_INT, .min = 1024,
     .max = 64 << 20, .help = "Largest message accepted on any socket (ZMQ_MAXMSGSIZE)." },
+  { .name = "WHISTLE_ZMQ_HWM", .def = "100000", .kind = SVC_CFG_INT, .min = 1, .max = 10000000,
+    .help = "Messages held in each connection's ZeroMQ pipe, each way (ZMQ_SNDHWM, ZMQ_RCVHWM)." },
+  { .name = "WHISTLE_ZMQ_QUEUE_MSGS", .def = "10000", .kind = SVC_CFG_INT, .min = 1,
+    .max = 10000000, .help = "Messages queued for one peer beyond its pipe; more are dropped and counted." },
+  { .name = "WHISTLE_ZMQ_QUEUE_BYTES", .def = "4194304", .kind = SVC_CFG_INT, .min = 1024,
+    .max = (int64_t)1 << 32, .help = "Payload bytes queued for one peer beyond its pipe." },
+  { .name = "WHISTLE_ZMQ_QUEUE_PEERS", .def = "1024", .kind = SVC_CFG_INT, .min = 1, .max = 1000000,
+    .help = "Peers of one socket that may have messages queued at once." },
   { .name = "WHISTLE_CONTROL", .def = "", .kind = SVC_CFG_STRING,
     .help = "Control endpoint answering status requests (empty: none)." },
   { .name = "WHISTLE_HTTP", .def = "", .kind = SVC_CFG_STRING,
@@ -56,6 +64,10 @@ int svc_daemon_init(struct svc_daemon *d, int argc, char **argv, const char *nam
   struct svc_zctx_opts zo = {
     .curve = (int)svc_daemon_int(d, "WHISTLE_CURVE"),
     .maxmsgsize = svc_daemon_int(d, "WHISTLE_MAX_MSG_BYTES"),
+    .hwm = (int)svc_daemon_int(d, "WHISTLE_ZMQ_HWM"),
+    .queue_msgs = (size_t)svc_daemon_int(d, "WHISTLE_ZMQ_QUEUE_MSGS"),
+    .queue_bytes = (size_t)svc_daemon_int(d, "WHISTLE_ZMQ_QUEUE_BYTES"),
+    .queue_peers = (size_t)svc_daemon_int(d, "WHISTLE_ZMQ_QUEUE_PEERS"),
   };
   const char *sk = svc_daemon_str(d, "WHISTLE_CURVE_SECRET_KEY");
   const char *ck = svc_daemon_str(d, "WHISTLE_CURVE_CLIENT_KEY");

@@ -1,5 +1,6 @@
 /* The control endpoint: answers StatusRequest with the counters the daemon
- * fills in; anything else gets no answer and is counted. */
+ * fills in, after those every daemon has (its ZeroMQ sockets' traffic, queues
+ * and drops); anything else gets no answer and is counted. */
 #include "svc_status_int.h"
 
 #include <stdio.h>
@@ -20,6 +21,7 @@ struct svc_status_out {
 };
 
 struct svc_status {
+  struct svc_zctx *z;
   struct svc_zsock *sock;
   struct svc__http *http;
   char *service;
@@ -86,6 +88,19 @@ static struct svc_status_out *collect(struct svc_status *s)
   struct svc_status_out *o = calloc(1, sizeof *o);
   if (!o) return NULL;
   svc_status_add(o, "control.bad_frames", s->bad);
+  if (s->z) {
+    struct svc_zsock_stats zs;
+    svc_zctx_sock_stats(s->z, &zs);
+    svc_status_add(o, "zmq.received", (int64_t)zs.received);
+    svc_status_add(o, "zmq.sent", (int64_t)zs.sent);
+    svc_status_add(o, "zmq.queued", (int64_t)zs.queued);
+    svc_status_add(o, "zmq.dropped_full", (int64_t)zs.dropped_full);
+    svc_status_add(o, "zmq.dropped_unroutable", (int64_t)zs.dropped_unroutable);
+    svc_status_add(o, "zmq.dropped_bad", (int64_t)zs.dropped_bad);
+    svc_status_add(o, "zmq.queue_msgs", (int64_t)zs.queue_msgs);
+    svc_status_add(o, "zmq.queue_bytes", (int64_t)zs.queue_bytes);
+    svc_status_add(o, "zmq.queue_peers", (int64_t)zs.queue_peers);
+  }
   s->fill(s->arg, o);
   return o;
 }
@@ -127,6 +142,7 @@ struct svc_status *svc_status_new(uv_loop_t *loop, struct svc_zctx *z, const cha
   struct svc_status *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->service = strdup(service);
+  s->z = z;
   s->fill = fill;
   s->arg = arg;
   int ok = s->service != NULL;

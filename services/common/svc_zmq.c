@@ -1,7 +1,7 @@
 /* ZeroMQ sockets on libuv: creation with every option in one place, the
  * edge-triggered pump (bounded receive batches, queued sends flushed on
- * POLLOUT), CURVE key handling and the ZAP handler that maps allowed client
- * keys to identities. See svc_zmq.h. */
+ * POLLOUT; the queues themselves are svc_zqueue.c), CURVE key handling and
+ * the ZAP handler that maps allowed client keys to identities. See svc_zmq.h. */
 #include "svc_zmq.h"
 
 #include <dirent.h>
@@ -14,9 +14,11 @@
 #include <unistd.h>
 
 #include "svc_log.h"
+#include "svc_zqueue.h"
 
 #define MAX_FRAMES 8
 #define PUMP_BATCH 256
+#define RETRY_MS 10 /* queued messages: the pump runs again at least this often */
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define ZAP_DOMAIN "whistle"
 #define ID_MAX 127
@@ -36,12 +38,10 @@ struct svc_zctx {
   size_t n_keys;
   struct svc_zsock *zap;
   uint64_t allowed, denied;
-};
-
-struct outmsg {
-  struct outmsg *next;
-  size_t n;
-  zmq_msg_t parts[];
+  int hwm;
+  struct svc_zq_limits lim;
+  struct svc_zsock *socks;        /* open sockets */
+  struct svc_zsock_stats closed;  /* counters of the sockets closed so far */
 };
 
 struct svc_zsock {
@@ -50,12 +50,14 @@ struct svc_zsock {
   uv_loop_t *loop;
   uv_poll_t poll;
   uv_idle_t idle;
+  uv_timer_t retry;
   int handles_open;
   svc_zsock_msg_cb cb;
   void *arg;
   int paused, closing, in_pump, idle_on;
-  struct outmsg *qhead, *qtail;
+  struct svc_zq *q;
   struct svc_zsock_stats st;
+  struct svc_zsock *znext, *zprev; /* the context's open sockets */
 };
 
 static void pump(struct svc_zsock *s);
@@ -213,6 +215,10 @@ struct svc_zctx *svc_zctx_new(uv_loop_t *loop, const struct svc_zctx_opts *o)
   z->loop = loop;
   z->curve = o->curve;
   z->maxmsgsize = o->maxmsgsize > 0 ? o->maxmsgsize : 1 << 20;
+  z->hwm = o->hwm > 0 ? o->hwm : 100000;
+  z->lim.msgs = o->queue_msgs ? o->queue_msgs : 10000;
+  z->lim.bytes = o->queue_bytes ? o->queue_bytes : 4u << 20;
+  z->lim.peers = o->queue_peers ? o->queue_peers : 1024;
   z->ctx = zmq_ctx_new();
   if (!z->ctx) goto fail;
   if (!z->curve) {
@@ -285,6 +291,29 @@ void svc_zctx_stats(const struct svc_zctx *z, uint64_t *allowed, uint64_t *denie
   *denied = z->denied;
 }
 
+static void add_counters(struct svc_zsock_stats *sum, const struct svc_zsock_stats *st)
+{
+  sum->received += st->received;
+  sum->sent += st->sent;
+  sum->queued += st->queued;
+  sum->dropped_unroutable += st->dropped_unroutable;
+  sum->dropped_full += st->dropped_full;
+  sum->dropped_bad += st->dropped_bad;
+}
+
+void svc_zctx_sock_stats(const struct svc_zctx *z, struct svc_zsock_stats *sum)
+{
+  *sum = z->closed;
+  for (const struct svc_zsock *s = z->socks; s; s = s->znext) {
+    struct svc_zsock_stats st;
+    svc_zsock_stats(s, &st);
+    add_counters(sum, &st);
+    sum->queue_msgs += st.queue_msgs;
+    sum->queue_bytes += st.queue_bytes;
+    sum->queue_peers += st.queue_peers;
+  }
+}
+
 /* ---- sockets --------------------------------------------------------------- */
 
 static int setopt_int(void *sock, int opt, int v)
@@ -295,7 +324,7 @@ static int setopt_int(void *sock, int opt, int v)
 static int configure(struct svc_zctx *z, void *sock, const struct svc_zsock_opts *o)
 {
   int hb = o->heartbeat_ms > 0 ? o->heartbeat_ms : 1000;
-  int hwm = o->hwm > 0 ? o->hwm : 100000;
+  int hwm = o->hwm > 0 ? o->hwm : z->hwm;
   int64_t max = z->maxmsgsize;
   if (setopt_int(sock, ZMQ_LINGER, 1000) || setopt_int(sock, ZMQ_SNDHWM, hwm) ||
       setopt_int(sock, ZMQ_RCVHWM, hwm) ||
@@ -349,6 +378,11 @@ static void idle_cb(uv_idle_t *h)
   pump(s);
 }
 
+static void retry_cb(uv_timer_t *h)
+{
+  pump(h->data);
+}
+
 static void schedule(struct svc_zsock *s)
 {
   if (s->idle_on || s->closing) return;
@@ -365,7 +399,13 @@ struct svc_zsock *svc_zsock_new(struct svc_zctx *z, uv_loop_t *loop,
   s->loop = loop;
   s->cb = cb;
   s->arg = arg;
-  s->sock = zmq_socket(z->ctx, o->type);
+  struct svc_zq_limits lim = {
+    .msgs = o->queue_msgs ? o->queue_msgs : z->lim.msgs,
+    .bytes = o->queue_bytes ? o->queue_bytes : z->lim.bytes,
+    .peers = o->queue_peers ? o->queue_peers : z->lim.peers,
+  };
+  s->q = svc_zq_new(&lim, o->type == ZMQ_ROUTER);
+  s->sock = s->q ? zmq_socket(z->ctx, o->type) : NULL;
   const char *where = o->bind ? o->bind : o->connect;
   if (!s->sock || configure(z, s->sock, o)) {
     svc_error("cannot create socket", " endpoint=%s error=\"%s\"", where ? where : "-",
@@ -381,16 +421,21 @@ struct svc_zsock *svc_zsock_new(struct svc_zctx *z, uv_loop_t *loop,
   int fd;
   size_t sz = sizeof fd;
   if (zmq_getsockopt(s->sock, ZMQ_FD, &fd, &sz) != 0 || uv_poll_init(loop, &s->poll, fd) != 0 ||
-      uv_idle_init(loop, &s->idle) != 0)
+      uv_idle_init(loop, &s->idle) != 0 || uv_timer_init(loop, &s->retry) != 0)
     goto fail;
-  s->handles_open = 2;
+  s->handles_open = 3;
   s->poll.data = s;
   s->idle.data = s;
+  s->retry.data = s;
   uv_poll_start(&s->poll, UV_READABLE, poll_cb);
+  s->znext = z->socks;
+  if (z->socks) z->socks->zprev = s;
+  z->socks = s;
   schedule(s);
   return s;
 fail:
   if (s->sock) zmq_close(s->sock);
+  svc_zq_destroy(&s->q);
   free(s);
   return NULL;
 }
@@ -431,94 +476,54 @@ static int recv_one(struct svc_zsock *s)
   return 1;
 }
 
-/* Sends queued messages while the socket takes them. Returns the number sent. */
-static int flush_queue(struct svc_zsock *s)
-{
-  int sent = 0;
-  while (s->qhead) {
-    struct outmsg *m = s->qhead;
-    size_t i = 0;
-    for (; i < m->n; i++) {
-      if (zmq_msg_send(&m->parts[i], s->sock, ZMQ_DONTWAIT | (i + 1 < m->n ? ZMQ_SNDMORE : 0)) < 0)
-        break;
-    }
-    if (i == 0 && zmq_errno() == EAGAIN) break;
-    for (size_t j = i; j < m->n; j++) zmq_msg_close(&m->parts[j]);
-    if (i == m->n) s->st.sent++; else s->st.dropped_unroutable++;
-    s->qhead = m->next;
-    if (!s->qhead) s->qtail = NULL;
-    free(m);
-    sent++;
-  }
-  return sent;
-}
-
 /* Drains the socket: flushes queued sends and receives whole messages until
  * each would block (at most PUMP_BATCH messages, then it reschedules), then
- * reads ZMQ_EVENTS, which re-arms the edge-triggered ZMQ_FD, and goes on if
- * that shows more work. */
+ * reads ZMQ_EVENTS, which re-arms the edge-triggered ZMQ_FD and applies the
+ * commands that reopen full pipes, and goes on while that shows more work. */
 static void pump(struct svc_zsock *s)
 {
   if (s->in_pump || s->closing) return;
   s->in_pump = 1;
   int budget = PUMP_BATCH;
+  size_t out_budget = 64 * PUMP_BATCH;
   for (;;) {
-    int flushed = s->qhead ? flush_queue(s) : 0;
-    int before = budget;
+    size_t flushed = svc_zq_empty(s->q) ? 0 : svc_zq_flush(s->q, s->sock, &s->st);
+    out_budget -= flushed < out_budget ? flushed : out_budget;
     while (!s->paused && !s->closing && budget > 0 && recv_one(s)) budget--;
     if (s->closing) break;
     uint32_t ev = 0;
     size_t sz = sizeof ev;
     if (zmq_getsockopt(s->sock, ZMQ_EVENTS, &ev, &sz) != 0) break;
     int more_in = (ev & ZMQ_POLLIN) && !s->paused;
-    if (more_in && budget == 0) {
+    if ((more_in && budget == 0) || out_budget == 0) {
       schedule(s); /* let the loop breathe, then go on */
       break;
     }
-    /* A ROUTER may report POLLOUT while the queued peer still blocks: go on
-     * only when this round moved something. */
-    int more_out = (ev & ZMQ_POLLOUT) && s->qhead && flushed > 0;
-    if (!more_in && !more_out) break;
-    if (!more_in && flushed == 0 && before == budget) break;
-  }
-  s->in_pump = 0;
-}
-
-static struct outmsg *copy_msg(const struct svc_frame *frames, size_t n)
-{
-  struct outmsg *m = malloc(sizeof *m + n * sizeof(zmq_msg_t));
-  if (!m) return NULL;
-  m->next = NULL;
-  m->n = n;
-  for (size_t i = 0; i < n; i++) {
-    if (zmq_msg_init_size(&m->parts[i], frames[i].len) != 0) {
-      for (size_t j = 0; j < i; j++) zmq_msg_close(&m->parts[j]);
-      free(m);
-      return NULL;
+    if (more_in) continue;
+    if (svc_zq_empty(s->q) || !(ev & ZMQ_POLLOUT)) break;
+    /* A ROUTER reports POLLOUT while some peers' pipes are full: go on while
+     * queued messages move. Reading ZMQ_EVENTS may have just reopened a pipe,
+     * and no edge will say so again: one more flush decides. That attempt may
+     * itself have taken commands in (an edge for incoming messages): read the
+     * events once more before waiting. */
+    if (flushed == 0 && svc_zq_flush(s->q, s->sock, &s->st) == 0) {
+      if (zmq_getsockopt(s->sock, ZMQ_EVENTS, &ev, &sz) == 0 && (ev & ZMQ_POLLIN) && !s->paused)
+        continue;
+      break;
     }
-    if (frames[i].len) memcpy(zmq_msg_data(&m->parts[i]), frames[i].data, frames[i].len);
   }
-  return m;
+  /* A pipe reopened by commands that a send attempt took in gives no edge
+   * either: while messages wait, the pump also runs on a short timer. */
+  if (!s->closing && !svc_zq_empty(s->q)) uv_timer_start(&s->retry, retry_cb, RETRY_MS, 0);
+  s->in_pump = 0;
 }
 
 int svc_zsock_send(struct svc_zsock *s, const struct svc_frame *frames, size_t n)
 {
   if (s->closing || n == 0) return -1;
-  struct outmsg *m = copy_msg(frames, n);
-  if (!m) return -1;
-  if (s->qhead) { /* keep order behind what is queued */
-    s->qtail->next = m;
-    s->qtail = m;
-    s->st.queued++;
-    schedule(s);
-    return 0;
-  }
-  s->qhead = s->qtail = m;
-  uint64_t before = s->st.dropped_unroutable;
-  flush_queue(s);
-  if (s->qhead) s->st.queued++;
-  if (!s->in_pump) schedule(s); /* a send may have consumed the FD's edge */
-  return s->st.dropped_unroutable > before ? -1 : 0;
+  int rc = svc_zq_send(s->q, s->sock, frames, n, &s->st);
+  if (!s->in_pump) schedule(s); /* a send may have consumed the FD's edge, or queued */
+  return rc;
 }
 
 void svc_zsock_pause(struct svc_zsock *s, int paused)
@@ -539,18 +544,18 @@ void svc_zsock_close(struct svc_zsock **sp)
   if (!s) return;
   *sp = NULL;
   s->closing = 1;
-  flush_queue(s);
-  while (s->qhead) {
-    struct outmsg *m = s->qhead;
-    s->qhead = m->next;
-    for (size_t i = 0; i < m->n; i++) zmq_msg_close(&m->parts[i]);
-    free(m);
-  }
+  if (!svc_zq_empty(s->q)) svc_zq_flush(s->q, s->sock, &s->st);
+  svc_zq_destroy(&s->q); /* what is still queued is given up */
+  add_counters(&s->z->closed, &s->st);
+  if (s->zprev) s->zprev->znext = s->znext; else s->z->socks = s->znext;
+  if (s->znext) s->znext->zprev = s->zprev;
   uv_poll_stop(&s->poll);
   uv_idle_stop(&s->idle);
+  uv_timer_stop(&s->retry);
   zmq_close(s->sock);
   uv_close((uv_handle_t *)&s->poll, handle_close_cb);
   uv_close((uv_handle_t *)&s->idle, handle_close_cb);
+  uv_close((uv_handle_t *)&s->retry, handle_close_cb);
 }
 
 void *svc_zsock_raw(struct svc_zsock *s)
@@ -561,6 +566,8 @@ void *svc_zsock_raw(struct svc_zsock *s)
 void svc_zsock_stats(const struct svc_zsock *s, struct svc_zsock_stats *st)
 {
   *st = s->st;
+  st->queue_msgs = st->queue_bytes = st->queue_peers = 0;
+  if (s->q) svc_zq_gauges(s->q, &st->queue_msgs, &st->queue_bytes, &st->queue_peers);
 }
 
 void svc_zsock_count_bad(struct svc_zsock *s)

@@ -3,6 +3,8 @@
  * edge-triggered, so one pump drains whole multipart messages while
  * ZMQ_EVENTS says POLLIN (a bounded batch, then it reschedules itself) and
  * flushes queued sends while POLLOUT. Sends made outside the pump schedule it.
+ * What a socket cannot take at once waits in a bounded queue, one per peer on
+ * a ROUTER, so a peer that stops reading delays nobody else.
  * Every socket gets ZMQ_MAXMSGSIZE, linger, heartbeats and, when security is
  * on, CURVE; servers authenticate clients through the ZAP handler, which maps
  * each allowed client key to an identity that handlers read as `user_id`. */
@@ -25,6 +27,11 @@ struct svc_zctx_opts {
   const char *allowed_dir;         /* directory of <identity>.pub files (Z85 public keys) */
   const char *client_secret_file;  /* Z85 secret key of this process as a client */
   int64_t maxmsgsize;              /* bytes; 0 = 1 MiB */
+  /* Defaults for every socket of the context (0: the value in brackets). */
+  int hwm;                         /* ZMQ_SNDHWM and ZMQ_RCVHWM [100000] */
+  size_t queue_msgs;               /* messages queued per peer [10000] */
+  size_t queue_bytes;              /* payload bytes queued per peer [4 MiB] */
+  size_t queue_peers;              /* ROUTER: peers with a queue [1024] */
 };
 
 /* Creates the ZeroMQ context and, with CURVE, loads keys and starts the ZAP
@@ -38,6 +45,10 @@ void svc_zctx_destroy(struct svc_zctx **z);
 int svc_zctx_curve(const struct svc_zctx *z);
 /* Counters: ZAP requests allowed and denied. */
 void svc_zctx_stats(const struct svc_zctx *z, uint64_t *allowed, uint64_t *denied);
+struct svc_zsock_stats;
+/* The counters of every socket of the context added up, closed sockets
+ * included; the queue gauges are those of the open sockets. */
+void svc_zctx_sock_stats(const struct svc_zctx *z, struct svc_zsock_stats *sum);
 
 /* Generates a CURVE key pair into files (public gets ".pub" appended to path
  * stem: path + ".pub"; secret: path + ".key"). 0 or -1. For tools and tests. */
@@ -63,9 +74,10 @@ struct svc_zsock_opts {
   const char *bind;     /* endpoint to bind, or NULL */
   const char *connect;  /* endpoint to connect, or NULL */
   int heartbeat_ms;     /* ZMTP heartbeats; 0 = 1000 */
-  int hwm;              /* send and receive high-water marks; 0 = 100000 */
+  int hwm;              /* send and receive high-water marks; 0 = the context's */
   const char *routing_id; /* DEALER: optional routing id */
   const char *server_key; /* connecting with CURVE: the server's Z85 public key */
+  size_t queue_msgs, queue_bytes, queue_peers; /* send queue caps; 0 = the context's */
 };
 
 /* Creates, configures and binds/connects a socket and starts polling it on the
@@ -75,9 +87,18 @@ struct svc_zsock_opts {
 struct svc_zsock *svc_zsock_new(struct svc_zctx *z, uv_loop_t *loop,
                                 const struct svc_zsock_opts *o,
                                 svc_zsock_msg_cb cb, void *arg);
-/* Sends a multipart message (frames copied). Returns 0 when sent or queued,
- * -1 when the peer is unknown (ROUTER, EHOSTUNREACH) or the socket is
- * closing; counted either way. */
+/* Sends a multipart message (frames copied; on a ROUTER frames[0] is the
+ * peer's routing id). It goes out at once when nothing waits for that peer
+ * and its pipe is below the high-water mark, else it is queued behind that
+ * peer's earlier messages (other peers are not held up). Queues are bounded:
+ * per peer queue_msgs messages and queue_bytes payload bytes, and on a ROUTER
+ * queue_peers peers with a queue; a peer's queue is freed once empty, or
+ * dropped (counted unroutable) when the peer is gone. On every socket type a
+ * message that finds no room is dropped, counted in dropped_full, and -1 is
+ * returned: a peer that stops reading loses its newest messages, and a
+ * DEALER whose server stops reading sees -1 once its queue is full.
+ * Returns 0 when sent or queued; -1 when dropped: peer unknown (ROUTER,
+ * EHOSTUNREACH; counted), no room (counted), or the socket is closing. */
 int svc_zsock_send(struct svc_zsock *s, const struct svc_frame *frames, size_t n);
 /* Stops (1) or resumes (0) reading: back-pressure. Sends continue. */
 void svc_zsock_pause(struct svc_zsock *s, int paused);
@@ -85,7 +106,15 @@ void svc_zsock_pause(struct svc_zsock *s, int paused);
  * the uv close callback. *s is set to NULL. */
 void svc_zsock_close(struct svc_zsock **s);
 void *svc_zsock_raw(struct svc_zsock *s);
-struct svc_zsock_stats { uint64_t received, sent, queued, dropped_unroutable, dropped_bad; };
+struct svc_zsock_stats {
+  uint64_t received, sent;
+  uint64_t queued;             /* messages that had to wait in a queue */
+  uint64_t dropped_unroutable; /* peer unknown or gone (ROUTER) */
+  uint64_t dropped_full;       /* no room: a peer's queue or the peer table was full */
+  uint64_t dropped_bad;        /* received and refused (too many frames, svc_zsock_count_bad) */
+  uint64_t queue_msgs, queue_bytes, queue_peers; /* now: queued messages, bytes, peers */
+};
+/* The socket's counters and current queue gauges. */
 void svc_zsock_stats(const struct svc_zsock *s, struct svc_zsock_stats *st);
 /* Counts a frame a handler refused (malformed, oversized, hostile). */
 void svc_zsock_count_bad(struct svc_zsock *s);
