@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "svc_log.h"
-#include "svc_zqueue.h"
+#include "svc_zqueue_int.h"
 
 #define MAX_FRAMES 8
 #define PUMP_BATCH 256
@@ -39,7 +39,7 @@ struct svc_zctx {
   struct svc_zsock *zap;
   uint64_t allowed, denied;
   int hwm;
-  struct svc_zq_limits lim;
+  struct svc__zq_limits lim;
   struct svc_zsock *socks;        /* open sockets */
   struct svc_zsock_stats closed;  /* counters of the sockets closed so far */
 };
@@ -55,7 +55,7 @@ struct svc_zsock {
   svc_zsock_msg_cb cb;
   void *arg;
   int paused, closing, in_pump, idle_on;
-  struct svc_zq *q;
+  struct svc__zq *q;
   struct svc_zsock_stats st;
   struct svc_zsock *znext, *zprev; /* the context's open sockets */
 };
@@ -399,12 +399,12 @@ struct svc_zsock *svc_zsock_new(struct svc_zctx *z, uv_loop_t *loop,
   s->loop = loop;
   s->cb = cb;
   s->arg = arg;
-  struct svc_zq_limits lim = {
+  struct svc__zq_limits lim = {
     .msgs = o->queue_msgs ? o->queue_msgs : z->lim.msgs,
     .bytes = o->queue_bytes ? o->queue_bytes : z->lim.bytes,
     .peers = o->queue_peers ? o->queue_peers : z->lim.peers,
   };
-  s->q = svc_zq_new(&lim, o->type == ZMQ_ROUTER);
+  s->q = svc__zq_new(&lim, o->type == ZMQ_ROUTER);
   s->sock = s->q ? zmq_socket(z->ctx, o->type) : NULL;
   const char *where = o->bind ? o->bind : o->connect;
   if (!s->sock || configure(z, s->sock, o)) {
@@ -435,7 +435,7 @@ struct svc_zsock *svc_zsock_new(struct svc_zctx *z, uv_loop_t *loop,
   return s;
 fail:
   if (s->sock) zmq_close(s->sock);
-  svc_zq_destroy(&s->q);
+  svc__zq_destroy(&s->q);
   free(s);
   return NULL;
 }
@@ -487,7 +487,7 @@ static void pump(struct svc_zsock *s)
   int budget = PUMP_BATCH;
   size_t out_budget = 64 * PUMP_BATCH;
   for (;;) {
-    size_t flushed = svc_zq_empty(s->q) ? 0 : svc_zq_flush(s->q, s->sock, &s->st);
+    size_t flushed = svc__zq_empty(s->q) ? 0 : svc__zq_flush(s->q, s->sock, &s->st);
     out_budget -= flushed < out_budget ? flushed : out_budget;
     while (!s->paused && !s->closing && budget > 0 && recv_one(s)) budget--;
     if (s->closing) break;
@@ -500,13 +500,13 @@ static void pump(struct svc_zsock *s)
       break;
     }
     if (more_in) continue;
-    if (svc_zq_empty(s->q) || !(ev & ZMQ_POLLOUT)) break;
+    if (svc__zq_empty(s->q) || !(ev & ZMQ_POLLOUT)) break;
     /* A ROUTER reports POLLOUT while some peers' pipes are full: go on while
      * queued messages move. Reading ZMQ_EVENTS may have just reopened a pipe,
      * and no edge will say so again: one more flush decides. That attempt may
      * itself have taken commands in (an edge for incoming messages): read the
      * events once more before waiting. */
-    if (flushed == 0 && svc_zq_flush(s->q, s->sock, &s->st) == 0) {
+    if (flushed == 0 && svc__zq_flush(s->q, s->sock, &s->st) == 0) {
       if (zmq_getsockopt(s->sock, ZMQ_EVENTS, &ev, &sz) == 0 && (ev & ZMQ_POLLIN) && !s->paused)
         continue;
       break;
@@ -514,14 +514,14 @@ static void pump(struct svc_zsock *s)
   }
   /* A pipe reopened by commands that a send attempt took in gives no edge
    * either: while messages wait, the pump also runs on a short timer. */
-  if (!s->closing && !svc_zq_empty(s->q)) uv_timer_start(&s->retry, retry_cb, RETRY_MS, 0);
+  if (!s->closing && !svc__zq_empty(s->q)) uv_timer_start(&s->retry, retry_cb, RETRY_MS, 0);
   s->in_pump = 0;
 }
 
 int svc_zsock_send(struct svc_zsock *s, const struct svc_frame *frames, size_t n)
 {
   if (s->closing || n == 0) return -1;
-  int rc = svc_zq_send(s->q, s->sock, frames, n, &s->st);
+  int rc = svc__zq_send(s->q, s->sock, frames, n, &s->st);
   if (!s->in_pump) schedule(s); /* a send may have consumed the FD's edge, or queued */
   return rc;
 }
@@ -544,8 +544,8 @@ void svc_zsock_close(struct svc_zsock **sp)
   if (!s) return;
   *sp = NULL;
   s->closing = 1;
-  if (!svc_zq_empty(s->q)) svc_zq_flush(s->q, s->sock, &s->st);
-  svc_zq_destroy(&s->q); /* what is still queued is given up */
+  if (!svc__zq_empty(s->q)) svc__zq_flush(s->q, s->sock, &s->st);
+  svc__zq_destroy(&s->q); /* what is still queued is given up */
   add_counters(&s->z->closed, &s->st);
   if (s->zprev) s->zprev->znext = s->znext; else s->z->socks = s->znext;
   if (s->znext) s->znext->zprev = s->zprev;
@@ -567,7 +567,7 @@ void svc_zsock_stats(const struct svc_zsock *s, struct svc_zsock_stats *st)
 {
   *st = s->st;
   st->queue_msgs = st->queue_bytes = st->queue_peers = 0;
-  if (s->q) svc_zq_gauges(s->q, &st->queue_msgs, &st->queue_bytes, &st->queue_peers);
+  if (s->q) svc__zq_gauges(s->q, &st->queue_msgs, &st->queue_bytes, &st->queue_peers);
 }
 
 void svc_zsock_count_bad(struct svc_zsock *s)

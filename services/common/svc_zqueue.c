@@ -1,8 +1,8 @@
-/* Bounded per-peer send queues of a ZeroMQ socket (see svc_zqueue.h): a hash
+/* Bounded per-peer send queues of a ZeroMQ socket (see svc_zqueue_int.h): a hash
  * of peers with queued messages keyed by routing id, a list of them in flush
  * order, caps per peer (messages, bytes) and on the number of peers. A peer's
  * queue exists only while it holds messages. */
-#include "svc_zqueue.h"
+#include "svc_zqueue_int.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -27,8 +27,8 @@ struct qpeer {
   uint8_t id[];
 };
 
-struct svc_zq {
-  struct svc_zq_limits lim;
+struct svc__zq {
+  struct svc__zq_limits lim;
   int keyed;
   struct qpeer **buckets; /* keyed: allocated with the first peer */
   size_t n_buckets;
@@ -38,9 +38,9 @@ struct svc_zq {
 
 enum { SENT, BLOCKED, GONE };
 
-struct svc_zq *svc_zq_new(const struct svc_zq_limits *lim, int keyed)
+struct svc__zq *svc__zq_new(const struct svc__zq_limits *lim, int keyed)
 {
-  struct svc_zq *q = calloc(1, sizeof *q);
+  struct svc__zq *q = calloc(1, sizeof *q);
   if (!q) return NULL;
   q->lim = *lim;
   q->keyed = keyed;
@@ -61,12 +61,12 @@ static uint64_t hash(const uint8_t *id, size_t len)
   return h;
 }
 
-static struct qpeer **bucket(struct svc_zq *q, const uint8_t *id, size_t len)
+static struct qpeer **bucket(struct svc__zq *q, const uint8_t *id, size_t len)
 {
   return &q->buckets[hash(id, len) & (q->n_buckets - 1)];
 }
 
-static struct qpeer *find(struct svc_zq *q, const uint8_t *id, size_t len)
+static struct qpeer *find(struct svc__zq *q, const uint8_t *id, size_t len)
 {
   if (q->n_peers == 0) return NULL;
   if (!q->keyed) return q->first;
@@ -75,7 +75,7 @@ static struct qpeer *find(struct svc_zq *q, const uint8_t *id, size_t len)
   return NULL;
 }
 
-static struct qpeer *peer_new(struct svc_zq *q, const uint8_t *id, size_t len)
+static struct qpeer *peer_new(struct svc__zq *q, const uint8_t *id, size_t len)
 {
   if (q->keyed && !q->buckets && !(q->buckets = calloc(q->n_buckets, sizeof *q->buckets)))
     return NULL;
@@ -95,7 +95,7 @@ static struct qpeer *peer_new(struct svc_zq *q, const uint8_t *id, size_t len)
   return p;
 }
 
-static void list_unlink(struct svc_zq *q, struct qpeer *p)
+static void list_unlink(struct svc__zq *q, struct qpeer *p)
 {
   if (p->prev) p->prev->next = p->next; else q->first = p->next;
   if (p->next) p->next->prev = p->prev; else q->last = p->prev;
@@ -103,7 +103,7 @@ static void list_unlink(struct svc_zq *q, struct qpeer *p)
 }
 
 /* Frees a peer whose queue is empty. */
-static void peer_free(struct svc_zq *q, struct qpeer *p)
+static void peer_free(struct svc__zq *q, struct qpeer *p)
 {
   if (q->keyed) {
     struct qpeer **b = bucket(q, p->id, p->id_len);
@@ -122,7 +122,7 @@ static void msg_free(struct qmsg *m, size_t from)
 }
 
 /* Takes the head message off a peer's queue (the caller frees it). */
-static struct qmsg *pop(struct svc_zq *q, struct qpeer *p)
+static struct qmsg *pop(struct svc__zq *q, struct qpeer *p)
 {
   struct qmsg *m = p->head;
   p->head = m->next;
@@ -135,7 +135,7 @@ static struct qmsg *pop(struct svc_zq *q, struct qpeer *p)
 }
 
 /* Puts back a message that pop took and the socket did not. */
-static void push_front(struct svc_zq *q, struct qpeer *p, struct qmsg *m)
+static void push_front(struct svc__zq *q, struct qpeer *p, struct qmsg *m)
 {
   m->next = p->head;
   p->head = m;
@@ -193,7 +193,7 @@ static int send_queued(void *sock, struct qmsg *m)
   return SENT;
 }
 
-int svc_zq_send(struct svc_zq *q, void *sock, const struct svc_frame *frames, size_t n,
+int svc__zq_send(struct svc__zq *q, void *sock, const struct svc_frame *frames, size_t n,
                 struct svc_zsock_stats *st)
 {
   const uint8_t *id = q->keyed ? frames[0].data : NULL;
@@ -236,7 +236,7 @@ int svc_zq_send(struct svc_zq *q, void *sock, const struct svc_frame *frames, si
 
 /* Sends a peer's queue while it takes messages, at most PEER_BATCH. Returns
  * the number moved; *more is set when the batch ran out first. */
-static size_t flush_peer(struct svc_zq *q, void *sock, struct qpeer *p, struct svc_zsock_stats *st,
+static size_t flush_peer(struct svc__zq *q, void *sock, struct qpeer *p, struct svc_zsock_stats *st,
                          int *more)
 {
   size_t moved = 0;
@@ -267,7 +267,7 @@ static size_t flush_peer(struct svc_zq *q, void *sock, struct qpeer *p, struct s
   return moved;
 }
 
-size_t svc_zq_flush(struct svc_zq *q, void *sock, struct svc_zsock_stats *st)
+size_t svc__zq_flush(struct svc__zq *q, void *sock, struct svc_zsock_stats *st)
 {
   size_t moved = 0, visits = q->n_peers;
   struct qpeer *p = q->first;
@@ -288,21 +288,21 @@ size_t svc_zq_flush(struct svc_zq *q, void *sock, struct svc_zsock_stats *st)
   return moved;
 }
 
-int svc_zq_empty(const struct svc_zq *q)
+int svc__zq_empty(const struct svc__zq *q)
 {
   return q->msgs == 0;
 }
 
-void svc_zq_gauges(const struct svc_zq *q, uint64_t *msgs, uint64_t *bytes, uint64_t *peers)
+void svc__zq_gauges(const struct svc__zq *q, uint64_t *msgs, uint64_t *bytes, uint64_t *peers)
 {
   *msgs = q->msgs;
   *bytes = q->bytes;
   *peers = q->n_peers;
 }
 
-void svc_zq_destroy(struct svc_zq **qp)
+void svc__zq_destroy(struct svc__zq **qp)
 {
-  struct svc_zq *q = *qp;
+  struct svc__zq *q = *qp;
   if (!q) return;
   *qp = NULL;
   while (q->first) {

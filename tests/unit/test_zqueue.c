@@ -9,7 +9,7 @@
 #include <time.h>
 #include <zmq.h>
 
-#include "svc_zqueue.h"
+#include "svc_zqueue_int.h"
 
 #define EP "inproc://zq"
 
@@ -55,13 +55,13 @@ static void teardown(void)
 }
 
 /* Sends message number i to peer id through the queue set. */
-static int send_to(struct svc_zq *q, void *sock, const char *id, int i, struct svc_zsock_stats *st)
+static int send_to(struct svc__zq *q, void *sock, const char *id, int i, struct svc_zsock_stats *st)
 {
   char body[16];
   int len = snprintf(body, sizeof body, "%d", i);
   struct svc_frame f[2] = { { (const uint8_t *)id, id ? strlen(id) : 0 },
                             { (const uint8_t *)body, (size_t)len } };
-  return svc_zq_send(q, sock, id ? f : f + 1, id ? 2 : 1, st);
+  return svc__zq_send(q, sock, id ? f : f + 1, id ? 2 : 1, st);
 }
 
 /* Reads every message waiting on a DEALER; their numbers go to out. */
@@ -88,7 +88,7 @@ static void process(void *s)
 }
 
 /* Sends to peer id until a message has to wait; returns how many went out. */
-static int fill_pipe(struct svc_zq *q, const char *id, struct svc_zsock_stats *st)
+static int fill_pipe(struct svc__zq *q, const char *id, struct svc_zsock_stats *st)
 {
   uint64_t queued = st->queued;
   int i = 0;
@@ -102,8 +102,8 @@ static int fill_pipe(struct svc_zq *q, const char *id, struct svc_zsock_stats *s
 START_TEST(test_full_peer_delays_nobody)
 {
   void *a = dealer("A"), *b = dealer("B");
-  struct svc_zq_limits lim = { .msgs = 3, .bytes = 1 << 20, .peers = 8 };
-  struct svc_zq *q = svc_zq_new(&lim, 1);
+  struct svc__zq_limits lim = { .msgs = 3, .bytes = 1 << 20, .peers = 8 };
+  struct svc__zq *q = svc__zq_new(&lim, 1);
   struct svc_zsock_stats st = { 0 };
   int direct = fill_pipe(q, "A", &st);
   ck_assert_int_gt(direct, 0);
@@ -112,7 +112,7 @@ START_TEST(test_full_peer_delays_nobody)
   ck_assert_int_eq(send_to(q, router, "A", direct + 3, &st), -1); /* over the cap */
   ck_assert_uint_eq(st.dropped_full, 1);
   uint64_t msgs, bytes, peers;
-  svc_zq_gauges(q, &msgs, &bytes, &peers);
+  svc__zq_gauges(q, &msgs, &bytes, &peers);
   ck_assert_uint_eq(msgs, 3);
   ck_assert_uint_eq(peers, 1);
   uint64_t sent = st.sent;
@@ -126,14 +126,14 @@ START_TEST(test_full_peer_delays_nobody)
   int n = drain(a, got, 1024);
   ck_assert_int_eq(n, direct);
   process(router);
-  ck_assert_uint_eq(svc_zq_flush(q, router, &st), 3);
-  ck_assert(svc_zq_empty(q));
-  svc_zq_gauges(q, &msgs, &bytes, &peers);
+  ck_assert_uint_eq(svc__zq_flush(q, router, &st), 3);
+  ck_assert(svc__zq_empty(q));
+  svc__zq_gauges(q, &msgs, &bytes, &peers);
   ck_assert_uint_eq(peers, 0);
   n += drain(a, got + n, 1024 - n);
   ck_assert_int_eq(n, direct + 3);
   for (int i = 0; i < n; i++) ck_assert_int_eq(got[i], i);
-  svc_zq_destroy(&q);
+  svc__zq_destroy(&q);
   ck_assert_ptr_null(q);
   zmq_close(a);
   zmq_close(b);
@@ -143,8 +143,8 @@ END_TEST
 START_TEST(test_caps_on_bytes_and_peers)
 {
   void *a = dealer("A"), *b = dealer("B");
-  struct svc_zq_limits lim = { .msgs = 100, .bytes = 4, .peers = 1 };
-  struct svc_zq *q = svc_zq_new(&lim, 1);
+  struct svc__zq_limits lim = { .msgs = 100, .bytes = 4, .peers = 1 };
+  struct svc__zq *q = svc__zq_new(&lim, 1);
   struct svc_zsock_stats st = { 0 };
   fill_pipe(q, "A", &st);                                    /* 1 waits: 1 byte */
   ck_assert_int_eq(send_to(q, router, "A", 12345, &st), -1); /* 5 more bytes */
@@ -155,7 +155,7 @@ START_TEST(test_caps_on_bytes_and_peers)
   ck_assert_uint_eq(st.queued, 1);
   ck_assert_uint_eq(st.dropped_full, 2);
   ck_assert_int_eq(send_to(q, router, "A", 1, &st), 0); /* A's queue still has room */
-  svc_zq_destroy(&q);
+  svc__zq_destroy(&q);
   zmq_close(a);
   zmq_close(b);
 }
@@ -164,35 +164,35 @@ END_TEST
 START_TEST(test_gone_peer_is_dropped_and_freed)
 {
   void *a = dealer("A");
-  struct svc_zq_limits lim = { .msgs = 10, .bytes = 1 << 20, .peers = 8 };
-  struct svc_zq *q = svc_zq_new(&lim, 1);
+  struct svc__zq_limits lim = { .msgs = 10, .bytes = 1 << 20, .peers = 8 };
+  struct svc__zq *q = svc__zq_new(&lim, 1);
   struct svc_zsock_stats st = { 0 };
   fill_pipe(q, "A", &st);
   ck_assert_int_eq(send_to(q, router, "A", 1000, &st), 0);
   zmq_close(a);
   struct timespec pause = { 0, 1000000 };
-  for (int i = 0; i < 5000 && !svc_zq_empty(q); i++) {
+  for (int i = 0; i < 5000 && !svc__zq_empty(q); i++) {
     process(router);
-    svc_zq_flush(q, router, &st);
+    svc__zq_flush(q, router, &st);
     nanosleep(&pause, NULL);
   }
-  ck_assert(svc_zq_empty(q));
+  ck_assert(svc__zq_empty(q));
   ck_assert_uint_eq(st.dropped_unroutable, 2);
   uint64_t msgs, bytes, peers;
-  svc_zq_gauges(q, &msgs, &bytes, &peers);
+  svc__zq_gauges(q, &msgs, &bytes, &peers);
   ck_assert_uint_eq(peers, 0);
   ck_assert_int_eq(send_to(q, router, "nobody", 1, &st), -1); /* unknown: not queued */
   ck_assert_uint_eq(st.dropped_unroutable, 3);
-  ck_assert(svc_zq_empty(q));
-  svc_zq_destroy(&q);
+  ck_assert(svc__zq_empty(q));
+  svc__zq_destroy(&q);
 }
 END_TEST
 
 START_TEST(test_dealer_has_one_bounded_queue)
 {
   void *d = dealer("D");
-  struct svc_zq_limits lim = { .msgs = 2, .bytes = 1 << 20, .peers = 8 };
-  struct svc_zq *q = svc_zq_new(&lim, 0);
+  struct svc__zq_limits lim = { .msgs = 2, .bytes = 1 << 20, .peers = 8 };
+  struct svc__zq *q = svc__zq_new(&lim, 0);
   struct svc_zsock_stats st = { 0 };
   int i = 0;
   while (st.queued == 0) {
@@ -207,11 +207,11 @@ START_TEST(test_dealer_has_one_bounded_queue)
   int n = 0;
   while (zmq_recv(router, buf, sizeof buf, ZMQ_DONTWAIT) >= 0) n++; /* id and body */
   process(d);
-  ck_assert_uint_eq(svc_zq_flush(q, d, &st), 2);
-  ck_assert(svc_zq_empty(q));
+  ck_assert_uint_eq(svc__zq_flush(q, d, &st), 2);
+  ck_assert(svc__zq_empty(q));
   while (zmq_recv(router, buf, sizeof buf, ZMQ_DONTWAIT) >= 0) n++;
   ck_assert_int_eq(n, 2 * (i - 1));
-  svc_zq_destroy(&q);
+  svc__zq_destroy(&q);
   zmq_close(d);
 }
 END_TEST
