@@ -104,3 +104,30 @@ ProtobufCMessage *svc_pb_unpack(const ProtobufCMessageDescriptor *d, struct svc_
   }
   return m;
 }
+
+int svc_pb_peek_varint(const uint8_t *data, size_t len, uint32_t field, uint64_t *out)
+{
+  const uint8_t *p = data, *end = data + len;
+  int found = 0;
+  while (p < end) {
+    uint64_t key, v;
+    if (get_varint(&p, end, &key)) break;
+    switch (key & 7) {
+    case 0:
+      if (get_varint(&p, end, &v)) return found ? 0 : -1;
+      if ((key >> 3) == field) {
+        *out = v; /* the last occurrence wins, as in protobuf */
+        found = 1;
+      }
+      break;
+    case 1: if (end - p < 8) return found ? 0 : -1; p += 8; break;
+    case 5: if (end - p < 4) return found ? 0 : -1; p += 4; break;
+    case 2:
+      if (get_varint(&p, end, &v) || v > (uint64_t)(end - p)) return found ? 0 : -1;
+      p += v;
+      break;
+    default: return found ? 0 : -1;
+    }
+  }
+  return found ? 0 : -1;
+}

@@ -32,4 +32,10 @@ int svc_pb_strings_ok(const ProtobufCMessageDescriptor *d, const uint8_t *data, 
 ProtobufCMessage *svc_pb_unpack(const ProtobufCMessageDescriptor *d, struct svc_pballoc *b,
                                 size_t budget, const uint8_t *data, size_t len,
                                 int *bad_strings);
+/* For answering a frame that does not decode: the value of top-level varint
+ * field `field` (e.g. an envelope's request_id) as far as the wire data can
+ * be read. 0 with *out set, or -1 when the field cannot be read before the
+ * data goes bad. */
+int svc_pb_peek_varint(const uint8_t *data, size_t len, uint32_t field, uint64_t *out);
+
 #endif

@@ -262,3 +262,30 @@ size_t svc_utf8_len(const char *s, size_t n) {
   for (size_t i = 0; i < n; i++) count += (((unsigned char)s[i] & 0xc0) != 0x80);
   return count;
 }
+
+/* White space (Unicode White_Space) and the invisible characters people paste
+ * as "nothing": zero-width space, non-joiner, joiner, word joiner and BOM. */
+static int blank_cp(uint32_t c) {
+  return c == ' ' || (c >= 0x09 && c <= 0x0d) || c == 0x85 || c == 0xa0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200d) || c == 0x2028 || c == 0x2029 || c == 0x202f ||
+         c == 0x205f || c == 0x2060 || c == 0x3000 || c == 0xfeff;
+}
+
+int svc_utf8_blank(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t i = 0;
+
+  if (!s) return 1;
+  while (i < n) {
+    uint32_t c = p[i];
+    int len = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+    if (i + (size_t)len > n) return 0; /* truncated: not blank (and not valid) */
+    if (len == 2) c = ((c & 0x1f) << 6) | (p[i + 1] & 0x3f);
+    else if (len == 3) c = ((c & 0x0f) << 12) | ((p[i + 1] & 0x3fu) << 6) | (p[i + 2] & 0x3f);
+    else if (len == 4)
+      c = ((c & 0x07) << 18) | ((p[i + 1] & 0x3fu) << 12) | ((p[i + 2] & 0x3fu) << 6) | (p[i + 3] & 0x3f);
+    if (!blank_cp(c)) return 0;
+    i += (size_t)len;
+  }
+  return 1;
+}

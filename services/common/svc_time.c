@@ -390,6 +390,19 @@ int64_t svc_clock_now(const struct svc_clock *c) {
   return w > c->latest_us ? w : c->latest_us;
 }
 
+int64_t svc_clock_input_bound(const struct svc_clock *c) {
+  int64_t w = c && c->wall_fn ? c->wall_fn() : svc_wall_us();
+  int64_t base = w;
+  if (c && c->mode == SVC_CLOCK_EVENT && c->latest_us > w) base = c->latest_us;
+  return base > INT64_MAX - SVC_DAY_US ? INT64_MAX : base + SVC_DAY_US;
+}
+
+int64_t svc_clock_ahead_us(const struct svc_clock *c) {
+  if (!c || c->mode != SVC_CLOCK_WALL) return 0;
+  int64_t w = c->wall_fn ? c->wall_fn() : svc_wall_us();
+  return c->latest_us > w ? c->latest_us - w : 0;
+}
+
 static int64_t read_clock(clockid_t id) {
   struct timespec ts;
 

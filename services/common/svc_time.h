@@ -71,6 +71,8 @@ int svc_deadline_passed(int64_t deadline_us, int64_t now_us);
 /* The instant at which `pct` percent of the span start..deadline has elapsed. */
 int64_t svc_deadline_fraction(int64_t start_us, int64_t deadline_us, int pct);
 
+#define SVC_DAY_US (INT64_C(86400) * 1000000)
+
 /* The service clock (R-T3). wall: now = max(system clock, latest event time).
  * event: now advances only with observed event times and watermarks. */
 enum svc_clock_mode { SVC_CLOCK_WALL, SVC_CLOCK_EVENT };
@@ -84,6 +86,16 @@ void svc_clock_init(struct svc_clock *c, enum svc_clock_mode mode);
 int svc_clock_mode_parse(const char *s, enum svc_clock_mode *mode);
 void svc_clock_observe(struct svc_clock *c, int64_t event_us);
 int64_t svc_clock_now(const struct svc_clock *c);
+/* The latest event time an input may carry (R-T3, R-I8); later is REJECTED.
+ * wall: the system clock plus one day, whatever the clock has observed, so
+ * that no input drags "now" further (inputs one day ahead cannot ratchet it).
+ * event: the later of the observed time and the system clock, plus one day
+ * (a replay's feed moves the clock; the system clock still bounds nonsense). */
+int64_t svc_clock_input_bound(const struct svc_clock *c);
+/* wall: how far the observed time is ahead of the system clock (0 if not);
+ * event: 0. A clock restored from the database ahead of the system clock
+ * (dragged before inputs were bounded) is reported with it. */
+int64_t svc_clock_ahead_us(const struct svc_clock *c);
 /* The real system clock in us (CLOCK_REALTIME). */
 int64_t svc_wall_us(void);
 /* A monotonic clock in us (CLOCK_MONOTONIC), for timeouts and latency. */

@@ -166,14 +166,14 @@ static void set_compound(struct ireq *r, const struct svc_registry *reg, const c
   snprintf(r->company, sizeof r->company, "%s", c ? c->company : "");
 }
 
-/* "Now" for the R-I8 future check: the later of the service clock and the
- * system clock. In event mode the feed moves the clock, so a gap of days
- * between tickets is not "the future"; the system clock still stops a ticket
- * dated decades ahead from dragging the clock (and the retention purge) along. */
+/* "Now" for the R-I8 future check: an input may carry a time at most a day
+ * past it. In wall mode it is the system clock, whatever the clock observed,
+ * so inputs a day ahead cannot ratchet "now" forward (R-T3); in event mode
+ * the feed moves the clock, so a gap of days between tickets is not "the
+ * future", and the system clock still stops a ticket dated decades ahead. */
 static int64_t validation_now(const struct intake_ctx *x)
 {
-  int64_t c = svc_clock_now(&x->clock), w = svc_wall_us();
-  return c > w ? c : w;
+  return svc_clock_input_bound(&x->clock) - INTAKE_DAY_US;
 }
 
 static int decode_submit(struct intake_ctx *x, struct ireq *r, const Whistle__Hotline__TicketSubmit *m)
@@ -252,7 +252,8 @@ static int decode_action(struct intake_ctx *x, struct ireq *r, const Whistle__Ho
   case WHISTLE__HOTLINE__HOTLINE_MESSAGE__BODY_WATERMARK:
     r->kind = K_WATERMARK;
     r->at_us = m->watermark->at_us;
-    if (!valid_time(x, r->at_us)) return reject(r, "at_us: out of range"), 1;
+    if (!valid_time(x, r->at_us)) /* R-T3 */
+      return reject(r, "at_us: before 2000 or more than 1 day past the clock"), 1;
     return 0;
   case WHISTLE__HOTLINE__HOTLINE_MESSAGE__BODY_TRIAGE:
     r->kind = K_TRIAGE;
@@ -270,15 +271,17 @@ static int decode_action(struct intake_ctx *x, struct ireq *r, const Whistle__Ho
     r->kind = K_EXEMPT;
     tno = m->exempt->ticket_no;
     r->at_us = m->exempt->at_us;
-    if (!m->exempt->reason[0] || svc_utf8_len(m->exempt->reason, strlen(m->exempt->reason)) > 500)
-      return reject(r, "reason: 1 to 500 characters required"), 1;
+    if (svc_utf8_blank(m->exempt->reason, strlen(m->exempt->reason)) || /* R-I8 */
+        svc_utf8_len(m->exempt->reason, strlen(m->exempt->reason)) > 500)
+      return reject(r, "reason: 1 to 500 characters required, not only white space"), 1;
     r->text = sdup(m->exempt->reason);
     break;
   default:
     return reject(r, "expected TicketSubmit, TicketFeedback, Watermark, TriageComplete or Exempt"), 1;
   }
   if (!valid_ticket_no(tno)) return reject(r, "ticket_no: 1-64 characters of A-Z a-z 0-9 - _"), 1;
-  if (!valid_time(x, r->at_us)) return reject(r, "time: before 2000 or more than a day ahead"), 1;
+  if (!valid_time(x, r->at_us)) /* R-T3 */
+    return reject(r, "time: before 2000 or more than 1 day past the clock"), 1;
   r->ticket_no = sdup(tno);
   return 0;
 }
@@ -294,7 +297,11 @@ static int on_decode(void *arg, struct svc_req *req, const uint8_t *frame, size_
   Whistle__Hotline__HotlineMessage *m = (Whistle__Hotline__HotlineMessage *)svc_pb_unpack(
     &whistle__hotline__hotline_message__descriptor, &al, 64 * 1024 + len, frame, len, &bad_strings);
   int rc;
-  if (!m) rc = (reject(r, "not a HotlineMessage"), 1);
+  if (!m) { /* answered with the request id, if the envelope shows one (field 2) */
+    uint64_t id = 0;
+    if (svc_pb_peek_varint(frame, len, 2, &id) == 0) r->request_id = id;
+    rc = (reject(r, "not a HotlineMessage"), 1);
+  }
   else if ((r->request_id = m->request_id), bad_strings)
     rc = (reject(r, "text fields must be valid UTF-8 without NUL characters"), 1); /* R-I8 */
   else if (m->version != 1) rc = (reject(r, "unsupported version (expected 1)"), 1);

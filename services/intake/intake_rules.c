@@ -138,12 +138,17 @@ const char *intake_validate(const struct intake_submission *s, int64_t now_us, c
     return reason(buf, n,
                   "request_type: unknown (want CONSULT, HELP, COMPLAINT, REPORT or SUGGEST)");
   content_chars = chars(str(s->content));
-  if (content_chars == 0) return reason(buf, n, "content: missing");
+  if (svc_utf8_blank(str(s->content), strlen(str(s->content))))
+    return reason(buf, n, content_chars ? "content: only white space or invisible characters"
+                                        : "content: missing");
   if (content_chars > INTAKE_CONTENT_MAX_CHARS)
     return reason(buf, n, "content: over %d characters (%zu)", INTAKE_CONTENT_MAX_CHARS,
                   content_chars);
-  if (!*str(s->address) && !*str(s->compound_code))
-    return reason(buf, n, "address: missing (an address or a compound_code is required)");
+  if (svc_utf8_blank(str(s->address), strlen(str(s->address))) && !*str(s->compound_code))
+    return reason(buf, n, *str(s->address)
+                            ? "address: only white space or invisible characters (an address or"
+                              " a compound_code is required)"
+                            : "address: missing (an address or a compound_code is required)");
   if (*str(s->caller_phone) && !valid_phone(s->caller_phone))
     return reason(buf, n, "caller_phone: must be %d-%d characters of digits, + and -",
                   INTAKE_PHONE_MIN, INTAKE_PHONE_MAX);

@@ -112,7 +112,9 @@ static void purge_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const cha
 static void purge_cb(uv_timer_t *t)
 {
   struct intake *in = t->data;
-  int64_t now = svc_clock_now(&in->x.clock);
+  /* R-T3: in wall mode the purge of personal data runs on the system clock
+   * only, never on a clock that inputs could have moved. */
+  int64_t now = in->x.clock.mode == SVC_CLOCK_WALL ? svc_wall_us() : svc_clock_now(&in->x.clock);
   if (!now) return;
   int64_t cutoff = now - svc_daemon_int(&in->d, "WHISTLE_RETENTION_DAYS") * INTAKE_DAY_US;
   struct svc_pg_batch *b = svc_pg_batch_new(in->pgw, NULL, purge_done, in);
@@ -144,6 +146,7 @@ static void fill_status(void *arg, struct svc_status_out *o)
   svc_stream_producer_status(in->x.prod, "stream", o);
   svc_status_add(o, "pg.up", svc_pg_is_up(in->pgw));
   svc_status_add(o, "clock.now_us", svc_clock_now(&in->x.clock));
+  svc_status_add(o, "clock.ahead_us", svc_clock_ahead_us(&in->x.clock));
   if (in->closures) svc_stream_consumer_status(in->closures, "closures", o);
 }
 
@@ -219,6 +222,10 @@ int main(int argc, char **argv)
   int64_t latest;
   if (intake_store_load_clock(pg, &in.x.watermark_us, &latest)) return 1;
   svc_clock_observe(&in.x.clock, latest > in.x.watermark_us ? latest : in.x.watermark_us);
+  if (svc_clock_ahead_us(&in.x.clock) > INTAKE_DAY_US) /* dragged before inputs were bounded */
+    svc_warn("clock restored ahead of the system clock (R-T3): inputs stamped before it are"
+             " still taken, deadlines and watermarks run ahead until the system clock catches up",
+             " ahead_s=%lld", (long long)(svc_clock_ahead_us(&in.x.clock) / 1000000));
   in.pgw = svc_pg_new(&in.d.loop, "write", pg);
   in.pgr = svc_pg_new(&in.d.loop, "read", pg);
   in.x.store = in.pgw ? intake_store_new(in.pgw) : NULL;

@@ -98,6 +98,7 @@ static void fill_status(void *arg, struct svc_status_out *o)
   svc_stream_producer_status(rf->x.prod, "stream", o);
   svc_stream_consumer_status(rf->cons, "intake", o);
   svc_status_add(o, "clock.in_watermark_us", rf->x.in_watermark_us);
+  svc_status_add(o, "clock.ahead_us", svc_clock_ahead_us(&rf->x.clock));
   svc_status_add(o, "clock.out_watermark_us", rf->x.out_watermark_us);
   svc_status_add(o, "pg.up", svc_pg_is_up(rf->pgw));
 }
@@ -198,6 +199,11 @@ int main(int argc, char **argv)
                   (int)svc_daemon_int(&rf.d, "WHISTLE_PG_WAIT_S")) ||
       referral_store_load_clock(pg, &rf.x.in_watermark_us, &rf.x.out_watermark_us))
     return 1;
+  svc_clock_observe(&rf.x.clock, rf.x.in_watermark_us);
+  if (svc_clock_ahead_us(&rf.x.clock) > SVC_DAY_US) /* dragged before inputs were bounded */
+    svc_warn("clock restored ahead of the system clock (R-T3): deadlines run ahead until the"
+             " system clock catches up", " ahead_s=%lld",
+             (long long)(svc_clock_ahead_us(&rf.x.clock) / 1000000));
   uv_timer_init(&rf.d.loop, &rf.tick);
   rf.tick.data = &rf;
   if (start(&rf, pg, intake_key) || svc_daemon_status(&rf.d, fill_status, &rf) ||

@@ -519,6 +519,7 @@ static void watermark_committed(struct svc_pg_batch *b, enum svc_pg_outcome oc, 
   (void)err;
   if (oc != SVC_PG_COMMITTED || x->staged_in_watermark_us <= x->in_watermark_us) return;
   x->in_watermark_us = x->staged_in_watermark_us;
+  svc_clock_observe(&x->clock, x->in_watermark_us);
   x->clock_again = 1;
   referral_clock_run(x);
 }

@@ -86,10 +86,17 @@ static int ticket_no_ok(const char *s)
   return 1;
 }
 
+/* lo..hi characters; a required one (lo > 0) not only white space (R-I8). */
 static int chars_ok(const char *s, size_t lo, size_t hi)
 {
   size_t n = svc_utf8_len(s, strlen(s));
-  return n >= lo && n <= hi;
+  return n >= lo && n <= hi && (lo == 0 || !svc_utf8_blank(s, strlen(s)));
+}
+
+/* R-T3: in wall mode nothing is stamped more than a day past the system clock. */
+static int time_ok(const struct referral_ctx *x, int64_t at_us)
+{
+  return x->clock.mode != SVC_CLOCK_WALL || at_us <= svc_clock_input_bound(&x->clock);
 }
 
 static int prohibition_ok(const char *p)
@@ -121,6 +128,7 @@ static int decode_update(const struct referral_ctx *x, struct ureq *r, const str
   if (m->step < 1) return BAD(r, "step: required (1, 2, ...)");
   if (m->at_us < REFERRAL_AT_MIN_US || m->at_us >= REFERRAL_AT_MAX_US)
     return BAD(r, "at_us: required, between 2000 and 2100");
+  if (!time_ok(x, m->at_us)) return BAD(r, "at_us: more than 1 day past the system clock");
   if (m->action < 1 || m->action > 4) return BAD(r, "action: ACCEPT, RETURN, PROGRESS or RESOLVE");
   if (m->action == WHISTLE__UNIT__STEP_UPDATE__ACTION__RETURN && !chars_ok(m->reason, 1, REFERRAL_REASON_MAX))
     return BAD(r, "reason: 1-500 characters required to return a step");
@@ -172,6 +180,7 @@ static int decode_redispatch(const struct referral_ctx *x, struct ureq *r,
   if (!ticket_no_ok(m->ticket_no)) return BAD(r, "ticket_no: 1-64 of A-Z a-z 0-9 - _");
   if (m->at_us < REFERRAL_AT_MIN_US || m->at_us >= REFERRAL_AT_MAX_US)
     return BAD(r, "at_us: required, between 2000 and 2100");
+  if (!time_ok(x, m->at_us)) return BAD(r, "at_us: more than 1 day past the system clock");
   if (!svc_identity_valid(m->unit, strlen(m->unit))) return BAD(r, "unit: required (a unit code)");
   if (!chars_ok(m->note, 0, REFERRAL_TEXT_MAX)) return BAD(r, "note: at most 2000 characters");
   r->redispatch = 1;
@@ -192,7 +201,11 @@ static int on_decode(void *arg, struct svc_req *req, const uint8_t *frame, size_
   int bad_strings, rc;
   Whistle__Unit__UnitMessage *m = (Whistle__Unit__UnitMessage *)svc_pb_unpack(
     &whistle__unit__unit_message__descriptor, &al, 64 * 1024 + len, frame, len, &bad_strings);
-  if (!m) rc = BAD(r, "not a UnitMessage");
+  if (!m) { /* answered with the request id, if the envelope shows one (field 2) */
+    uint64_t id = 0;
+    if (svc_pb_peek_varint(frame, len, 2, &id) == 0) r->request_id = id;
+    rc = BAD(r, "not a UnitMessage");
+  }
   else if ((r->request_id = m->request_id), bad_strings)
     rc = BAD(r, "text fields must be valid UTF-8 without NUL characters");
   else if (m->version != 1) rc = BAD(r, "unsupported version (expected 1)");
