@@ -147,6 +147,10 @@ static void fill_status(void *arg, struct svc_status_out *o)
   svc_status_add(o, "stream.subscribers", (int64_t)ps.subscribers);
   svc_status_add(o, "stream.bad_frames", (int64_t)ps.bad_frames);
   svc_status_add(o, "pg.up", svc_pg_is_up(in->pgw));
+  struct svc_pg_stats gs;
+  svc_pg_stats(in->pgw, &gs);
+  svc_status_add(o, "pg.reconnects", (int64_t)gs.reconnects);
+  svc_status_add(o, "pg.indoubt_overdue", (int64_t)gs.indoubt_overdue);
   svc_status_add(o, "clock.now_us", svc_clock_now(&in->x.clock));
   if (in->closures) {
     struct svc_stream_consumer_stats cs;
