@@ -1,11 +1,13 @@
 /* The shared daemon frame: the common configuration variables, logging, the
- * loop, signals and the ZeroMQ context with its CURVE settings. */
+ * loop, signals, the ZeroMQ context with its CURVE settings, and the Postgres
+ * connections' timeouts. */
 #include "svc_daemon.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "svc_log.h"
+#include "svc_pg.h"
 
 static const struct svc_config_var common_vars[] = {
   { .name = "WHISTLE_LOG_LEVEL", .def = "info", .kind = SVC_CFG_ENUM,
@@ -14,6 +16,10 @@ static const struct svc_config_var common_vars[] = {
     .help = "libpq connection string (empty: PGHOST/PGPORT/PGDATABASE and user = the service name)." },
   { .name = "WHISTLE_PG_WAIT_S", .def = "60", .kind = SVC_CFG_INT, .min = 0, .max = 86400,
     .help = "Seconds to wait for Postgres at start-up before giving up." },
+  { .name = "WHISTLE_PG_BATCH_TIMEOUT_MS", .def = "30000", .kind = SVC_CFG_INT, .min = 100,
+    .max = 3600000, .help = "A Postgres query with no result for this long means the connection is lost: it is re-established and the work retried (or its COMMIT settled first)." },
+  { .name = "WHISTLE_PG_INDOUBT_MS", .def = "60000", .kind = SVC_CFG_INT, .min = 100,
+    .max = 86400000, .help = "A COMMIT whose connection was lost and that is still in progress this long is logged as an error and counted (later work keeps waiting for it)." },
   { .name = "WHISTLE_CURVE", .def = "1", .kind = SVC_CFG_BOOL,
     .help = "CURVE encryption and client authentication on every socket (0: development mode)." },
   { .name = "WHISTLE_CURVE_SECRET_KEY", .def = "", .kind = SVC_CFG_STRING,
@@ -77,6 +83,11 @@ int svc_daemon_init(struct svc_daemon *d, int argc, char **argv, const char *nam
   zo.allowed_dir = *dir ? dir : NULL;
   d->z = svc_zctx_new(&d->loop, &zo);
   if (!d->z) return -1;
+  struct svc_pg_opts po = {
+    .batch_timeout_ms = (int)svc_daemon_int(d, "WHISTLE_PG_BATCH_TIMEOUT_MS"),
+    .indoubt_bound_ms = (int)svc_daemon_int(d, "WHISTLE_PG_INDOUBT_MS"),
+  };
+  svc_pg_set_defaults(&po);
   if (!*svc_daemon_str(d, "WHISTLE_PG"))
     snprintf(default_conninfo, sizeof default_conninfo, "user=%s application_name=%s", name, name);
   return 0;

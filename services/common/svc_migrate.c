@@ -16,6 +16,14 @@ static PGconn *connect_wait(const char *conninfo, int wait_s)
 {
   int64_t deadline = svc_mono_us() + (int64_t)wait_s * SVC_US_PER_SEC;
   useconds_t backoff = 100000;
+  char *err = NULL;
+  PQconninfoOption *parsed = PQconninfoParse(conninfo, &err);
+  if (!parsed) { /* libpq's message quotes the string, which may hold a password */
+    if (err) PQfreemem(err);
+    svc_error("the Postgres connection string cannot be parsed (not shown: it may hold a password)", NULL);
+    return NULL;
+  }
+  PQconninfoFree(parsed);
   for (;;) {
     PGconn *c = PQconnectdb(conninfo);
     if (PQstatus(c) == CONNECTION_OK) return c;

@@ -9,10 +9,12 @@
 #include <string.h>
 
 #include "svc_log.h"
+#include "svc_pg_int.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
-#define RESOLVE_RETRY_MS 100
+#define RESOLVE_MIN_MS 100  /* in-doubt questions: first pause, doubling to */
+#define RESOLVE_MAX_MS 5000
 
 struct svc_pg_stmt {
   char name[16];
@@ -61,8 +63,6 @@ struct svc_pg_batch {
   uint64_t id;       /* unique per connection, never reused */
 };
 
-enum conn_state { ST_DOWN, ST_CONNECTING, ST_UP, ST_CLOSED };
-
 /* What the connection waits for in the pipeline. */
 enum slot_kind { SLOT_QUERY, SLOT_XID, SLOT_PREPARE, SLOT_RESOLVE, SLOT_SYNC };
 struct slot {
@@ -71,35 +71,8 @@ struct slot {
   int got;         /* a result arrived; a NULL ends the slot */
 };
 
-struct svc_pg {
-  uv_loop_t *loop;
-  char *name, *conninfo;
-  PGconn *conn;
-  enum conn_state state;
-  uv_poll_t *poll;
-  int poll_fd, poll_events;
-  int handshake; /* PQconnectPoll in progress */
-  uv_timer_t timer;
-  int backoff_ms;
-  struct svc_pg_stmt *stmts, *stmts_tail;
-  int n_stmts;
-  struct svc_pg_batch *qhead, *qtail; /* queued; qhead runs when `running` */
-  size_t qlen;
-  int running;
-  struct svc_pg_batch *indoubt; /* COMMIT sent, connection lost before its result */
-  struct slot *slots; size_t n_slots, cap_slots, cur_slot;
-  struct query *sent; /* statements of the stage in flight (freed after it) */
-  svc_pg_state_cb state_cb;
-  void *state_arg;
-  struct svc_pg_stats stats;
-  uint64_t batch_ids;
-  int destroying;
-};
-
-static void pg_connect_start(struct svc_pg *pg);
 static void pg_lost(struct svc_pg *pg, const char *why);
 static void pg_kick(struct svc_pg *pg);
-static void pg_update_poll(struct svc_pg *pg, int events);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -162,7 +135,8 @@ static int pg_flush(struct svc_pg *pg)
 {
   int r = PQflush(pg->conn);
   if (r < 0) return -1;
-  pg_update_poll(pg, UV_READABLE | (r == 1 ? UV_WRITABLE : 0));
+  svc_pg_watch_io(pg); /* a wait begins or goes on: the watchdog bounds it */
+  svc_pg_update_poll(pg, UV_READABLE | (r == 1 ? UV_WRITABLE : 0));
   return 0;
 }
 
@@ -381,8 +355,28 @@ static int send_resolve(struct svc_pg *pg)
 static void resolve_timer_cb(uv_timer_t *t)
 {
   struct svc_pg *pg = t->data;
+  pg->resolve_waiting = 0;
   if (pg->state == ST_UP && pg->indoubt && !awaiting(pg) && send_resolve(pg))
     pg_lost(pg, PQerrorMessage(pg->conn));
+}
+
+/* The in-doubt COMMIT is still in progress (or the question failed): asks
+ * again after a pause growing to RESOLVE_MAX_MS; past the bound, and after
+ * each further bound, reports it (see svc_pg.h). */
+static void ask_again_later(struct svc_pg *pg)
+{
+  uint64_t now = uv_now(pg->loop);
+  if (now >= pg->indoubt_report) {
+    if (!pg->indoubt_reported++) pg->stats.indoubt_overdue++;
+    svc_error("in-doubt commit still in progress: later batches wait for it",
+              " pg=%s xid=%s backend_pid=%d waited_ms=%llu", pg->name, pg->indoubt->xid,
+              pg->indoubt_pid, (unsigned long long)(now - pg->indoubt_since));
+    pg->indoubt_report = now + (uint64_t)pg->opts.indoubt_bound_ms;
+  }
+  pg->resolve_waiting = 1;
+  uv_timer_start(&pg->timer, resolve_timer_cb, (uint64_t)pg->indoubt_delay_ms, 0);
+  pg->indoubt_delay_ms *= 2;
+  if (pg->indoubt_delay_ms > RESOLVE_MAX_MS) pg->indoubt_delay_ms = RESOLVE_MAX_MS;
 }
 
 /* Starts the next piece of work when the pipeline is idle. */
@@ -390,7 +384,7 @@ static void pg_kick(struct svc_pg *pg)
 {
   if (pg->state != ST_UP || !pg->conn || awaiting(pg)) return;
   if (pg->indoubt) {
-    if (send_resolve(pg)) pg_lost(pg, PQerrorMessage(pg->conn));
+    if (!pg->resolve_waiting && send_resolve(pg)) pg_lost(pg, PQerrorMessage(pg->conn));
     return;
   }
   int r = send_prepares(pg);
@@ -480,6 +474,7 @@ static void on_result(struct svc_pg *pg, struct slot *s, PGresult *r)
     if (s->kind == SLOT_PREPARE || s->kind == SLOT_RESOLVE || !b) {
       svc_error("statement failed", " pg=%s kind=%d error=\"%s\"", pg->name, (int)s->kind,
                 PQresultErrorMessage(r));
+      if (s->kind == SLOT_RESOLVE && pg->indoubt) ask_again_later(pg);
       return;
     }
     if (!b->failed && s->q) b->failed_index = s->q->ordinal;
@@ -499,11 +494,12 @@ static void on_result(struct svc_pg *pg, struct slot *s, PGresult *r)
     const char *v = PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0) : "";
     struct svc_pg_batch *d = pg->indoubt;
     if (strcmp(v, "in progress") == 0) {
-      uv_timer_start(&pg->timer, resolve_timer_cb, RESOLVE_RETRY_MS, 0);
+      ask_again_later(pg);
       break;
     }
     pg->indoubt = NULL;
-    svc_info("in-doubt commit settled", " pg=%s xid=%s status=\"%s\"", pg->name, d->xid, v);
+    svc_info("in-doubt commit settled", " pg=%s xid=%s status=\"%s\" waited_ms=%llu", pg->name,
+             d->xid, v, (unsigned long long)(uv_now(pg->loop) - pg->indoubt_since));
     batch_finish(pg, d, strcmp(v, "committed") == 0 ? SVC_PG_COMMITTED : SVC_PG_RETRY);
     break;
   }
@@ -545,51 +541,7 @@ static void pg_consume(struct svc_pg *pg)
   }
 }
 
-/* ---- connection -------------------------------------------------------- */
-
-static void poll_close_cb(uv_handle_t *h)
-{
-  free(h);
-}
-
-static void pg_drop_poll(struct svc_pg *pg)
-{
-  if (!pg->poll) return;
-  uv_poll_stop(pg->poll);
-  uv_close((uv_handle_t *)pg->poll, poll_close_cb);
-  pg->poll = NULL;
-  pg->poll_fd = -1;
-  pg->poll_events = 0;
-}
-
-static void poll_cb(uv_poll_t *h, int status, int events);
-
-static void pg_update_poll(struct svc_pg *pg, int events)
-{
-  int fd = pg->conn ? PQsocket(pg->conn) : -1;
-  if (fd < 0) return;
-  if (pg->poll && pg->poll_fd != fd) pg_drop_poll(pg);
-  if (!pg->poll) {
-    pg->poll = malloc(sizeof *pg->poll);
-    if (!pg->poll || uv_poll_init(pg->loop, pg->poll, fd) != 0) {
-      free(pg->poll);
-      pg->poll = NULL;
-      return;
-    }
-    pg->poll->data = pg;
-    pg->poll_fd = fd;
-    pg->poll_events = 0;
-  }
-  if (events != pg->poll_events) {
-    uv_poll_start(pg->poll, events, poll_cb);
-    pg->poll_events = events;
-  }
-}
-
-static void reconnect_timer_cb(uv_timer_t *t)
-{
-  pg_connect_start(t->data);
-}
+/* ---- connection: what the connection layer (svc_pg_conn.c) calls ------ */
 
 /* The connection failed or was lost: settle the running batch, schedule a
  * reconnect. */
@@ -599,10 +551,13 @@ static void pg_lost(struct svc_pg *pg, const char *why)
   char reason[256];
   snprintf(reason, sizeof reason, "%s", why ? why : "");
   for (char *p = reason; *p; p++) if (*p == '\n' || *p == '"') *p = ' ';
-  pg_drop_poll(pg);
+  svc_pg_drop_poll(pg);
   if (pg->conn) PQfinish(pg->conn);
   pg->conn = NULL;
   pg->handshake = 0;
+  if (pg->resolving) svc_pg_params_cancel(pg->params);
+  pg->resolving = 0;
+  pg->resolve_waiting = 0;
   slots_reset(pg);
   query_free(pg->sent);
   pg->sent = NULL;
@@ -616,6 +571,11 @@ static void pg_lost(struct svc_pg *pg, const char *why)
       dequeue(pg);
       pg->indoubt = b; /* settled after reconnecting */
       pg->stats.indoubt++;
+      pg->indoubt_pid = pg->backend_pid;
+      pg->indoubt_since = uv_now(pg->loop);
+      pg->indoubt_report = pg->indoubt_since + (uint64_t)pg->opts.indoubt_bound_ms;
+      pg->indoubt_reported = 0;
+      pg->indoubt_delay_ms = RESOLVE_MIN_MS;
     } else {
       dequeue(pg);
       batch_finish(pg, b, SVC_PG_RETRY);
@@ -631,25 +591,19 @@ static void pg_lost(struct svc_pg *pg, const char *why)
             pg->backoff_ms, reason);
   }
   if (pg->destroying) return;
-  uv_timer_start(&pg->timer, reconnect_timer_cb, (uint64_t)pg->backoff_ms, 0);
+  svc_pg_reconnect_later(pg, (uint64_t)pg->backoff_ms);
   pg->backoff_ms = pg->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : pg->backoff_ms * 2;
 }
 
-static void pg_connect_step(struct svc_pg *pg)
+/* The handshake is done: pipeline mode, then the statements are prepared
+ * and the connection is reported up. */
+void svc_pg_pipeline_begin(struct svc_pg *pg)
 {
-  PostgresPollingStatusType ps = PQconnectPoll(pg->conn);
-  switch (ps) {
-  case PGRES_POLLING_READING: pg_update_poll(pg, UV_READABLE); return;
-  case PGRES_POLLING_WRITING: pg_update_poll(pg, UV_WRITABLE); return;
-  case PGRES_POLLING_FAILED: pg_lost(pg, PQerrorMessage(pg->conn)); return;
-  default: break;
-  }
-  pg->handshake = 0;
   if (PQsetnonblocking(pg->conn, 1) != 0 || PQenterPipelineMode(pg->conn) != 1) {
     pg_lost(pg, "cannot enter pipeline mode");
     return;
   }
-  pg_update_poll(pg, UV_READABLE);
+  svc_pg_update_poll(pg, UV_READABLE);
   int r = send_prepares(pg);
   if (r < 0) {
     pg_lost(pg, PQerrorMessage(pg->conn));
@@ -665,45 +619,19 @@ static void pg_connect_step(struct svc_pg *pg)
   /* else: ready when the prepares' sync arrives (pg_consume) */
 }
 
-static void poll_cb(uv_poll_t *h, int status, int events)
+void svc_pg_lost(struct svc_pg *pg, const char *why)
 {
-  struct svc_pg *pg = h->data;
-  if (!pg->conn) return;
-  if (status < 0) {
-    pg_lost(pg, uv_strerror(status));
-    return;
-  }
-  if (pg->handshake) {
-    pg_connect_step(pg);
-    return;
-  }
-  if (events & UV_WRITABLE) {
-    if (pg_flush(pg)) {
-      pg_lost(pg, PQerrorMessage(pg->conn));
-      return;
-    }
-  }
-  if (events & UV_READABLE) {
-    if (!PQconsumeInput(pg->conn)) {
-      pg_lost(pg, PQerrorMessage(pg->conn));
-      return;
-    }
-    pg_consume(pg);
-    if (pg->conn && PQstatus(pg->conn) == CONNECTION_BAD) pg_lost(pg, "connection bad");
-  }
+  pg_lost(pg, why);
 }
 
-static void pg_connect_start(struct svc_pg *pg)
+void svc_pg_pipeline_input(struct svc_pg *pg)
 {
-  if (pg->destroying) return;
-  pg->conn = PQconnectStart(pg->conninfo);
-  if (!pg->conn || PQstatus(pg->conn) == CONNECTION_BAD) {
-    pg_lost(pg, pg->conn ? PQerrorMessage(pg->conn) : "out of memory");
-    return;
-  }
-  pg->state = ST_CONNECTING;
-  pg->handshake = 1;
-  pg_update_poll(pg, UV_WRITABLE);
+  pg_consume(pg);
+}
+
+int svc_pg_pipeline_flush(struct svc_pg *pg)
+{
+  return pg_flush(pg);
 }
 
 /* ---- public ------------------------------------------------------------ */
@@ -714,18 +642,24 @@ struct svc_pg *svc_pg_new(uv_loop_t *loop, const char *name, const char *conninf
   if (!pg) return NULL;
   pg->loop = loop;
   pg->name = strdup(name);
-  pg->conninfo = strdup(conninfo);
   pg->poll_fd = -1;
   pg->backoff_ms = BACKOFF_MIN_MS;
-  if (!pg->name || !pg->conninfo || uv_timer_init(loop, &pg->timer) != 0) {
+  svc_pg_get_defaults(&pg->opts);
+  /* The server ends a transaction of ours idle for twice the batch timeout:
+   * one whose client is gone must not hold its locks for long. */
+  if (pg->name)
+    pg->params = svc_pg_params_new(conninfo, name, 2 * pg->opts.batch_timeout_ms);
+  if (!pg->params || uv_timer_init(loop, &pg->timer) != 0) {
+    svc_pg_params_destroy(&pg->params);
     free(pg->name);
-    free(pg->conninfo);
     free(pg);
     return NULL;
   }
-  pg->timer.data = pg;
+  uv_timer_init(loop, &pg->watchdog); /* cannot fail once a timer could be made */
+  pg->timer.data = pg->watchdog.data = pg;
+  pg->open_timers = 2;
   /* Connect from the loop, so statements registered before uv_run are prepared. */
-  uv_timer_start(&pg->timer, reconnect_timer_cb, 0, 0);
+  svc_pg_reconnect_later(pg, 0);
   return pg;
 }
 
@@ -756,6 +690,7 @@ struct svc_pg_stmt *svc_pg_prepare(struct svc_pg *pg, const char *sql, int npara
 static void timer_close_cb(uv_handle_t *h)
 {
   struct svc_pg *pg = h->data;
+  if (--pg->open_timers) return;
   for (struct svc_pg_stmt *s = pg->stmts; s;) {
     struct svc_pg_stmt *n = s->next;
     free(s->sql);
@@ -765,7 +700,6 @@ static void timer_close_cb(uv_handle_t *h)
   }
   free(pg->slots);
   free(pg->name);
-  free(pg->conninfo);
   free(pg);
 }
 
@@ -775,7 +709,7 @@ void svc_pg_destroy(struct svc_pg **pgp)
   if (!pg) return;
   *pgp = NULL;
   pg->destroying = 1;
-  pg_drop_poll(pg);
+  svc_pg_drop_poll(pg);
   if (pg->conn) PQfinish(pg->conn);
   pg->conn = NULL;
   query_free(pg->sent);
@@ -788,8 +722,11 @@ void svc_pg_destroy(struct svc_pg **pgp)
   }
   while (pg->qhead) batch_finish(pg, dequeue(pg), SVC_PG_RETRY);
   pg->state = ST_CLOSED;
+  svc_pg_params_destroy(&pg->params); /* abandons a look-up in progress */
+  pg->resolving = 0;
   uv_timer_stop(&pg->timer);
   uv_close((uv_handle_t *)&pg->timer, timer_close_cb);
+  uv_close((uv_handle_t *)&pg->watchdog, timer_close_cb);
 }
 
 void svc_pg_on_state(struct svc_pg *pg, svc_pg_state_cb cb, void *arg)

@@ -9,7 +9,29 @@
  * when the connection is lost after COMMIT was sent, the outcome is settled
  * with pg_xact_status() after reconnecting: done() then reports COMMITTED,
  * RETRY (nothing was committed: stage it again) or FAILED (an SQL error: nothing
- * was committed). Batches run one at a time, in submission order. */
+ * was committed). Batches run one at a time, in submission order.
+ *
+ * Network faults (DESIGN §4): each connection has TCP keepalives,
+ * tcp_user_timeout and connect_timeout unless its conninfo sets them, and its
+ * host names are resolved on libuv's thread pool, never on the loop. A query
+ * (a stage, a COMMIT, the preparations, an in-doubt question) with no result
+ * for the batch timeout means the connection is lost: it is dropped and
+ * re-established, and the running batch ends RETRY, or is in doubt if its
+ * COMMIT was sent. The server ends a transaction of ours left idle for twice
+ * that long (idle_in_transaction_session_timeout), so a transaction whose
+ * client is gone does not hold its locks for long.
+ *
+ * In-doubt commits: while pg_xact_status() says "in progress" (the old backend
+ * is still committing: slow commit-time triggers, a synchronous standby that
+ * does not answer, a stopped process), it is asked again at intervals growing
+ * from 100 ms to 5 s. Later batches wait for the outcome, since running them
+ * first could reorder or duplicate work: the queue grows and servers apply
+ * back-pressure. Past the in-doubt bound the wait is logged as an error, with
+ * the xid and the old backend's pid (ending that backend, e.g. with
+ * pg_terminate_backend(), settles it), counted in indoubt_overdue and logged
+ * again after each further bound; the asking goes on, since an outcome must
+ * never be guessed. Asking again on a new connection would change nothing: a
+ * connection that stops answering is dropped by the batch timeout anyway. */
 #ifndef SVC_PG_H
 #define SVC_PG_H
 
@@ -43,8 +65,18 @@ typedef void (*svc_pg_done_cb)(struct svc_pg_batch *b, enum svc_pg_outcome outco
 /* Connection state changes: up = 1 when ready (statements prepared), 0 when lost. */
 typedef void (*svc_pg_state_cb)(void *arg, int up);
 
+/* Timeouts of the connections created from then on; a field <= 0 keeps its
+ * value. batch_timeout_ms (default 30000): a query with no result for this
+ * long means the connection is lost. indoubt_bound_ms (default 60000): an
+ * in-doubt COMMIT still in progress this long is reported. Daemons set them
+ * from WHISTLE_PG_BATCH_TIMEOUT_MS and WHISTLE_PG_INDOUBT_MS. */
+struct svc_pg_opts { int batch_timeout_ms, indoubt_bound_ms; };
+void svc_pg_set_defaults(const struct svc_pg_opts *o);
+
 /* Creates a connection on loop; connecting starts at once and retries with
- * back-off (100 ms doubling to 5 s) for as long as it fails. name labels logs. */
+ * back-off (100 ms doubling to 5 s) for as long as it fails. name labels logs
+ * and is the fallback_application_name. Returns NULL when out of memory or
+ * when conninfo cannot be parsed (logged without quoting it). */
 struct svc_pg *svc_pg_new(uv_loop_t *loop, const char *name, const char *conninfo);
 /* Closes the connection; pending batches get done(RETRY) first, and batches
  * submitted from then on are discarded. Destroy connections before the objects
@@ -59,8 +91,11 @@ void svc_pg_on_state(struct svc_pg *pg, svc_pg_state_cb cb, void *arg);
 int svc_pg_is_up(const struct svc_pg *pg);
 /* Batches waiting or running; servers use it for back-pressure. */
 size_t svc_pg_queue_len(const struct svc_pg *pg);
-/* Counters for status: batches committed, statements sent, reconnects. */
-struct svc_pg_stats { uint64_t committed, retried, failed, statements, reconnects, indoubt; };
+/* Counters for status: batches committed, statements sent, reconnects,
+ * commits found in doubt, and those still in progress past the in-doubt bound. */
+struct svc_pg_stats {
+  uint64_t committed, retried, failed, statements, reconnects, indoubt, indoubt_overdue;
+};
 void svc_pg_stats(const struct svc_pg *pg, struct svc_pg_stats *st);
 
 /* Starts a batch (not yet queued). on_stage may be NULL. */

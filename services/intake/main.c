@@ -145,6 +145,10 @@ static void fill_status(void *arg, struct svc_status_out *o)
   svc_status_add(o, "server.pending", (int64_t)ss.pending);
   svc_stream_producer_status(in->x.prod, "stream", o);
   svc_status_add(o, "pg.up", svc_pg_is_up(in->pgw));
+  struct svc_pg_stats gs;
+  svc_pg_stats(in->pgw, &gs);
+  svc_status_add(o, "pg.reconnects", (int64_t)gs.reconnects);
+  svc_status_add(o, "pg.indoubt_overdue", (int64_t)gs.indoubt_overdue);
   svc_status_add(o, "clock.now_us", svc_clock_now(&in->x.clock));
   svc_status_add(o, "clock.ahead_us", svc_clock_ahead_us(&in->x.clock));
   if (in->closures) svc_stream_consumer_status(in->closures, "closures", o);

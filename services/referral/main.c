@@ -101,6 +101,10 @@ static void fill_status(void *arg, struct svc_status_out *o)
   svc_status_add(o, "clock.ahead_us", svc_clock_ahead_us(&rf->x.clock));
   svc_status_add(o, "clock.out_watermark_us", rf->x.out_watermark_us);
   svc_status_add(o, "pg.up", svc_pg_is_up(rf->pgw));
+  struct svc_pg_stats gs;
+  svc_pg_stats(rf->pgw, &gs);
+  svc_status_add(o, "pg.reconnects", (int64_t)gs.reconnects);
+  svc_status_add(o, "pg.indoubt_overdue", (int64_t)gs.indoubt_overdue);
 }
 
 static void finish(void *arg)

@@ -2,12 +2,16 @@
  * against the private Postgres cluster (real server, real sockets): pipelined
  * stages, binary array parameters, SQL errors that commit nothing, a killed
  * backend (reconnect and retry), an in-doubt COMMIT settled through
- * pg_xact_status, and migrations applied once and atomically. */
+ * pg_xact_status (also one still in progress past the in-doubt bound), the
+ * batch timeout, the server-side settings every connection gets, a host
+ * list resolved off the loop, a connection string that cannot be parsed, and
+ * migrations applied once and atomically. */
 #include <check.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "svc_log.h"
 #include "svc_migrate.h"
@@ -290,6 +294,167 @@ START_TEST(test_indoubt_commit_is_settled)
 }
 END_TEST
 
+/* Replaces the fixture's connection with one made under opts. */
+static void reopen(int batch_timeout_ms, int indoubt_bound_ms)
+{
+  struct svc_pg_opts o = { batch_timeout_ms, indoubt_bound_ms };
+  svc_pg_set_defaults(&o);
+  svc_pg_destroy(&pg);
+  pg = svc_pg_new(&loop, "test", CONNINFO);
+  ck_assert_ptr_nonnull(pg);
+  struct svc_pg_opts back = { 30000, 60000 };
+  svc_pg_set_defaults(&back);
+}
+
+/* A statement that gives no result within the batch timeout: the connection
+ * is treated as lost and the batch ends RETRY (nothing was committed). */
+START_TEST(test_batch_timeout_drops_connection)
+{
+  reopen(500, 60000);
+  prepare();
+  struct svc_pg_stmt *slow = svc_pg_prepare(pg, "SELECT pg_sleep(3)", 0, NULL);
+  struct outcome o = { 0 };
+  struct svc_pg_batch *b = svc_pg_batch_new(pg, NULL, done_cb, &o);
+  add_ins(b, "slow", "1");
+  svc_pg_batch_add(b, slow, 0, NULL, NULL, NULL, 0, NULL, NULL);
+  svc_pg_submit(b);
+  run_until(&o.done);
+  ck_assert_int_eq(o.oc, SVC_PG_RETRY);
+  struct svc_pg_stats st;
+  svc_pg_stats(pg, &st);
+  ck_assert_uint_ge(st.reconnects, 1);
+  ck_assert_uint_eq(st.indoubt, 0);
+  /* The connection comes back and works. */
+  struct outcome o2 = { 0 };
+  b = svc_pg_batch_new(pg, NULL, done_cb, &o2);
+  add_ins(b, "after", "1");
+  svc_pg_submit(b);
+  run_until(&o2.done);
+  ck_assert_int_eq(o2.oc, SVC_PG_COMMITTED);
+  ck_assert_int_eq(q1("SELECT count(*) FROM c_pg.t"), 1);
+}
+END_TEST
+
+/* COMMIT runs a commit-time trigger that takes 3 s: the batch timeout
+ * (500 ms) drops the connection while the old backend goes on committing, so
+ * pg_xact_status says "in progress" past the in-doubt bound (1 s): that is
+ * reported and counted, the question is asked again with back-off, a later
+ * batch waits, and the outcome is the real one (committed), in order. */
+struct ordered { struct outcome o; int *seq; int at; };
+
+static void ordered_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err, void *arg)
+{
+  struct ordered *x = arg;
+  x->at = ++*x->seq;
+  done_cb(b, oc, err, &x->o);
+}
+
+START_TEST(test_indoubt_in_progress_past_the_bound)
+{
+  reopen(500, 1000);
+  prepare();
+  q1("CREATE FUNCTION c_pg.slow() RETURNS trigger LANGUAGE plpgsql AS "
+     "$$BEGIN IF NEW.k = 'doubt' THEN PERFORM pg_sleep(3); END IF; RETURN NULL; END$$");
+  q1("CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON c_pg.t DEFERRABLE INITIALLY DEFERRED "
+     "FOR EACH ROW EXECUTE FUNCTION c_pg.slow()");
+  int seq = 0;
+  struct ordered first = { .seq = &seq }, later = { .seq = &seq };
+  struct svc_pg_batch *b = svc_pg_batch_new(pg, NULL, ordered_done, &first);
+  add_ins(b, "doubt", "1");
+  svc_pg_submit(b);
+  b = svc_pg_batch_new(pg, NULL, ordered_done, &later);
+  add_ins(b, "later", "1");
+  svc_pg_submit(b);
+  run_until(&later.o.done);
+  ck_assert_int_eq(first.o.done, 1);
+  ck_assert_int_eq(first.o.oc, SVC_PG_COMMITTED);
+  ck_assert_int_eq(later.o.oc, SVC_PG_COMMITTED);
+  ck_assert_int_lt(first.at, later.at);
+  ck_assert_int_eq(q1("SELECT count(*) FROM c_pg.t"), 2);
+  struct svc_pg_stats st;
+  svc_pg_stats(pg, &st);
+  ck_assert_uint_eq(st.indoubt, 1);
+  ck_assert_uint_eq(st.indoubt_overdue, 1);
+}
+END_TEST
+
+/* Every connection gets the server-side idle-transaction bound (twice the
+ * batch timeout) and is named after the connection unless conninfo says. */
+static char setting[64];
+
+static void setting_cb(void *arg, const PGresult *r)
+{
+  (void)arg;
+  snprintf(setting, sizeof setting, "%s|%s", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+}
+
+START_TEST(test_connection_settings)
+{
+  reopen(4000, 60000);
+  struct svc_pg_stmt *show = svc_pg_prepare(
+    pg, "SELECT current_setting('idle_in_transaction_session_timeout'), application_name"
+        " FROM pg_stat_activity WHERE pid = pg_backend_pid()", 0, NULL);
+  struct outcome o = { 0 };
+  struct svc_pg_batch *b = svc_pg_batch_new(pg, NULL, done_cb, &o);
+  svc_pg_batch_add(b, show, 0, NULL, NULL, NULL, 0, setting_cb, NULL);
+  svc_pg_submit(b);
+  run_until(&o.done);
+  ck_assert_int_eq(o.oc, SVC_PG_COMMITTED);
+  ck_assert_str_eq(setting, "8s|test");
+}
+END_TEST
+
+/* A host list with per-host ports: a name that does not resolve is left out
+ * (with its port), localhost is resolved and tried at a port where nothing
+ * listens, and the cluster's socket directory, last, is reached at its own
+ * port: the lists stay aligned. */
+START_TEST(test_host_list_resolved)
+{
+  const char *dir = getenv("PGHOST"), *port = getenv("PGPORT");
+  ck_assert_ptr_nonnull(dir);
+  ck_assert_ptr_nonnull(port);
+  char ci[512];
+  snprintf(ci, sizeof ci, "user=c_pg host=nonexistent.invalid,localhost,%s port=1,1,%s", dir, port);
+  svc_pg_destroy(&pg);
+  pg = svc_pg_new(&loop, "hosts", ci);
+  ck_assert_ptr_nonnull(pg);
+  prepare();
+  struct outcome o = { 0 };
+  struct svc_pg_batch *b = svc_pg_batch_new(pg, NULL, done_cb, &o);
+  add_ins(b, "via-list", "1");
+  svc_pg_submit(b);
+  run_until(&o.done);
+  ck_assert_int_eq(o.oc, SVC_PG_COMMITTED);
+  ck_assert_int_eq(q1("SELECT count(*) FROM c_pg.t"), 1);
+}
+END_TEST
+
+/* A connection string that cannot be parsed: no connection, and the log
+ * names the problem without quoting the string (it may hold a password). */
+START_TEST(test_bad_conninfo_is_not_logged)
+{
+  char path[] = "/tmp/check_pg_log_XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  fflush(stderr);
+  int saved = dup(2);
+  dup2(fd, 2);
+  /* libpq's own message for this one quotes the whole string. */
+  struct svc_pg *bad = svc_pg_new(&loop, "bad", "postgresql://c_pg:hunter2@[::1/whistle");
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  ck_assert_ptr_null(bad);
+  char buf[4096] = "";
+  ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+  close(fd);
+  unlink(path);
+  ck_assert_int_gt(n, 0);
+  ck_assert_ptr_nonnull(strstr(buf, "cannot be parsed"));
+  ck_assert_ptr_null(strstr(buf, "hunter2"));
+}
+END_TEST
+
 static const struct svc_migration good[] = {
   { "001_a", "CREATE TABLE a (x int); INSERT INTO a VALUES (1);" },
   { "002_b", "CREATE TABLE b (y int);" },
@@ -328,6 +493,11 @@ int main(void)
   tcase_add_test(tc, test_binary_arrays_roundtrip);
   tcase_add_test(tc, test_killed_backend_reconnects_and_retries);
   tcase_add_test(tc, test_indoubt_commit_is_settled);
+  tcase_add_test(tc, test_batch_timeout_drops_connection);
+  tcase_add_test(tc, test_indoubt_in_progress_past_the_bound);
+  tcase_add_test(tc, test_connection_settings);
+  tcase_add_test(tc, test_host_list_resolved);
+  tcase_add_test(tc, test_bad_conninfo_is_not_logged);
   tcase_add_test(tc, test_migrations_once_and_atomic);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);

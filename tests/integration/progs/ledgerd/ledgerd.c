@@ -328,6 +328,9 @@ static void fill_status(void *arg, struct svc_status_out *o)
   svc_status_add(o, "pg.up", svc_pg_is_up(l->pgw));
   svc_status_add(o, "pg.committed", (int64_t)gs.committed);
   svc_status_add(o, "pg.retried", (int64_t)gs.retried);
+  svc_status_add(o, "pg.reconnects", (int64_t)gs.reconnects);
+  svc_status_add(o, "pg.indoubt", (int64_t)gs.indoubt);
+  svc_status_add(o, "pg.indoubt_overdue", (int64_t)gs.indoubt_overdue);
   uint64_t allowed, denied;
   svc_zctx_stats(l->d.z, &allowed, &denied);
   svc_status_add(o, "zap.allowed", (int64_t)allowed);
