@@ -135,8 +135,8 @@ static int pg_flush(struct svc_pg *pg)
 {
   int r = PQflush(pg->conn);
   if (r < 0) return -1;
-  svc_pg_watch_io(pg); /* a wait begins or goes on: the watchdog bounds it */
-  svc_pg_update_poll(pg, UV_READABLE | (r == 1 ? UV_WRITABLE : 0));
+  svc__pg_watch_io(pg); /* a wait begins or goes on: the watchdog bounds it */
+  svc__pg_update_poll(pg, UV_READABLE | (r == 1 ? UV_WRITABLE : 0));
   return 0;
 }
 
@@ -551,11 +551,11 @@ static void pg_lost(struct svc_pg *pg, const char *why)
   char reason[256];
   snprintf(reason, sizeof reason, "%s", why ? why : "");
   for (char *p = reason; *p; p++) if (*p == '\n' || *p == '"') *p = ' ';
-  svc_pg_drop_poll(pg);
+  svc__pg_drop_poll(pg);
   if (pg->conn) PQfinish(pg->conn);
   pg->conn = NULL;
   pg->handshake = 0;
-  if (pg->resolving) svc_pg_params_cancel(pg->params);
+  if (pg->resolving) svc__pg_params_cancel(pg->params);
   pg->resolving = 0;
   pg->resolve_waiting = 0;
   slots_reset(pg);
@@ -591,19 +591,19 @@ static void pg_lost(struct svc_pg *pg, const char *why)
             pg->backoff_ms, reason);
   }
   if (pg->destroying) return;
-  svc_pg_reconnect_later(pg, (uint64_t)pg->backoff_ms);
+  svc__pg_reconnect_later(pg, (uint64_t)pg->backoff_ms);
   pg->backoff_ms = pg->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : pg->backoff_ms * 2;
 }
 
 /* The handshake is done: pipeline mode, then the statements are prepared
  * and the connection is reported up. */
-void svc_pg_pipeline_begin(struct svc_pg *pg)
+void svc__pg_pipeline_begin(struct svc_pg *pg)
 {
   if (PQsetnonblocking(pg->conn, 1) != 0 || PQenterPipelineMode(pg->conn) != 1) {
     pg_lost(pg, "cannot enter pipeline mode");
     return;
   }
-  svc_pg_update_poll(pg, UV_READABLE);
+  svc__pg_update_poll(pg, UV_READABLE);
   int r = send_prepares(pg);
   if (r < 0) {
     pg_lost(pg, PQerrorMessage(pg->conn));
@@ -619,17 +619,17 @@ void svc_pg_pipeline_begin(struct svc_pg *pg)
   /* else: ready when the prepares' sync arrives (pg_consume) */
 }
 
-void svc_pg_lost(struct svc_pg *pg, const char *why)
+void svc__pg_lost(struct svc_pg *pg, const char *why)
 {
   pg_lost(pg, why);
 }
 
-void svc_pg_pipeline_input(struct svc_pg *pg)
+void svc__pg_pipeline_input(struct svc_pg *pg)
 {
   pg_consume(pg);
 }
 
-int svc_pg_pipeline_flush(struct svc_pg *pg)
+int svc__pg_pipeline_flush(struct svc_pg *pg)
 {
   return pg_flush(pg);
 }
@@ -644,13 +644,13 @@ struct svc_pg *svc_pg_new(uv_loop_t *loop, const char *name, const char *conninf
   pg->name = strdup(name);
   pg->poll_fd = -1;
   pg->backoff_ms = BACKOFF_MIN_MS;
-  svc_pg_get_defaults(&pg->opts);
+  svc__pg_get_defaults(&pg->opts);
   /* The server ends a transaction of ours idle for twice the batch timeout:
    * one whose client is gone must not hold its locks for long. */
   if (pg->name)
-    pg->params = svc_pg_params_new(conninfo, name, 2 * pg->opts.batch_timeout_ms);
+    pg->params = svc__pg_params_new(conninfo, name, 2 * pg->opts.batch_timeout_ms);
   if (!pg->params || uv_timer_init(loop, &pg->timer) != 0) {
-    svc_pg_params_destroy(&pg->params);
+    svc__pg_params_destroy(&pg->params);
     free(pg->name);
     free(pg);
     return NULL;
@@ -659,7 +659,7 @@ struct svc_pg *svc_pg_new(uv_loop_t *loop, const char *name, const char *conninf
   pg->timer.data = pg->watchdog.data = pg;
   pg->open_timers = 2;
   /* Connect from the loop, so statements registered before uv_run are prepared. */
-  svc_pg_reconnect_later(pg, 0);
+  svc__pg_reconnect_later(pg, 0);
   return pg;
 }
 
@@ -709,7 +709,7 @@ void svc_pg_destroy(struct svc_pg **pgp)
   if (!pg) return;
   *pgp = NULL;
   pg->destroying = 1;
-  svc_pg_drop_poll(pg);
+  svc__pg_drop_poll(pg);
   if (pg->conn) PQfinish(pg->conn);
   pg->conn = NULL;
   query_free(pg->sent);
@@ -722,7 +722,7 @@ void svc_pg_destroy(struct svc_pg **pgp)
   }
   while (pg->qhead) batch_finish(pg, dequeue(pg), SVC_PG_RETRY);
   pg->state = ST_CLOSED;
-  svc_pg_params_destroy(&pg->params); /* abandons a look-up in progress */
+  svc__pg_params_destroy(&pg->params); /* abandons a look-up in progress */
   pg->resolving = 0;
   uv_timer_stop(&pg->timer);
   uv_close((uv_handle_t *)&pg->timer, timer_close_cb);

@@ -161,7 +161,6 @@ int svc_pg_fetch_row(const char *conninfo, const char *sql, int64_t *out, int n,
 
 /* Helpers for reading binary results. */
 int64_t svc_pg_get_i64(const PGresult *r, int row, int col); /* binary int8 */
-int svc_pg_is_binary_i64(const PGresult *r, int col);
 
 #define SVC_OID_INT8 20
 #define SVC_OID_TEXT 25

@@ -18,7 +18,7 @@ static void poll_close_cb(uv_handle_t *h)
   free(h);
 }
 
-void svc_pg_drop_poll(struct svc_pg *pg)
+void svc__pg_drop_poll(struct svc_pg *pg)
 {
   if (!pg->poll) return;
   uv_poll_stop(pg->poll);
@@ -35,14 +35,14 @@ static unsigned long long socket_id(int fd)
   return fstat(fd, &st) == 0 ? (unsigned long long)st.st_ino : 0;
 }
 
-void svc_pg_update_poll(struct svc_pg *pg, int events)
+void svc__pg_update_poll(struct svc_pg *pg, int events)
 {
   int fd = pg->conn ? PQsocket(pg->conn) : -1;
   if (fd < 0) return;
   /* During the handshake libpq may move to another address or host, on a
    * new socket that can have the old one's number. */
   if (pg->poll && (pg->poll_fd != fd || (pg->handshake && pg->poll_id != socket_id(fd))))
-    svc_pg_drop_poll(pg);
+    svc__pg_drop_poll(pg);
   if (!pg->poll) {
     pg->poll = malloc(sizeof *pg->poll);
     if (!pg->poll || uv_poll_init(pg->loop, pg->poll, fd) != 0) {
@@ -83,7 +83,7 @@ static void watchdog_cb(uv_timer_t *t)
   char why[80];
   snprintf(why, sizeof why, "%s %llu ms", connecting ? "connect timed out after" : "no result for",
            (unsigned long long)quiet);
-  svc_pg_lost(pg, why);
+  svc__pg_lost(pg, why);
 }
 
 /* Starts bounding a wait of limit_ms (0: unbounded) from now. */
@@ -95,7 +95,7 @@ static void watch(struct svc_pg *pg, uint64_t limit_ms)
   else uv_timer_stop(&pg->watchdog);
 }
 
-void svc_pg_watch_io(struct svc_pg *pg)
+void svc__pg_watch_io(struct svc_pg *pg)
 {
   pg->last_io = uv_now(pg->loop);
   if (pg->wait_limit_ms && !uv_is_active((uv_handle_t *)&pg->watchdog))
@@ -107,15 +107,15 @@ void svc_pg_watch_io(struct svc_pg *pg)
 static void connect_step(struct svc_pg *pg)
 {
   switch (PQconnectPoll(pg->conn)) {
-  case PGRES_POLLING_READING: svc_pg_update_poll(pg, UV_READABLE); return;
-  case PGRES_POLLING_WRITING: svc_pg_update_poll(pg, UV_WRITABLE); return;
-  case PGRES_POLLING_FAILED: svc_pg_lost(pg, PQerrorMessage(pg->conn)); return;
+  case PGRES_POLLING_READING: svc__pg_update_poll(pg, UV_READABLE); return;
+  case PGRES_POLLING_WRITING: svc__pg_update_poll(pg, UV_WRITABLE); return;
+  case PGRES_POLLING_FAILED: svc__pg_lost(pg, PQerrorMessage(pg->conn)); return;
   default: break;
   }
   pg->handshake = 0;
   pg->backend_pid = PQbackendPID(pg->conn);
   watch(pg, (uint64_t)pg->opts.batch_timeout_ms); /* from now on, results are waited for */
-  svc_pg_pipeline_begin(pg);
+  svc__pg_pipeline_begin(pg);
 }
 
 static void poll_cb(uv_poll_t *h, int status, int events)
@@ -130,44 +130,44 @@ static void poll_cb(uv_poll_t *h, int status, int events)
     return;
   }
   if (status < 0) {
-    svc_pg_lost(pg, uv_strerror(status));
+    svc__pg_lost(pg, uv_strerror(status));
     return;
   }
   if (events & UV_WRITABLE) {
-    if (svc_pg_pipeline_flush(pg)) {
-      svc_pg_lost(pg, PQerrorMessage(pg->conn));
+    if (svc__pg_pipeline_flush(pg)) {
+      svc__pg_lost(pg, PQerrorMessage(pg->conn));
       return;
     }
   }
   if (events & UV_READABLE) {
     if (!PQconsumeInput(pg->conn)) {
-      svc_pg_lost(pg, PQerrorMessage(pg->conn));
+      svc__pg_lost(pg, PQerrorMessage(pg->conn));
       return;
     }
     pg->last_io = uv_now(pg->loop);
-    svc_pg_pipeline_input(pg);
-    if (pg->conn && PQstatus(pg->conn) == CONNECTION_BAD) svc_pg_lost(pg, "connection bad");
+    svc__pg_pipeline_input(pg);
+    if (pg->conn && PQstatus(pg->conn) == CONNECTION_BAD) svc__pg_lost(pg, "connection bad");
   }
 }
 
 /* Starts the handshake, to the resolved addresses where names were resolved. */
 static void connect_now(struct svc_pg *pg)
 {
-  watch(pg, svc_pg_params_connect_ms(pg->params));
-  pg->conn = svc_pg_params_connect(pg->params);
+  watch(pg, svc__pg_params_connect_ms(pg->params));
+  pg->conn = svc__pg_params_connect(pg->params);
   if (!pg->conn || PQstatus(pg->conn) == CONNECTION_BAD) {
-    svc_pg_lost(pg, pg->conn ? PQerrorMessage(pg->conn) : "out of memory");
+    svc__pg_lost(pg, pg->conn ? PQerrorMessage(pg->conn) : "out of memory");
     return;
   }
   pg->handshake = 1;
-  svc_pg_update_poll(pg, UV_WRITABLE);
+  svc__pg_update_poll(pg, UV_WRITABLE);
 }
 
 static void resolved_cb(void *arg, const char *error)
 {
   struct svc_pg *pg = arg;
   pg->resolving = 0;
-  if (error) svc_pg_lost(pg, error);
+  if (error) svc__pg_lost(pg, error);
   else connect_now(pg);
 }
 
@@ -176,14 +176,14 @@ static void reconnect_timer_cb(uv_timer_t *t)
   struct svc_pg *pg = t->data;
   if (pg->destroying) return;
   pg->state = ST_CONNECTING;
-  watch(pg, svc_pg_params_connect_ms(pg->params)); /* the look-up is part of the attempt */
-  int r = svc_pg_params_resolve(pg->params, pg->loop, resolved_cb, pg);
+  watch(pg, svc__pg_params_connect_ms(pg->params)); /* the look-up is part of the attempt */
+  int r = svc__pg_params_resolve(pg->params, pg->loop, resolved_cb, pg);
   if (r == 0) pg->resolving = 1;
-  else if (r < 0) svc_pg_lost(pg, "no host name could be resolved");
+  else if (r < 0) svc__pg_lost(pg, "no host name could be resolved");
   else connect_now(pg);
 }
 
-void svc_pg_reconnect_later(struct svc_pg *pg, uint64_t delay_ms)
+void svc__pg_reconnect_later(struct svc_pg *pg, uint64_t delay_ms)
 {
   uv_timer_start(&pg->timer, reconnect_timer_cb, delay_ms, 0);
 }

@@ -12,7 +12,7 @@
 
 #include "svc_pg.h"
 
-struct svc_pg_params;
+struct svc__pg_params;
 struct slot;
 struct query;
 
@@ -42,7 +42,7 @@ struct svc_pg {
   struct svc_pg_stats stats;
   uint64_t batch_ids;
   int destroying;
-  struct svc_pg_params *params; /* conninfo merged with the network timeouts */
+  struct svc__pg_params *params; /* conninfo merged with the network timeouts */
   struct svc_pg_opts opts;
   uv_timer_t watchdog;  /* bounds a connection attempt and each wait for results */
   uint64_t last_io;     /* loop time the current wait began or the server last spoke */
@@ -59,25 +59,25 @@ struct svc_pg {
 /* ---- svc_pg_conn.c ---- */
 
 /* Starts (or stops) watching the socket for events; follows a changed socket. */
-void svc_pg_update_poll(struct svc_pg *pg, int events);
-void svc_pg_drop_poll(struct svc_pg *pg);
+void svc__pg_update_poll(struct svc_pg *pg, int events);
+void svc__pg_drop_poll(struct svc_pg *pg);
 /* Starts a connection attempt after delay_ms. */
-void svc_pg_reconnect_later(struct svc_pg *pg, uint64_t delay_ms);
+void svc__pg_reconnect_later(struct svc_pg *pg, uint64_t delay_ms);
 /* Something was sent or received: the wait for results goes on from now,
  * bounded by the batch timeout. */
-void svc_pg_watch_io(struct svc_pg *pg);
+void svc__pg_watch_io(struct svc_pg *pg);
 
 /* ---- svc_pg.c, for the connection layer ---- */
 
 /* The connection failed or was lost: settles the running batch (RETRY or in
  * doubt), reports the state and schedules a reconnect with back-off. */
-void svc_pg_lost(struct svc_pg *pg, const char *why);
+void svc__pg_lost(struct svc_pg *pg, const char *why);
 /* The handshake is done: enters pipeline mode, prepares, reports up. */
-void svc_pg_pipeline_begin(struct svc_pg *pg);
+void svc__pg_pipeline_begin(struct svc_pg *pg);
 /* Input arrived (already consumed from the socket): handles the results. */
-void svc_pg_pipeline_input(struct svc_pg *pg);
+void svc__pg_pipeline_input(struct svc_pg *pg);
 /* The socket is writable: flushes what libpq holds; 0 or -1. */
-int svc_pg_pipeline_flush(struct svc_pg *pg);
+int svc__pg_pipeline_flush(struct svc_pg *pg);
 
 /* ---- svc_pg_params.c ---- */
 
@@ -89,9 +89,9 @@ int svc_pg_pipeline_flush(struct svc_pg *pg);
  * idle_in_transaction_session_timeout (idle_tx_ms, 0: none) appended to the
  * options. name also labels logs. Returns NULL after logging when conninfo
  * cannot be parsed; the log never quotes conninfo (it may hold a password). */
-struct svc_pg_params *svc_pg_params_new(const char *conninfo, const char *name, int idle_tx_ms);
+struct svc__pg_params *svc__pg_params_new(const char *conninfo, const char *name, int idle_tx_ms);
 /* Frees the parameters; a resolution in progress is abandoned first. */
-void svc_pg_params_destroy(struct svc_pg_params **p);
+void svc__pg_params_destroy(struct svc__pg_params **p);
 
 /* Called on the loop when a resolution ends: error is NULL when at least one
  * host can be tried, else why none can (no host name or password in it). */
@@ -102,20 +102,20 @@ typedef void (*svc_pg_resolved_cb)(void *arg, const char *error);
  * Returns 1 when there is nothing to resolve (connect now), 0 when started
  * (cb runs once, unless cancelled), -1 when no host is left to try (no
  * lookup could start, or out of memory). */
-int svc_pg_params_resolve(struct svc_pg_params *p, uv_loop_t *loop, svc_pg_resolved_cb cb,
+int svc__pg_params_resolve(struct svc__pg_params *p, uv_loop_t *loop, svc_pg_resolved_cb cb,
                           void *arg);
 /* Abandons a resolution in progress: its callback will not run. */
-void svc_pg_params_cancel(struct svc_pg_params *p);
+void svc__pg_params_cancel(struct svc__pg_params *p);
 /* Starts a non-blocking connection (PQconnectStartParams) with the merged
  * parameters; each resolved name is passed as host together with its
  * addresses as hostaddr (one entry per address). NULL when out of memory. */
-PGconn *svc_pg_params_connect(const struct svc_pg_params *p);
+PGconn *svc__pg_params_connect(const struct svc__pg_params *p);
 /* How long the handshake of one attempt may take, ms (0: no bound):
  * connect_timeout for each address libpq may try (libpq leaves this bound to
  * the caller of PQconnectPoll). */
-uint64_t svc_pg_params_connect_ms(const struct svc_pg_params *p);
+uint64_t svc__pg_params_connect_ms(const struct svc__pg_params *p);
 
 /* The options connections are created with (svc_pg_set_defaults). */
-void svc_pg_get_defaults(struct svc_pg_opts *o);
+void svc__pg_get_defaults(struct svc_pg_opts *o);
 
 #endif

@@ -30,11 +30,11 @@ struct target {
 
 struct lookup {
   uv_getaddrinfo_t req;
-  struct svc_pg_params *p; /* NULL once abandoned: the callback only frees */
+  struct svc__pg_params *p; /* NULL once abandoned: the callback only frees */
   size_t target;
 };
 
-struct svc_pg_params {
+struct svc__pg_params {
   char *name;
   const char **kw;         /* NULL-terminated, with room for host, port, hostaddr */
   char **val;
@@ -56,14 +56,14 @@ void svc_pg_set_defaults(const struct svc_pg_opts *o)
   if (o->indoubt_bound_ms > 0) defaults.indoubt_bound_ms = o->indoubt_bound_ms;
 }
 
-void svc_pg_get_defaults(struct svc_pg_opts *o)
+void svc__pg_get_defaults(struct svc_pg_opts *o)
 {
   *o = defaults;
 }
 
 /* ---- merging ------------------------------------------------------------ */
 
-static int find(const struct svc_pg_params *p, const char *kw)
+static int find(const struct svc__pg_params *p, const char *kw)
 {
   for (size_t i = 0; i < p->n; i++)
     if (strcmp(p->kw[i], kw) == 0) return (int)i;
@@ -71,7 +71,7 @@ static int find(const struct svc_pg_params *p, const char *kw)
 }
 
 /* The value in effect for kw: the string's, else the environment's. */
-static const char *effective(const struct svc_pg_params *p, const char *kw, const char *env)
+static const char *effective(const struct svc__pg_params *p, const char *kw, const char *env)
 {
   int i = find(p, kw);
   if (i >= 0) return p->val[i];
@@ -80,7 +80,7 @@ static const char *effective(const struct svc_pg_params *p, const char *kw, cons
 }
 
 /* Sets kw to an owned copy of v (replacing a value already there). */
-static int set(struct svc_pg_params *p, const char *kw, const char *v)
+static int set(struct svc__pg_params *p, const char *kw, const char *v)
 {
   char *copy = strdup(v);
   if (!copy) return -1;
@@ -100,7 +100,7 @@ static int set(struct svc_pg_params *p, const char *kw, const char *v)
   return 0;
 }
 
-static int add_defaults(struct svc_pg_params *p, int idle_tx_ms)
+static int add_defaults(struct svc__pg_params *p, int idle_tx_ms)
 {
   static const struct { const char *kw, *env, *def; } d[] = {
     { "keepalives", NULL, "1" },
@@ -170,7 +170,7 @@ static void free_list(char **v, size_t n)
 /* Finds the host names to resolve; none when hostaddr or a service file is in
  * use (libpq then reads hosts we cannot see) or when every host is a path or
  * an address. 0, or -1 when out of memory. */
-static int plan_targets(struct svc_pg_params *p)
+static int plan_targets(struct svc__pg_params *p)
 {
   const char *hosts = effective(p, "host", "PGHOST");
   if (!hosts || effective(p, "hostaddr", "PGHOSTADDR") || effective(p, "service", "PGSERVICE"))
@@ -211,7 +211,7 @@ oom:
   return -1;
 }
 
-struct svc_pg_params *svc_pg_params_new(const char *conninfo, const char *name, int idle_tx_ms)
+struct svc__pg_params *svc__pg_params_new(const char *conninfo, const char *name, int idle_tx_ms)
 {
   char *err = NULL;
   PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
@@ -223,7 +223,7 @@ struct svc_pg_params *svc_pg_params_new(const char *conninfo, const char *name, 
   }
   size_t count = 0;
   for (PQconninfoOption *o = opts; o->keyword; o++) count++;
-  struct svc_pg_params *p = calloc(1, sizeof *p);
+  struct svc__pg_params *p = calloc(1, sizeof *p);
   if (!p) goto oom;
   p->name = strdup(name);
   p->kw = calloc(count + 16, sizeof *p->kw);
@@ -237,16 +237,16 @@ struct svc_pg_params *svc_pg_params_new(const char *conninfo, const char *name, 
 oom:
   PQconninfoFree(opts);
   svc_error("out of memory", " pg=%s", name);
-  svc_pg_params_destroy(&p);
+  svc__pg_params_destroy(&p);
   return NULL;
 }
 
-void svc_pg_params_destroy(struct svc_pg_params **pp)
+void svc__pg_params_destroy(struct svc__pg_params **pp)
 {
-  struct svc_pg_params *p = *pp;
+  struct svc__pg_params *p = *pp;
   if (!p) return;
   *pp = NULL;
-  svc_pg_params_cancel(p);
+  svc__pg_params_cancel(p);
   for (size_t i = 0; i < p->n; i++) {
     free((char *)p->kw[i]);
     free(p->val[i]);
@@ -284,7 +284,7 @@ static int append(char **list, size_t *len, size_t index, const char *item)
 }
 
 /* Logs a host's addresses when they differ from what was logged before. */
-static void log_addrs(struct svc_pg_params *p, struct target *t)
+static void log_addrs(struct svc__pg_params *p, struct target *t)
 {
   char buf[MAX_ADDRS * ADDR_LEN + 1] = "";
   size_t len = 0;
@@ -299,7 +299,7 @@ static void log_addrs(struct svc_pg_params *p, struct target *t)
 /* Builds host, port and hostaddr lists of equal length: one entry for each
  * address of a resolved name, and the entry as given for paths and IP
  * literals; names that did not resolve are left out. */
-static int build_lists(struct svc_pg_params *p)
+static int build_lists(struct svc__pg_params *p)
 {
   char *h = NULL, *po = NULL, *a = NULL;
   size_t hl = 0, pl = 0, al = 0, entries = 0;
@@ -329,7 +329,7 @@ oom:
   return -1;
 }
 
-static void resolution_done(struct svc_pg_params *p)
+static void resolution_done(struct svc__pg_params *p)
 {
   const char *error = NULL;
   for (size_t i = 0; i < p->nt; i++)
@@ -342,7 +342,7 @@ static void resolution_done(struct svc_pg_params *p)
 static void lookup_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
   struct lookup *l = (struct lookup *)req;
-  struct svc_pg_params *p = l->p;
+  struct svc__pg_params *p = l->p;
   if (p) {
     struct target *t = &p->t[l->target];
     p->lk[l->target] = NULL;
@@ -363,11 +363,11 @@ static void lookup_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
   if (p && --p->pending == 0) resolution_done(p);
 }
 
-int svc_pg_params_resolve(struct svc_pg_params *p, uv_loop_t *loop, svc_pg_resolved_cb cb,
+int svc__pg_params_resolve(struct svc__pg_params *p, uv_loop_t *loop, svc_pg_resolved_cb cb,
                           void *arg)
 {
   if (!p->nt) return 1;
-  svc_pg_params_cancel(p);
+  svc__pg_params_cancel(p);
   p->cb = cb;
   p->arg = arg;
   struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
@@ -377,7 +377,7 @@ int svc_pg_params_resolve(struct svc_pg_params *p, uv_loop_t *loop, svc_pg_resol
     if (!t->resolve) continue;
     struct lookup *l = calloc(1, sizeof *l);
     if (!l) {
-      svc_pg_params_cancel(p);
+      svc__pg_params_cancel(p);
       return -1;
     }
     l->p = p;
@@ -398,7 +398,7 @@ int svc_pg_params_resolve(struct svc_pg_params *p, uv_loop_t *loop, svc_pg_resol
   return p->entries ? 1 : -1;
 }
 
-void svc_pg_params_cancel(struct svc_pg_params *p)
+void svc__pg_params_cancel(struct svc__pg_params *p)
 {
   for (size_t i = 0; i < p->nt; i++) {
     if (!p->lk[i]) continue;
@@ -411,7 +411,7 @@ void svc_pg_params_cancel(struct svc_pg_params *p)
 
 /* ---- connecting ----------------------------------------------------------- */
 
-PGconn *svc_pg_params_connect(const struct svc_pg_params *p)
+PGconn *svc__pg_params_connect(const struct svc__pg_params *p)
 {
   const char **kw = calloc(p->n + 4, sizeof *kw);
   const char **val = calloc(p->n + 4, sizeof *val);
@@ -436,7 +436,7 @@ out:
   return c;
 }
 
-uint64_t svc_pg_params_connect_ms(const struct svc_pg_params *p)
+uint64_t svc__pg_params_connect_ms(const struct svc__pg_params *p)
 {
   size_t tries = p->hosts ? p->entries : 1;
   if (!p->hosts && !p->nt) { /* libpq tries each host of the list */

@@ -316,7 +316,7 @@ START_TEST(test_batch_timeout_drops_connection)
   struct outcome o = { 0 };
   struct svc_pg_batch *b = svc_pg_batch_new(pg, NULL, done_cb, &o);
   add_ins(b, "slow", "1");
-  svc_pg_batch_add(b, slow, 0, NULL, NULL, NULL, 0, NULL, NULL);
+  ck_assert_int_eq(svc_pg_batch_add(b, slow, 0, NULL, NULL, NULL, 0, NULL, NULL), 0);
   svc_pg_submit(b);
   run_until(&o.done);
   ck_assert_int_eq(o.oc, SVC_PG_RETRY);
@@ -396,7 +396,7 @@ START_TEST(test_connection_settings)
         " FROM pg_stat_activity WHERE pid = pg_backend_pid()", 0, NULL);
   struct outcome o = { 0 };
   struct svc_pg_batch *b = svc_pg_batch_new(pg, NULL, done_cb, &o);
-  svc_pg_batch_add(b, show, 0, NULL, NULL, NULL, 0, setting_cb, NULL);
+  ck_assert_int_eq(svc_pg_batch_add(b, show, 0, NULL, NULL, NULL, 0, setting_cb, NULL), 0);
   svc_pg_submit(b);
   run_until(&o.done);
   ck_assert_int_eq(o.oc, SVC_PG_COMMITTED);
