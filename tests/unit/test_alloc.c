@@ -78,6 +78,27 @@ START_TEST(test_truncated_frames_fail_cleanly)
 }
 END_TEST
 
+/* R-I8: a frame that does not decode is answered with the request id its
+ * envelope shows, as far as the wire data can be read. */
+START_TEST(test_peek_request_id)
+{
+  uint64_t v = 0;
+  /* version 1, request_id 300, then a length-delimited field cut short */
+  const uint8_t cut[] = { 0x08, 0x01, 0x10, 0xac, 0x02, 0x1a, 0x40, 0x0a };
+  ck_assert_int_eq(svc_pb_peek_varint(cut, sizeof cut, 2, &v), 0);
+  ck_assert_uint_eq(v, 300);
+  /* an id after the damage cannot be read */
+  const uint8_t late[] = { 0x08, 0x01, 0x1a, 0x40, 0x0a, 0x10, 0x05 };
+  ck_assert_int_eq(svc_pb_peek_varint(late, sizeof late, 2, &v), -1);
+  /* a truncated varint, nothing, garbage */
+  const uint8_t trunc[] = { 0x10, 0xff };
+  ck_assert_int_eq(svc_pb_peek_varint(trunc, sizeof trunc, 2, &v), -1);
+  ck_assert_int_eq(svc_pb_peek_varint(NULL, 0, 2, &v), -1);
+  const uint8_t junk[] = { 0xff, 0xff, 0xff };
+  ck_assert_int_eq(svc_pb_peek_varint(junk, sizeof junk, 2, &v), -1);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("alloc");
@@ -85,6 +106,7 @@ int main(void)
   tcase_add_test(tc, test_budget_refuses_and_recovers);
   tcase_add_test(tc, test_repeated_empty_submessages_hit_the_budget);
   tcase_add_test(tc, test_truncated_frames_fail_cleanly);
+  tcase_add_test(tc, test_peek_request_id);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

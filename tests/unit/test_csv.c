@@ -208,6 +208,21 @@ START_TEST(test_utf8_len) {
 }
 END_TEST
 
+/* R-I8: a required text of only white space or invisible characters is
+ * missing: spaces, tabs, U+3000, U+00A0, U+200B..U+200D, U+2060, U+FEFF. */
+START_TEST(test_R_I8_utf8_blank) {
+  const char *blank[] = { "", " ", "\t\r\n ", "\u3000\u3000", "\u200b", "\u200c\u200d",
+                          "\ufeff", "\u2060 \u00a0", "\u2003\u202f" };
+  const char *text[] = { "a", " x ", "\u3000楼道堆满杂物", "\u200b1", "\u00b7", "。" };
+  for (size_t i = 0; i < sizeof blank / sizeof blank[0]; i++)
+    ck_assert_msg(svc_utf8_blank(blank[i], strlen(blank[i])), "blank #%zu", i);
+  for (size_t i = 0; i < sizeof text / sizeof text[0]; i++)
+    ck_assert_msg(!svc_utf8_blank(text[i], strlen(text[i])), "text #%zu", i);
+  ck_assert(!svc_utf8_blank("\xe3\x80", 2)); /* truncated: not blank */
+  ck_assert(svc_utf8_blank(NULL, 0));
+}
+END_TEST
+
 static Suite *csv_suite(void) {
   Suite *s = suite_create("svc_csv");
   TCase *tc = tcase_create("core");
@@ -223,6 +238,7 @@ static Suite *csv_suite(void) {
   tcase_add_test(tc, test_csv_open_errors);
   tcase_add_test(tc, test_utf8_valid);
   tcase_add_test(tc, test_utf8_len);
+  tcase_add_test(tc, test_R_I8_utf8_blank);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -441,6 +441,39 @@ START_TEST(test_date_parse) {
 }
 END_TEST
 
+static int64_t fixed_wall;
+static int64_t fixed_wall_fn(void) { return fixed_wall; }
+
+/* R-T3: in wall mode no input may be stamped more than a day past the system
+ * clock, however far inputs already moved the clock: stepping "now + 1 day"
+ * repeatedly cannot ratchet it. Event mode bounds by the later of the two. */
+START_TEST(test_R_T3_input_bound_does_not_ratchet) {
+  struct svc_clock k;
+  int64_t w = T("2026-12-02T12:00:00+08:00");
+
+  svc_clock_init(&k, SVC_CLOCK_WALL);
+  fixed_wall = w;
+  k.wall_fn = fixed_wall_fn;
+  ck_assert_int_eq(svc_clock_input_bound(&k), w + SVC_DAY_US);
+  ck_assert_int_eq(svc_clock_ahead_us(&k), 0);
+  for (int i = 0; i < 5; i++) { /* accepted inputs at the bound */
+    svc_clock_observe(&k, svc_clock_input_bound(&k) - 600 * SVC_US_PER_SEC);
+    ck_assert_int_eq(svc_clock_input_bound(&k), w + SVC_DAY_US);
+  }
+  ck_assert_int_eq(svc_clock_ahead_us(&k), SVC_DAY_US - 600 * SVC_US_PER_SEC);
+  svc_clock_observe(&k, w + 184 * SVC_DAY_US); /* restored, dragged by an older version */
+  ck_assert_int_eq(svc_clock_input_bound(&k), w + SVC_DAY_US);
+  ck_assert_int_eq(svc_clock_ahead_us(&k), 184 * SVC_DAY_US);
+
+  svc_clock_init(&k, SVC_CLOCK_EVENT);
+  k.wall_fn = fixed_wall_fn;
+  ck_assert_int_eq(svc_clock_input_bound(&k), w + SVC_DAY_US);
+  svc_clock_observe(&k, w + 10 * SVC_DAY_US); /* a replay's feed ahead of today */
+  ck_assert_int_eq(svc_clock_input_bound(&k), w + 11 * SVC_DAY_US);
+  ck_assert_int_eq(svc_clock_ahead_us(&k), 0);
+}
+END_TEST
+
 static Suite *time_suite(void) {
   Suite *s = suite_create("svc_time");
   TCase *tc = tcase_create("core");
@@ -465,6 +498,7 @@ static Suite *time_suite(void) {
   tcase_add_test(tc, test_rfc3339_round_trip);
   tcase_add_test(tc, test_rfc3339_rejects);
   tcase_add_test(tc, test_date_parse);
+  tcase_add_test(tc, test_R_T3_input_bound_does_not_ratchet);
   suite_add_tcase(s, tc);
   return s;
 }
