@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "svc_log.h"
+#include "svc_status.h"
 #include "svc_pg_int.h"
 
 #define BACKOFF_MIN_MS 100
@@ -758,4 +759,16 @@ int64_t svc_pg_get_i64(const PGresult *r, int row, int col)
   uint64_t v = 0;
   for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
   return (int64_t)v;
+}
+
+void svc_pg_status(const struct svc_pg *pg, const char *prefix, struct svc_status_out *o)
+{
+  struct svc_pg_stats st;
+  svc_pg_stats(pg, &st);
+  const struct svc_status_kv kv[] = {
+    { "up", (uint64_t)svc_pg_is_up(pg) }, { "committed", st.committed }, { "retried", st.retried },
+    { "failed", st.failed }, { "statements", st.statements }, { "reconnects", st.reconnects },
+    { "indoubt", st.indoubt }, { "indoubt_overdue", st.indoubt_overdue },
+  };
+  svc_status_add_all(o, prefix, kv, sizeof kv / sizeof kv[0]);
 }

@@ -97,6 +97,9 @@ struct svc_pg_stats {
   uint64_t committed, retried, failed, statements, reconnects, indoubt, indoubt_overdue;
 };
 void svc_pg_stats(const struct svc_pg *pg, struct svc_pg_stats *st);
+/* Adds "<prefix>.up" and the connection's counters to a status reply. */
+struct svc_status_out;
+void svc_pg_status(const struct svc_pg *pg, const char *prefix, struct svc_status_out *o);
 
 /* Starts a batch (not yet queued). on_stage may be NULL. */
 struct svc_pg_batch *svc_pg_batch_new(struct svc_pg *pg, svc_pg_stage_cb on_stage,

@@ -10,6 +10,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "svc_log.h"
+#include "svc_status.h"
 #include "svc_stream.h"
 #include "svc_time.h"
 
@@ -368,4 +369,15 @@ int svc_req_reply_msg(struct svc_req *req, const struct ProtobufCMessage *m)
   int rc = svc_req_reply(req, buf, len);
   free(buf);
   return rc;
+}
+
+void svc_server_status(const struct svc_server *s, const char *prefix, struct svc_status_out *o)
+{
+  struct svc_server_stats st;
+  svc_server_stats(s, &st);
+  const struct svc_status_kv kv[] = {
+    { "requests", st.requests }, { "replied", st.replied }, { "batches", st.batches },
+    { "rejected", st.rejected }, { "dropped", st.dropped }, { "pending", st.pending },
+  };
+  svc_status_add_all(o, prefix, kv, sizeof kv / sizeof kv[0]);
 }

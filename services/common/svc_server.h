@@ -92,6 +92,9 @@ void svc_server_drain(struct svc_server *s, void (*done)(void *), void *arg);
 void svc_server_destroy(struct svc_server **s);
 struct svc_server_stats { uint64_t requests, replied, batches, rejected, dropped, pending; };
 void svc_server_stats(const struct svc_server *s, struct svc_server_stats *st);
+/* Adds the server's counters to a status reply as "<prefix>.<name>". */
+struct svc_status_out;
+void svc_server_status(const struct svc_server *s, const char *prefix, struct svc_status_out *o);
 void svc_server_count_rejected(struct svc_server *s);
 
 #endif

@@ -41,6 +41,16 @@ void svc_status_add(struct svc_status_out *o, const char *name, int64_t value)
   o->ptrs[o->n++] = c;
 }
 
+void svc_status_add_all(struct svc_status_out *o, const char *prefix,
+                        const struct svc_status_kv *kv, size_t n)
+{
+  char name[64];
+  for (size_t i = 0; i < n; i++) {
+    if (snprintf(name, sizeof name, "%s.%s", prefix, kv[i].name) >= (int)sizeof name) continue;
+    svc_status_add(o, name, (int64_t)kv[i].value);
+  }
+}
+
 static struct svc_status_out *collect(struct svc_status *s);
 
 static void on_message(struct svc_zsock *z, const struct svc_frame *f, size_t n,

@@ -615,16 +615,12 @@ void svc_stream_consumer_status(const struct svc_stream_consumer *c, const char 
 {
   struct svc_stream_consumer_stats st;
   svc_stream_consumer_stats(c, &st);
-  const struct { const char *name; uint64_t v; } v[] = {
+  const struct svc_status_kv v[] = {
     { "position", st.position }, { "received", st.received }, { "applied", st.applied },
     { "batches", st.batches }, { "resubscribes", st.resubscribes },
     { "duplicates", st.duplicates }, { "errors", st.errors }, { "max_unacked", st.max_unacked },
     { "poisoned", st.poisoned }, { "poison_seq", st.poison_seq },
     { "poison_tries", st.poison_tries },
   };
-  char name[96];
-  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-    snprintf(name, sizeof name, "%s.%s", prefix, v[i].name);
-    svc_status_add(o, name, (int64_t)v[i].v);
-  }
+  svc_status_add_all(o, prefix, v, sizeof v / sizeof v[0]);
 }

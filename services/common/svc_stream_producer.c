@@ -794,16 +794,12 @@ void svc_stream_producer_status(const struct svc_stream_producer *p, const char 
 {
   struct svc_stream_producer_stats st;
   svc_stream_producer_stats(p, &st);
-  const struct { const char *name; uint64_t v; } c[] = {
+  const struct svc_status_kv c[] = {
     { "head", st.head }, { "appended", st.appended }, { "dropped", st.dropped },
     { "sent", st.sent }, { "acks", st.acks }, { "subscribes", st.subscribes },
     { "subscribers", st.subscribers }, { "catchup_pages", st.catchup_pages },
     { "bad_frames", st.bad_frames }, { "refused", st.refused },
     { "max_inflight", st.max_inflight },
   };
-  char name[96];
-  for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
-    snprintf(name, sizeof name, "%s.%s", prefix, c[i].name);
-    svc_status_add(o, name, (int64_t)c[i].v);
-  }
+  svc_status_add_all(o, prefix, c, sizeof c / sizeof c[0]);
 }

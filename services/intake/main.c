@@ -129,8 +129,6 @@ static void purge_cb(uv_timer_t *t)
 static void fill_status(void *arg, struct svc_status_out *o)
 {
   struct intake *in = arg;
-  struct svc_server_stats ss;
-  svc_server_stats(in->srv, &ss);
   svc_status_add(o, "intake.accepted", (int64_t)in->x.n.accepted);
   svc_status_add(o, "intake.duplicate", (int64_t)in->x.n.duplicate);
   svc_status_add(o, "intake.rejected", (int64_t)in->x.n.rejected);
@@ -139,16 +137,9 @@ static void fill_status(void *arg, struct svc_status_out *o)
   svc_status_add(o, "intake.feedback", (int64_t)in->x.n.feedback);
   svc_status_add(o, "intake.watermarks", (int64_t)in->x.n.watermarks);
   svc_status_add(o, "intake.purged", (int64_t)in->x.n.purged);
-  svc_status_add(o, "server.requests", (int64_t)ss.requests);
-  svc_status_add(o, "server.batches", (int64_t)ss.batches);
-  svc_status_add(o, "server.dropped", (int64_t)ss.dropped);
-  svc_status_add(o, "server.pending", (int64_t)ss.pending);
+  svc_server_status(in->srv, "server", o);
   svc_stream_producer_status(in->x.prod, "stream", o);
-  svc_status_add(o, "pg.up", svc_pg_is_up(in->pgw));
-  struct svc_pg_stats gs;
-  svc_pg_stats(in->pgw, &gs);
-  svc_status_add(o, "pg.reconnects", (int64_t)gs.reconnects);
-  svc_status_add(o, "pg.indoubt_overdue", (int64_t)gs.indoubt_overdue);
+  svc_pg_status(in->pgw, "pg", o);
   svc_status_add(o, "clock.now_us", svc_clock_now(&in->x.clock));
   svc_status_add(o, "clock.ahead_us", svc_clock_ahead_us(&in->x.clock));
   if (in->closures) svc_stream_consumer_status(in->closures, "closures", o);

@@ -78,8 +78,6 @@ static void fill_status(void *arg, struct svc_status_out *o)
 {
   struct referral *rf = arg;
   struct referral_counters *n = &rf->x.n;
-  struct svc_server_stats ss;
-  svc_server_stats(rf->srv, &ss);
   svc_status_add(o, "referral.tickets", (int64_t)n->tickets);
   svc_status_add(o, "referral.steps", (int64_t)n->steps);
   svc_status_add(o, "referral.updates", (int64_t)n->updates);
@@ -92,19 +90,13 @@ static void fill_status(void *arg, struct svc_status_out *o)
   svc_status_add(o, "referral.closed", (int64_t)n->closed);
   svc_status_add(o, "referral.violations", (int64_t)n->violations);
   svc_status_add(o, "referral.notes", (int64_t)n->notes);
-  svc_status_add(o, "server.requests", (int64_t)ss.requests);
-  svc_status_add(o, "server.batches", (int64_t)ss.batches);
-  svc_status_add(o, "server.pending", (int64_t)ss.pending);
+  svc_server_status(rf->srv, "server", o);
   svc_stream_producer_status(rf->x.prod, "stream", o);
   svc_stream_consumer_status(rf->cons, "intake", o);
   svc_status_add(o, "clock.in_watermark_us", rf->x.in_watermark_us);
   svc_status_add(o, "clock.ahead_us", svc_clock_ahead_us(&rf->x.clock));
   svc_status_add(o, "clock.out_watermark_us", rf->x.out_watermark_us);
-  svc_status_add(o, "pg.up", svc_pg_is_up(rf->pgw));
-  struct svc_pg_stats gs;
-  svc_pg_stats(rf->pgw, &gs);
-  svc_status_add(o, "pg.reconnects", (int64_t)gs.reconnects);
-  svc_status_add(o, "pg.indoubt_overdue", (int64_t)gs.indoubt_overdue);
+  svc_pg_status(rf->pgw, "pg", o);
 }
 
 static void finish(void *arg)

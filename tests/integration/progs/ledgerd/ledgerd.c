@@ -308,29 +308,9 @@ static const struct svc_server_ops ops = {
 static void fill_status(void *arg, struct svc_status_out *o)
 {
   struct ledgerd *l = arg;
-  struct svc_server_stats ss;
-  struct svc_stream_producer_stats ps;
-  struct svc_pg_stats gs;
-  svc_server_stats(l->srv, &ss);
-  svc_stream_producer_stats(l->prod, &ps);
-  svc_pg_stats(l->pgw, &gs);
-  svc_status_add(o, "server.requests", (int64_t)ss.requests);
-  svc_status_add(o, "server.batches", (int64_t)ss.batches);
-  svc_status_add(o, "server.rejected", (int64_t)ss.rejected);
-  svc_status_add(o, "server.dropped", (int64_t)ss.dropped);
-  svc_status_add(o, "server.pending", (int64_t)ss.pending);
-  svc_status_add(o, "stream.head", (int64_t)ps.head);
-  svc_status_add(o, "stream.sent", (int64_t)ps.sent);
-  svc_status_add(o, "stream.subscribers", (int64_t)ps.subscribers);
-  svc_status_add(o, "stream.bad_frames", (int64_t)ps.bad_frames);
-  svc_status_add(o, "stream.refused", (int64_t)ps.refused);
-  svc_status_add(o, "stream.max_inflight", (int64_t)ps.max_inflight);
-  svc_status_add(o, "pg.up", svc_pg_is_up(l->pgw));
-  svc_status_add(o, "pg.committed", (int64_t)gs.committed);
-  svc_status_add(o, "pg.retried", (int64_t)gs.retried);
-  svc_status_add(o, "pg.reconnects", (int64_t)gs.reconnects);
-  svc_status_add(o, "pg.indoubt", (int64_t)gs.indoubt);
-  svc_status_add(o, "pg.indoubt_overdue", (int64_t)gs.indoubt_overdue);
+  svc_server_status(l->srv, "server", o);
+  svc_stream_producer_status(l->prod, "stream", o);
+  svc_pg_status(l->pgw, "pg", o);
   uint64_t allowed, denied;
   svc_zctx_stats(l->d.z, &allowed, &denied);
   svc_status_add(o, "zap.allowed", (int64_t)allowed);
