@@ -258,7 +258,9 @@ struct referral_ctx {
   struct referral_counters {
     uint64_t tickets, steps, updates, refused, duplicates, redispatches, feedback, warnings,
              overdue, closed, violations, notes;
-  } n;
+  } n;                             /* of what committed */
+  struct referral_counters staged; /* of the running batch: added to n if it commits */
+  uint64_t staged_batch;           /* the batch they belong to */
 };
 
 /* What a unit's update carried beyond struct referral_update (for events). */

@@ -112,6 +112,34 @@ void referral_loaded_clear(struct referral_loaded *l)
   memset(l, 0, sizeof *l);
 }
 
+/* ---- counting ------------------------------------------------------------- */
+
+static void counters_end(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err, void *arg)
+{
+  struct referral_ctx *x = arg;
+  (void)b;
+  (void)err;
+  if (oc == SVC_PG_COMMITTED) {
+    uint64_t *n = (uint64_t *)&x->n;
+    const uint64_t *d = (const uint64_t *)&x->staged;
+    for (size_t i = 0; i < sizeof x->n / sizeof *n; i++) n[i] += d[i];
+  }
+  memset(&x->staged, 0, sizeof x->staged);
+  x->staged_batch = 0;
+}
+
+/* The counters of batch b's effects: they count once b has committed (a
+ * batch that is retried must not count twice). */
+static struct referral_counters *counting(struct referral_ctx *x, struct svc_pg_batch *b)
+{
+  if (x->staged_batch != svc_pg_batch_id(b)) {
+    memset(&x->staged, 0, sizeof x->staged);
+    x->staged_batch = svc_pg_batch_id(b);
+    if (svc_pg_batch_hook(b, counters_end, x)) svc_pg_batch_fail(b, "out of memory");
+  }
+  return &x->staged;
+}
+
 /* ---- publishing ----------------------------------------------------------- */
 
 /* Appends an event to batch b; if it cannot, b fails as a whole (nothing of
@@ -220,8 +248,8 @@ static void pub_clock(struct referral_ctx *x, struct svc_pg_batch *b, const stru
   append(x, b, f->at_us,
          !overdue ? "step.warning" : (accept ? "ACCEPT_OVERDUE" : "RESOLVE_OVERDUE"), s->unit,
          &e.base);
-  if (overdue) x->n.overdue++;
-  else x->n.warnings++;
+  if (overdue) counting(x, b)->overdue++;
+  else counting(x, b)->warnings++;
 }
 
 static const char *const TICKET_KIND[] = {
@@ -242,7 +270,7 @@ static void pub_ticket(struct referral_ctx *x, struct svc_pg_batch *b, const str
   e.reason = (char *)(f->text ? f->text : "");
   e.rule = f->kind == FX_TICKET_CONSULT ? "R-R3" : (f->kind == FX_TICKET_REOPENED ? "R-R6" : "R-R2");
   e.rule_set = REFERRAL_RULE_SET;
-  if (f->kind == FX_TICKET_CLOSED) x->n.closed++;
+  if (f->kind == FX_TICKET_CLOSED) counting(x, b)->closed++;
   append(x, b, f->at_us, TICKET_KIND[f->kind], last ? last->unit : SVC_STREAM_INTERNAL, &e.base);
 }
 
@@ -262,7 +290,7 @@ static void pub_violation(struct referral_ctx *x, struct svc_pg_batch *b, const 
   e.category = (char *)t->category;
   e.rule = "R-P2";
   e.rule_set = REFERRAL_RULE_SET;
-  x->n.violations++;
+  counting(x, b)->violations++;
   append(x, b, f->at_us, "violation.confirmed", SVC_STREAM_INTERNAL, &e.base);
 }
 
@@ -290,12 +318,12 @@ void referral_publish(struct referral_ctx *x, struct svc_pg_batch *b, struct ref
     switch (f->kind) {
     case FX_STEP_ISSUED:
       if (s) pub_issued(x, b, t, s, f->text);
-      x->n.steps++;
+      counting(x, b)->steps++;
       break;
     case FX_STEP_ACCEPTED: case FX_STEP_RETURNED: case FX_STEP_PROGRESS:
     case FX_STEP_RESOLVED: case FX_STEP_REOPENED: case FX_STEP_NOTE:
       if (s) pub_changed(x, b, t, s, f, ch);
-      if (f->kind == FX_STEP_NOTE) x->n.notes++;
+      if (f->kind == FX_STEP_NOTE) counting(x, b)->notes++;
       break;
     case FX_WARN_ACCEPT: case FX_WARN_RESOLVE: case FX_ACCEPT_OVERDUE: case FX_RESOLVE_OVERDUE:
       if (s) pub_clock(x, b, t, s, f);
@@ -435,7 +463,7 @@ static int new_ticket(struct referral_ctx *x, struct svc_pg_batch *b,
     return fail(b, "out of memory");
   }
   if (!(t = referral_cache_put(x, t))) return fail(b, "out of memory");
-  x->n.tickets++;
+  counting(x, b)->tickets++;
   if (t->state == RT_OPEN) {
     referral_dispatch(t, x->reg, m->received_us, &fx);
     referral_publish(x, b, t, &fx, NULL);
@@ -501,7 +529,7 @@ static int on_feedback(struct referral_ctx *x, struct svc_pg_batch *b, const str
   if (t) {
     struct referral_fxs fx = { .n = 0 };
     if (referral_feedback(t, x->reg, m->satisfaction, m->at_us, &fx) == 0) {
-      x->n.feedback++;
+      counting(x, b)->feedback++;
       referral_publish(x, b, t, &fx, NULL);
     }
   }

@@ -600,6 +600,15 @@ wt.check(closed_stored and set(closed_out) == closed_stored and set(closed_out.v
          f"exactly one ticket.closed per closed ticket ({len(closed_stored)} closed,"
          f" {sum(closed_out.values())} events)")
 
+# Referral's counters count what committed, once, however often work was retried.
+st = wt.status(RCTL, 5.0) or {}
+kinds = Counter(e[2] for e in out)
+counted = {"referral.steps": kinds["step.issued"],
+           "referral.overdue": kinds["ACCEPT_OVERDUE"] + kinds["RESOLVE_OVERDUE"],
+           "referral.warnings": kinds["step.warning"], "referral.closed": kinds["ticket.closed"]}
+wrong = {k: (st.get(k), v) for k, v in counted.items() if st.get(k) != v}
+wt.check(not wrong, f"status counts each committed effect once ({counted}; wrong: {wrong})")
+
 # What subscribers were sent is what committed.
 wt.check(rc.pump_all([sub], lambda: sub.last >= head, 60, "the subscriber"),
          "a full-access subscriber caught up with the outbox head")
