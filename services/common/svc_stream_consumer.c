@@ -279,6 +279,13 @@ static void apply_failed(struct svc_stream_consumer *c, const char *err)
   struct applying *a = c->cur;
   char q[512];
   c->stats.errors++;
+  if (c->draining) { /* shutting down: the events come again after a restart */
+    c->cur = NULL;
+    applying_free(a);
+    if (c->drained) c->drained(c->drained_arg);
+    c->drained = NULL;
+    return;
+  }
   if (a->n > 1) {
     size_t keep = a->n / 2;
     if (queue_unshift(c, a->evs + keep, a->n - keep) == 0) {
