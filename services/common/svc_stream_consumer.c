@@ -7,7 +7,6 @@
 
 #include "svc_alloc.h"
 #include "svc_log.h"
-#include "svc_status.h"
 #include "svc_stream_int.h"
 #include "svc_time.h"
 
@@ -615,19 +614,4 @@ void svc_stream_consumer_stats(const struct svc_stream_consumer *c,
   st->position = c->applied;
   st->poison_seq = c->poison_seq;
   st->poison_tries = c->poison_tries;
-}
-
-void svc_stream_consumer_status(const struct svc_stream_consumer *c, const char *prefix,
-                                struct svc_status_out *o)
-{
-  struct svc_stream_consumer_stats st;
-  svc_stream_consumer_stats(c, &st);
-  const struct svc_status_kv v[] = {
-    { "position", st.position }, { "received", st.received }, { "applied", st.applied },
-    { "batches", st.batches }, { "resubscribes", st.resubscribes },
-    { "duplicates", st.duplicates }, { "errors", st.errors }, { "max_unacked", st.max_unacked },
-    { "poisoned", st.poisoned }, { "poison_seq", st.poison_seq },
-    { "poison_tries", st.poison_tries },
-  };
-  svc_status_add_all(o, prefix, v, sizeof v / sizeof v[0]);
 }

@@ -9,7 +9,6 @@
 
 #include "svc_alloc.h"
 #include "svc_log.h"
-#include "svc_status.h"
 #include "svc_stream_int.h"
 #include "svc_time.h"
 
@@ -787,19 +786,4 @@ void svc_stream_producer_stats(const struct svc_stream_producer *p,
 {
   *st = p->stats;
   st->head = p->head;
-}
-
-void svc_stream_producer_status(const struct svc_stream_producer *p, const char *prefix,
-                                struct svc_status_out *o)
-{
-  struct svc_stream_producer_stats st;
-  svc_stream_producer_stats(p, &st);
-  const struct svc_status_kv c[] = {
-    { "head", st.head }, { "appended", st.appended }, { "dropped", st.dropped },
-    { "sent", st.sent }, { "acks", st.acks }, { "subscribes", st.subscribes },
-    { "subscribers", st.subscribers }, { "catchup_pages", st.catchup_pages },
-    { "bad_frames", st.bad_frames }, { "refused", st.refused },
-    { "max_inflight", st.max_inflight },
-  };
-  svc_status_add_all(o, prefix, c, sizeof c / sizeof c[0]);
 }

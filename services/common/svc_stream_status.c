@@ -1,0 +1,35 @@
+/* The stream's counters in a daemon's status reply: the producer's and a
+ * consumer's, each under the name of its role in the daemon. Built on the
+ * public stats calls only. */
+#include "svc_status.h"
+#include "svc_stream.h"
+
+void svc_stream_producer_status(const struct svc_stream_producer *p, const char *prefix,
+                                struct svc_status_out *o)
+{
+  struct svc_stream_producer_stats st;
+  svc_stream_producer_stats(p, &st);
+  const struct svc_status_kv c[] = {
+    { "head", st.head }, { "appended", st.appended }, { "dropped", st.dropped },
+    { "sent", st.sent }, { "acks", st.acks }, { "subscribes", st.subscribes },
+    { "subscribers", st.subscribers }, { "catchup_pages", st.catchup_pages },
+    { "bad_frames", st.bad_frames }, { "refused", st.refused },
+    { "max_inflight", st.max_inflight },
+  };
+  svc_status_add_all(o, prefix, c, sizeof c / sizeof c[0]);
+}
+
+void svc_stream_consumer_status(const struct svc_stream_consumer *c, const char *prefix,
+                                struct svc_status_out *o)
+{
+  struct svc_stream_consumer_stats st;
+  svc_stream_consumer_stats(c, &st);
+  const struct svc_status_kv v[] = {
+    { "position", st.position }, { "received", st.received }, { "applied", st.applied },
+    { "batches", st.batches }, { "resubscribes", st.resubscribes },
+    { "duplicates", st.duplicates }, { "errors", st.errors }, { "max_unacked", st.max_unacked },
+    { "poisoned", st.poisoned }, { "poison_seq", st.poison_seq },
+    { "poison_tries", st.poison_tries },
+  };
+  svc_status_add_all(o, prefix, v, sizeof v / sizeof v[0]);
+}
