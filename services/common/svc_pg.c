@@ -472,6 +472,18 @@ static void on_result(struct svc_pg *pg, struct slot *s, PGresult *r)
   struct svc_pg_batch *b = pg->running ? pg->qhead : NULL;
   s->got = 1;
   if (st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR) {
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (s->kind == SLOT_RESOLVE && pg->indoubt && state && strcmp(state, "22023") == 0) {
+      /* "transaction ID is in the future": this server never assigned it (a
+       * failover to a standby the transaction had not reached), so it did
+       * not commit here. */
+      struct svc_pg_batch *d = pg->indoubt;
+      pg->indoubt = NULL;
+      svc_warn("in-doubt commit unknown to this server (failover?): settled as not committed",
+               " pg=%s xid=%s", pg->name, d->xid);
+      batch_finish(pg, d, SVC_PG_RETRY);
+      return;
+    }
     if (s->kind == SLOT_PREPARE || s->kind == SLOT_RESOLVE || !b) {
       svc_error("statement failed", " pg=%s kind=%d error=\"%s\"", pg->name, (int)s->kind,
                 PQresultErrorMessage(r));

@@ -213,8 +213,8 @@ static void on_done(struct svc_pg_batch *pb, enum svc_pg_outcome oc, const char 
   }
   free(b);
   flow(s);
-  check_drained(s);
   maybe_batch(s);
+  check_drained(s); /* last: the drained callback may destroy the server */
 }
 
 /* Stages the requests of b one by one; a request that cannot be staged is

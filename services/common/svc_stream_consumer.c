@@ -54,6 +54,7 @@ struct svc_stream_consumer {
   uint64_t skip_to;       /* events up to here are being applied already: not queued */
   uint64_t poison_seq;    /* the event that fails to apply on its own, or 0 */
   uint64_t poison_tries;  /* its failed attempts so far */
+  int64_t transient_ms;   /* back-off after transient errors; 0 after a commit */
   uint64_t session;
   struct cev *q;          /* received, not yet applying */
   size_t q_head, q_n, q_cap;
@@ -250,6 +251,18 @@ static void applying_free(struct applying *a)
 static void apply_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err, void *arg);
 static void retry_cb(uv_timer_t *t);
 
+/* SQL errors that say nothing about the events being applied: connection
+ * (08), transaction rollback (40: serialization, deadlock), insufficient
+ * resources (53), operator intervention (57), system errors (58), a read-only
+ * transaction (25006: a standby after failover), a lock not available (55P03). */
+static int transient(const char *sqlstate)
+{
+  static const char *const classes[] = { "08", "40", "53", "57", "58" };
+  for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++)
+    if (strncmp(sqlstate, classes[i], 2) == 0) return 1;
+  return strcmp(sqlstate, "25006") == 0 || strcmp(sqlstate, "55P03") == 0;
+}
+
 /* Puts m events back at the head of the queue (they come next). 0 or -1. */
 static int queue_unshift(struct svc_stream_consumer *c, const struct cev *evs, size_t m)
 {
@@ -365,6 +378,7 @@ static void apply_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const cha
   struct svc_stream_consumer *c = arg;
   struct applying *a = c->cur;
   if (oc == SVC_PG_COMMITTED) {
+    c->transient_ms = 0;
     if (c->poison_seq && c->poison_seq <= a->to) {
       svc_info("event applied after failing", " consumer=%s producer=%s seq=%llu attempts=%llu",
                c->consumer, c->producer, (unsigned long long)c->poison_seq,
@@ -404,7 +418,26 @@ static void apply_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const cha
     applying_free(a);
     c->loaded = 0;
     queue_clear(c);
+    if (c->draining) { /* nothing more to finish */
+      if (c->drained) c->drained(c->drained_arg);
+      c->drained = NULL;
+      return;
+    }
     load_position(c);
+    return;
+  }
+  if (transient(svc_pg_batch_sqlstate(b)) && !c->draining) {
+    /* Not the events' fault (the server is failing over, full, shutting down,
+     * or the transaction lost a race): the same apply again, no bisection. */
+    char q[512];
+    c->stats.errors++;
+    int64_t ms = c->transient_ms ? c->transient_ms * 2 : RETRY_MIN_MS;
+    c->transient_ms = ms > RETRY_MAX_MS / 2 ? RETRY_MAX_MS / 2 : ms;
+    svc_warn("cannot apply events for now; retrying them", " consumer=%s producer=%s from=%llu"
+             " sqlstate=%s retry_ms=%lld error=%s", c->consumer, c->producer,
+             (unsigned long long)a->from, svc_pg_batch_sqlstate(b), (long long)c->transient_ms,
+             svc_log_quote(q, sizeof q, err ? err : ""));
+    uv_timer_start(&c->retry, retry_cb, (uint64_t)c->transient_ms, 0);
     return;
   }
   apply_failed(c, err ? err : "");

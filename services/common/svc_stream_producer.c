@@ -315,7 +315,10 @@ static uint32_t credit(const struct sub *s)
   return s->if_n >= s->window ? 0 : s->window - (uint32_t)s->if_n;
 }
 
-static void send_events(struct svc_stream_producer *p, struct sub *s, const struct ev *const *evs,
+/* Sends evs to the subscriber and counts them in flight. 0, or -1 when the
+ * socket did not take the message (the peer's queue is full): nothing of it
+ * counts as sent, and the caller tries again from s->last_sent later. */
+static int send_events(struct svc_stream_producer *p, struct sub *s, const struct ev *const *evs,
                         size_t n)
 {
   Whistle__Stream__Event items[MAX_EVENTS_PER_MSG];
@@ -339,7 +342,7 @@ static void send_events(struct svc_stream_producer *p, struct sub *s, const stru
   m.version = SVC_STREAM_VERSION;
   m.body_case = WHISTLE__STREAM__STREAM_MESSAGE__BODY_EVENTS;
   m.events = &body;
-  svc__stream_send(p->sock, s->peer, s->peer_len, &m);
+  if (svc__stream_send(p->sock, s->peer, s->peer_len, &m)) return -1;
   for (size_t i = 0; i < n; i++) {
     s->inflight[(s->if_head + s->if_n) % s->window] = evs[i]->seq;
     s->if_n++;
@@ -348,6 +351,7 @@ static void send_events(struct svc_stream_producer *p, struct sub *s, const stru
   s->sent_us = svc_mono_us();
   p->stats.sent += n;
   if (s->if_n > p->stats.max_inflight) p->stats.max_inflight = s->if_n;
+  return 0;
 }
 
 struct page_req {
@@ -385,7 +389,11 @@ static void page_result(void *arg, const PGresult *r)
     ptrs[n++] = e;
     bytes += e->len;
     if (n == MAX_EVENTS_PER_MSG || bytes >= MAX_BYTES_PER_MSG || i + 1 == rows) {
-      send_events(p, s, ptrs, n);
+      if (send_events(p, s, ptrs, n)) { /* the peer's queue is full: from here later */
+        s->pos = s->last_sent;
+        p->stats.catchup_pages++;
+        return;
+      }
       n = bytes = 0;
     }
   }
@@ -454,7 +462,10 @@ static void feed(struct svc_stream_producer *p, struct sub *s)
       bytes += e->len;
     }
     s->pos = q - 1;
-    if (n) send_events(p, s, out, n);
+    if (n && send_events(p, s, out, n)) { /* the peer's queue is full: the timer tries again */
+      s->pos = s->last_sent;
+      return;
+    }
   }
 }
 
@@ -642,7 +653,7 @@ static void head_result(void *arg, const PGresult *r)
   struct svc_stream_producer *p = arg;
   if (PQntuples(r) != 1) return;
   uint64_t h = (uint64_t)svc_pg_get_i64(r, 0, 0);
-  if (!p->head_known || h > p->head) p->head = h;
+  if (h > p->head) p->head = h; /* a commit may have moved it on meanwhile */
   p->head_known = 1;
   p->stats.head = p->head;
 }

@@ -144,12 +144,43 @@ wt.check(len(lines) == 1 and f"seq={poison_seq}" in lines[0] and "kind=ledger.pu
          "it is logged once, with its seq, kind and the error, however often it is retried")
 wt.check(st.get("consumer.poisoned") == 1, "the poisoned counter counts it once")
 wt.sql("DROP TRIGGER fault ON t_sink.sink")
+before_fewer = sink.log_text().count("retrying fewer")
 total = N + len(items)
 wt.check(wt.wait_for(lambda: applied() == total, 90, "the poison event and the rest"),
          "once the fault is gone the event and everything after it are applied")
 st = sink_status()
 wt.check(st.get("consumer.poison_seq") == 0, "status no longer shows a poison event")
 wt.check("event applied after failing" in sink.log_text(), "its recovery is logged")
+
+# ---- a transient error is not a poison event ------------------------------------
+# A serialization failure (SQLSTATE 40001) for the next three attempts, whatever
+# the events: the consumer retries the same apply, without narrowing it down.
+wt.sql(r"""
+CREATE SEQUENCE t_sink.attempts;
+ALTER SEQUENCE t_sink.attempts OWNER TO t_sink;
+CREATE FUNCTION t_sink.busy() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF nextval('t_sink.attempts') <= 3 THEN
+    RAISE EXCEPTION 'injected: could not serialize access' USING ERRCODE = '40001';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER busy BEFORE INSERT ON t_sink.sink FOR EACH STATEMENT EXECUTE FUNCTION t_sink.busy();
+""")
+before = sink_status()
+more = [(f"r{i:05d}", "") for i in range(200)]
+client.replies = {}
+wt.check(len(client.push(more)) == len(more), "200 more events committed by the producer")
+total += len(more)
+wt.check(wt.wait_for(lambda: applied() == total, 60, "the events after the transient errors"),
+         "after three serialization failures every event is applied")
+st = sink_status()
+wt.check(st.get("consumer.poisoned") == before.get("consumer.poisoned") and
+         st.get("consumer.errors", 0) - before.get("consumer.errors", 0) == 3,
+         f"three failed attempts, none taken for a poison event ({st.get('consumer.errors', 0) - before.get('consumer.errors', 0)} errors)")
+wt.check("cannot apply events for now; retrying them" in sink.log_text() and
+         sink.log_text().count("retrying fewer") == before_fewer,
+         "they are logged as transient, and the apply was not narrowed down")
 
 rc1, rc2 = led.stop(), sink.stop()
 wt.check(rc1 == 0 and rc2 == 0, f"both daemons drain and exit 0 on SIGTERM ({rc1}, {rc2})")
