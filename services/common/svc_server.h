@@ -37,7 +37,9 @@ struct svc_server_ops {
    * query), -1 to drop it (unreplyable garbage; counted). */
   int (*decode)(void *arg, struct svc_req *req, const uint8_t *frame, size_t len);
   /* Adds the request's first-stage statements to b. Called again for the same
-   * request if the batch must be retried, so it must reset what results set. */
+   * request if the batch must be retried, so it must reset what results set.
+   * It appends no stream events (a request it fails to stage is answered and
+   * taken out, but b would keep its events): events go in stage_next. */
   int (*stage)(void *arg, struct svc_req *req, struct svc_pg_batch *b);
   /* Optional, instead of stage: adds the first-stage statements of a whole
    * batch at once (bulk statements, e.g. unnest of arrays). Called again with
