@@ -57,9 +57,11 @@ static const char INSERT_MANY_SQL[] =
   "   AS i (id, ticket_no, fingerprint, received_us, request_type, hotline_category,"
   "   category, category_source, compound, street, district, address, content, urgency,"
   "   pseudonym, masked_phone, disposition, repeat_of, triage_reason))"
-  " INSERT INTO callers (ticket_id, phone, name)"
-  "  SELECT id, nullif(phone, ''), nullif(name, '')"
-  "  FROM unnest($1::int8[], $20::text[], $21::text[]) AS c (id, phone, name)";
+  " INSERT INTO callers (ticket_id, phone, name, content_original, address_original)"
+  "  SELECT id, nullif(phone, ''), nullif(name, ''), nullif(content, ''), nullif(address, '')"
+  "  FROM unnest($1::int8[], $20::text[], $21::text[], $22::text[], $23::text[])"
+  "   AS c (id, phone, name, content, address)";
+#define INSERT_COLUMNS 23 /* the parameters of INSERT_MANY_SQL */
 static const char FEEDBACK_SQL[] =
   "WITH t AS (SELECT 1 FROM tickets WHERE ticket_no = $1),"
   " ins AS (INSERT INTO feedback (ticket_no, at_us, satisfaction)"
@@ -72,8 +74,10 @@ static const char TRIAGE_SQL[] =
 static const char EXEMPT_SQL[] =
   "UPDATE tickets SET exempt_reason = $2, exempt_us = $3, exempt_by = $4"
   " WHERE ticket_no = $1 AND exempt_reason IS NULL RETURNING id";
+/* R-I6, R-I6a: the original content and address go with phone and name. */
 static const char PURGE_SQL[] =
-  "UPDATE callers c SET phone = NULL, name = NULL, erased_us = $1 FROM tickets t"
+  "UPDATE callers c SET phone = NULL, name = NULL, content_original = NULL,"
+  " address_original = NULL, erased_us = $1 FROM tickets t"
   " WHERE c.ticket_id = t.id AND c.erased_us IS NULL"
   "   AND ((t.closed_us IS NOT NULL AND t.closed_us < $2)"
   "     OR (t.disposition = 'RECORDED' AND t.received_us < $2))";
@@ -86,7 +90,7 @@ struct intake_store *intake_store_new(struct svc_pg *pg)
   s->lookup_many = svc_pg_prepare(pg, LOOKUP_MANY_SQL, 1, NULL);
   s->candidates_many = svc_pg_prepare(pg, CANDIDATES_MANY_SQL, 5, NULL);
   s->ids = svc_pg_prepare(pg, IDS_SQL, 1, NULL);
-  s->insert_many = svc_pg_prepare(pg, INSERT_MANY_SQL, 21, NULL);
+  s->insert_many = svc_pg_prepare(pg, INSERT_MANY_SQL, INSERT_COLUMNS, NULL);
   s->feedback = svc_pg_prepare(pg, FEEDBACK_SQL, 3, NULL);
   s->triage = svc_pg_prepare(pg, TRIAGE_SQL, 8, NULL);
   s->exempt = svc_pg_prepare(pg, EXEMPT_SQL, 4, NULL);
@@ -170,7 +174,7 @@ static void *outs_at(const struct outs *o, const PGresult *r, int row)
   return k >= 1 && (size_t)k <= o->n ? o->v[k - 1] : NULL;
 }
 
-#define BULK_MAX_PARAMS 21
+#define BULK_MAX_PARAMS 23
 
 /* Adds st with the arrays a[0..n) as binary parameters (finishing and then
  * freeing them); its rows go to cb(arg), cb may be NULL. 0 or -1. */
@@ -300,19 +304,21 @@ int intake_store_ids(struct intake_store *s, struct svc_pg_batch *b, size_t n, u
   return svc_pg_batch_add(b, s->ids, 1, v, NULL, NULL, 0, ids_result, o);
 }
 
-/* The columns of INSERT_MANY_SQL, in order, for one row. */
+/* The columns of INSERT_MANY_SQL, in order, for one row (a NULL text goes
+ * as '', which the statement turns into NULL where a column may be NULL). */
 static void ticket_columns(struct svc_pgarr *a, const struct intake_ticket_row *t)
 {
-  const char *v[21] = {
+  const char *v[INSERT_COLUMNS] = {
     NULL, t->ticket_no, t->fingerprint, NULL, t->request_type, t->hotline_category,
     t->category, t->category_source, t->compound, t->street, t->district, t->address,
     t->content, NULL, t->pseudonym, t->masked_phone, t->disposition, t->repeat_of,
-    t->triage_reason, t->caller_phone, t->caller_name,
+    t->triage_reason, t->caller_phone, t->caller_name, t->content_original,
+    t->address_original,
   };
   svc_pgarr_add_i64(&a[0], (int64_t)t->id);
   svc_pgarr_add_i64(&a[3], t->received_us);
   svc_pgarr_add_i64(&a[13], t->urgency);
-  for (int j = 0; j < 21; j++)
+  for (int j = 0; j < INSERT_COLUMNS; j++)
     if (j != 0 && j != 3 && j != 13) text(&a[j], v[j]);
 }
 
@@ -320,11 +326,11 @@ int intake_store_insert_many(struct intake_store *s, struct svc_pg_batch *b,
                              const struct intake_ticket_row *rows, size_t n)
 {
   if (n == 0) return 0;
-  struct svc_pgarr a[21];
-  for (int j = 0; j < 21; j++)
+  struct svc_pgarr a[INSERT_COLUMNS];
+  for (int j = 0; j < INSERT_COLUMNS; j++)
     svc_pgarr_init(&a[j], j == 0 || j == 3 || j == 13 ? SVC_OID_INT8 : SVC_OID_TEXT);
   for (size_t i = 0; i < n; i++) ticket_columns(a, &rows[i]);
-  return add_arrays(b, s->insert_many, a, 21, NULL, NULL);
+  return add_arrays(b, s->insert_many, a, INSERT_COLUMNS, NULL, NULL);
 }
 
 static void id_result(void *arg, const PGresult *r)
