@@ -261,6 +261,28 @@ SVC_MUST_CHECK int intake_store_purge(struct intake_store *s, struct svc_pg_batc
  * clock back nor publishes an older watermark again. 0 or -1. */
 int intake_store_load_clock(const char *conninfo, int64_t *watermark_us, int64_t *latest_us);
 
+/* ---- intake_scrub.c (its SQL in intake_store.c): the R-I6a one-off ---- */
+
+/* The name under which the one-off is recorded in intake.one_offs. */
+#define INTAKE_SCRUB_NAME "r-i6a-mask-typed-numbers"
+/* Rewrites one stream payload (an svc_stream_rewrite_fn): 1 with *out
+ * (malloc'd), 0 unchanged, -1 unreadable. */
+typedef int (*intake_payload_fn)(void *arg, const uint8_t *payload, size_t len, uint8_t **out,
+                                 size_t *out_len);
+/* R-I6a for what intake stored and published before typed numbers were
+ * masked. At start-up, after the migrations and before anything is served
+ * (blocking, its own connection), once per schema (svc_pg_one_off): masks
+ * content and address of every ticket.accepted payload in the outbox, in
+ * place (seq and order unchanged), and of every ticket row, moving the
+ * originals to callers unless the retention purge erased its caller. Logs
+ * progress. 0 (done now or before), or -1 (logged; runs again next start). */
+int intake_scrub(const char *conninfo);
+/* The rewrite of a ticket.accepted payload: content and address masked. */
+int intake_scrub_accepted(void *arg, const uint8_t *payload, size_t len, uint8_t **out,
+                          size_t *out_len);
+/* The one-off's SQL: the outbox pass with `accepted`, then the tickets. */
+int intake_store_scrub(const char *conninfo, intake_payload_fn accepted);
+
 /* ---- intake_handlers.c: decode -> rules -> store -> reply ---- */
 
 struct svc_server_ops;

@@ -217,7 +217,7 @@ int main(int argc, char **argv)
   if (svc_migrate(pg, "intake", intake_migrations, (int)svc_daemon_int(&in.d, "WHISTLE_PG_WAIT_S")))
     return 1;
   int64_t latest;
-  if (intake_store_load_clock(pg, &in.x.watermark_us, &latest)) return 1;
+  if (intake_scrub(pg) || intake_store_load_clock(pg, &in.x.watermark_us, &latest)) return 1;
   svc_clock_observe(&in.x.clock, latest > in.x.watermark_us ? latest : in.x.watermark_us);
   in.pgw = svc_pg_new(&in.d.loop, "write", pg);
   in.pgr = svc_pg_new(&in.d.loop, "read", pg);
