@@ -160,18 +160,18 @@ static int rewrite_page(PGconn *c, const char *kind, svc_stream_rewrite_fn fn, v
 int svc_stream_rewrite(PGconn *c, const char *kind, svc_stream_rewrite_fn fn, void *arg,
                        int64_t *changed)
 {
-  int64_t after = 0, read = 0, logged = 0, mine = 0;
+  int64_t after = 0, seen = 0, logged = 0, mine = 0;
   int rows = 0;
   do {
     if (rewrite_page(c, kind, fn, arg, &after, &rows, &mine)) return -1;
-    read += rows;
-    if (read - logged >= REWRITE_LOG_EVERY) {
+    seen += rows;
+    if (seen - logged >= REWRITE_LOG_EVERY) {
       svc_info("rewriting the outbox", " kind=%s read=%lld rewritten=%lld seq=%lld", kind,
-               (long long)read, (long long)mine, (long long)after);
-      logged = read;
+               (long long)seen, (long long)mine, (long long)after);
+      logged = seen;
     }
   } while (rows == REWRITE_PAGE);
-  svc_info("outbox rewritten", " kind=%s read=%lld rewritten=%lld", kind, (long long)read,
+  svc_info("outbox rewritten", " kind=%s read=%lld rewritten=%lld", kind, (long long)seen,
            (long long)mine);
   *changed += mine;
   return 0;
