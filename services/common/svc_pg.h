@@ -162,6 +162,25 @@ void svc_pgarr_free(struct svc_pgarr *a);
 int svc_pg_fetch_row(const char *conninfo, const char *sql, int64_t *out, int n,
                      const char *err_what);
 
+/* Blocking, start-up only: runs one statement on c (params as for
+ * svc_pg_batch_add) and returns its result when it succeeded (the caller
+ * PQclears it), or NULL after logging what failed (err_what) and why. */
+PGresult *svc_pg_exec(PGconn *c, const char *sql, int n, const char *const *values,
+                      const int *lengths, const int *formats, int result_format,
+                      const char *err_what);
+
+/* A one-off data fix at start-up (blocking, before the loop runs, on its own
+ * connection). run does the work on c, committing as it goes (each statement
+ * or its own transactions), adds the rows it changed to *changed and returns
+ * 0, or -1 to fail. It must be idempotent: after a crash or a failure it runs
+ * again from the start. */
+typedef int (*svc_one_off_fn)(PGconn *c, void *arg, int64_t *changed);
+/* Runs `name` (letters, digits, '-' and '.') once per schema: under an
+ * advisory lock, unless the table one_offs (a library migration) records it,
+ * calls run and then records it with the rows changed. Logs the start and
+ * the end. 0 (done now or before), or -1 (logged; not recorded). */
+int svc_pg_one_off(const char *conninfo, const char *name, svc_one_off_fn run, void *arg);
+
 /* Helpers for reading binary results. */
 int64_t svc_pg_get_i64(const PGresult *r, int row, int col); /* binary int8 */
 

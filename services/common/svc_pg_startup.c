@@ -1,6 +1,8 @@
-/* Blocking database reads for start-up, before a daemon's loop runs (its
+/* Blocking database work for start-up, before a daemon's loop runs (its
  * own short-lived connection): what a service must know before it takes
- * work, such as the watermarks it had reached. Never used on the loop. */
+ * work, such as the watermarks it had reached, and one-off data fixes that
+ * must be done before it serves, run once per schema. Never used on the loop. */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "svc_log.h"
@@ -22,5 +24,79 @@ int svc_pg_fetch_row(const char *conninfo, const char *sql, int64_t *out, int n,
   }
   if (rc) svc_error("cannot read at start-up", " what=\"%s\" error=\"%s\"", err_what, PQerrorMessage(c));
   PQfinish(c);
+  return rc;
+}
+
+/* msg without quotes and line ends, for a log value. */
+static void flatten(char *buf, size_t n, const char *msg)
+{
+  snprintf(buf, n, "%s", msg ? msg : "");
+  for (char *p = buf; *p; p++)
+    if (*p == '\n' || *p == '"') *p = ' ';
+}
+
+PGresult *svc_pg_exec(PGconn *c, const char *sql, int n, const char *const *values,
+                      const int *lengths, const int *formats, int result_format,
+                      const char *err_what)
+{
+  PGresult *r = PQexecParams(c, sql, n, NULL, values, lengths, formats, result_format);
+  ExecStatusType st = PQresultStatus(r);
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
+  char why[512];
+  flatten(why, sizeof why, r ? PQresultErrorMessage(r) : PQerrorMessage(c));
+  svc_error("start-up statement failed", " what=\"%s\" error=\"%s\"", err_what, why);
+  PQclear(r);
+  return NULL;
+}
+
+/* 1 if one_offs records name, 0 if not, -1 on error. */
+static int one_off_done(PGconn *c, const char *name)
+{
+  const char *v[1] = { name };
+  PGresult *r = svc_pg_exec(c, "SELECT 1 FROM one_offs WHERE name = $1", 1, v, NULL, NULL, 0,
+                            "one_offs");
+  if (!r) return -1;
+  int done = PQntuples(r) > 0;
+  PQclear(r);
+  return done;
+}
+
+int svc_pg_one_off(const char *conninfo, const char *name, svc_one_off_fn run, void *arg)
+{
+  PGconn *c = PQconnectdb(conninfo);
+  PGresult *r = NULL;
+  int64_t changed = 0;
+  int rc = -1, done;
+  char why[256], n[24];
+  const char *v[2] = { name, n };
+  if (PQstatus(c) != CONNECTION_OK) {
+    flatten(why, sizeof why, PQerrorMessage(c));
+    svc_error("cannot connect for a one-off", " name=%s error=\"%s\"", name, why);
+    goto out;
+  }
+  /* Two instances starting together: the second waits, then finds it done. */
+  r = svc_pg_exec(c, "SELECT pg_advisory_lock(hashtext('whistle.one_off.' || current_schema()"
+                     " || '.' || $1))", 1, v, NULL, NULL, 0, "one-off lock");
+  if (!r) goto out;
+  PQclear(r);
+  if ((done = one_off_done(c, name)) != 0) {
+    rc = done > 0 ? 0 : -1;
+    goto out;
+  }
+  svc_info("one-off starts", " name=%s", name);
+  if (run(c, arg, &changed)) {
+    svc_error("one-off failed; it runs again at the next start", " name=%s changed=%lld", name,
+              (long long)changed);
+    goto out;
+  }
+  snprintf(n, sizeof n, "%lld", (long long)changed);
+  r = svc_pg_exec(c, "INSERT INTO one_offs (name, changed) VALUES ($1, $2)", 2, v, NULL, NULL, 0,
+                  "one_offs");
+  if (!r) goto out;
+  PQclear(r);
+  svc_info("one-off done", " name=%s changed=%lld", name, (long long)changed);
+  rc = 0;
+out:
+  PQfinish(c); /* the advisory lock ends with the session */
   return rc;
 }

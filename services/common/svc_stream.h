@@ -79,6 +79,19 @@ SVC_MUST_CHECK int svc_stream_watermark(struct svc_stream_producer *p, struct sv
  * whatever is not flushed when b is about to commit is inserted then, in one
  * more stage. Returns the number of events flushed (0: none), or -1. */
 SVC_MUST_CHECK int svc_stream_flush(struct svc_stream_producer *p, struct svc_pg_batch *b);
+/* A start-up clean-up of the producer's own outbox (blocking, on c, inside
+ * an svc_pg_one_off, before the producer serves): for every event of `kind`,
+ * in seq order, fn(arg, payload, len, &out, &out_len) returns 1 with a
+ * replacement payload (malloc'd; freed here), 0 to keep the payload, or -1
+ * to stop. Replacements are written in place, a page at a time, each page
+ * committed on its own: seq, kind, event time, addressee and order stay.
+ * fn must be idempotent (a failed run is run again from the start). Adds
+ * the events rewritten to *changed and logs progress. 0, or -1 (logged). */
+typedef int (*svc_stream_rewrite_fn)(void *arg, const uint8_t *payload, size_t len,
+                                     uint8_t **out, size_t *out_len);
+int svc_stream_rewrite(PGconn *c, const char *kind, svc_stream_rewrite_fn fn, void *arg,
+                       int64_t *changed);
+
 /* The last committed sequence number known to this process. */
 uint64_t svc_stream_head(const struct svc_stream_producer *p);
 /* Refuses new subscriptions and stops sending (drain). */

@@ -150,6 +150,19 @@ int intake_phone_mask(const char *phone, char *out, size_t n);
 int intake_phone_pseudonym(const void *key, size_t keylen, const char *phone,
                            char out[INTAKE_HEX_SHA256]);
 
+/* R-I6a: a ticket's content and address as they may leave intake's schema
+ * (its stream, its public table), numbers masked by svc_mask_text. */
+struct intake_public_text {
+  char *content, *address;          /* owned: intake_public_text_free */
+  int content_masked, address_masked; /* 1 when masking changed the text */
+};
+/* R-I6a: masks content and address (NULL reads as ""). Call it after
+ * classification (R-I3) and compound matching (R-I4), which read the
+ * original text, so masking never changes a category or a compound.
+ * Returns 0, or -1 (out of memory; out holds nothing to free). */
+int intake_mask_ticket(const char *content, const char *address, struct intake_public_text *out);
+void intake_public_text_free(struct intake_public_text *p);
+
 /* ---- intake_store.c: all SQL of the service ---- */
 
 struct svc_pg;
@@ -176,7 +189,9 @@ struct intake_candidate {
 };
 struct intake_candidates { size_t n; struct intake_candidate v[INTAKE_MAX_CANDIDATES]; };
 
-/* The row inserted for a new ticket; caller_phone/caller_name go to callers. */
+/* The row inserted for a new ticket. address and content are the masked
+ * text (R-I6a); caller_phone, caller_name and the original texts go to
+ * callers (R-I6), the originals only when masking changed them (else NULL). */
 struct intake_ticket_row {
   uint64_t id; /* from intake_store_ids */
   const char *ticket_no, *fingerprint;
@@ -186,6 +201,7 @@ struct intake_ticket_row {
   uint32_t urgency;
   const char *pseudonym, *masked_phone, *disposition, *repeat_of, *triage_reason;
   const char *caller_phone, *caller_name;
+  const char *content_original, *address_original;
 };
 
 /* Registers the statements on pg (before the loop runs). NULL on failure. */
@@ -234,8 +250,9 @@ SVC_MUST_CHECK int intake_store_triage(struct intake_store *s, struct svc_pg_bat
 SVC_MUST_CHECK int intake_store_exempt(struct intake_store *s, struct svc_pg_batch *b, const char *ticket_no,
                         const char *reason, int64_t at_us, const char *operator_id,
                         uint64_t *id_out);
-/* R-I6 retention: erases phone and name of tickets closed before cutoff_us
- * (RECORDED tickets count as closed when received). *erased_out: rows. */
+/* R-I6 retention: erases phone, name and the original content and address
+ * (R-I6a) of tickets closed before cutoff_us (RECORDED tickets count as
+ * closed when received); the masked text stays. *erased_out: rows. */
 SVC_MUST_CHECK int intake_store_purge(struct intake_store *s, struct svc_pg_batch *b, int64_t now_us,
                        int64_t cutoff_us, uint64_t *erased_out);
 
@@ -243,6 +260,28 @@ SVC_MUST_CHECK int intake_store_purge(struct intake_store *s, struct svc_pg_batc
  * latest event time on the intake stream, so that a restart neither moves the
  * clock back nor publishes an older watermark again. 0 or -1. */
 int intake_store_load_clock(const char *conninfo, int64_t *watermark_us, int64_t *latest_us);
+
+/* ---- intake_scrub.c (its SQL in intake_store.c): the R-I6a one-off ---- */
+
+/* The name under which the one-off is recorded in intake.one_offs. */
+#define INTAKE_SCRUB_NAME "r-i6a-mask-typed-numbers"
+/* Rewrites one stream payload (an svc_stream_rewrite_fn): 1 with *out
+ * (malloc'd), 0 unchanged, -1 unreadable. */
+typedef int (*intake_payload_fn)(void *arg, const uint8_t *payload, size_t len, uint8_t **out,
+                                 size_t *out_len);
+/* R-I6a for what intake stored and published before typed numbers were
+ * masked. At start-up, after the migrations and before anything is served
+ * (blocking, its own connection), once per schema (svc_pg_one_off): masks
+ * content and address of every ticket.accepted payload in the outbox, in
+ * place (seq and order unchanged), and of every ticket row, moving the
+ * originals to callers unless the retention purge erased its caller. Logs
+ * progress. 0 (done now or before), or -1 (logged; runs again next start). */
+int intake_scrub(const char *conninfo);
+/* The rewrite of a ticket.accepted payload: content and address masked. */
+int intake_scrub_accepted(void *arg, const uint8_t *payload, size_t len, uint8_t **out,
+                          size_t *out_len);
+/* The one-off's SQL: the outbox pass with `accepted`, then the tickets. */
+int intake_store_scrub(const char *conninfo, intake_payload_fn accepted);
 
 /* ---- intake_handlers.c: decode -> rules -> store -> reply ---- */
 

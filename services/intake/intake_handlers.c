@@ -123,7 +123,9 @@ static void append(struct intake_ctx *x, struct svc_pg_batch *b, int64_t at, con
     svc_pg_batch_fail(b, "cannot append a stream event");
 }
 
-static void event_accepted(struct intake_ctx *x, struct svc_pg_batch *b, const struct ireq *r)
+/* ticket.accepted carries the masked content and address (R-I6a). */
+static void event_accepted(struct intake_ctx *x, struct svc_pg_batch *b, const struct ireq *r,
+                           const struct intake_public_text *pub)
 {
   Whistle__Intake__TicketAccepted e = WHISTLE__INTAKE__TICKET_ACCEPTED__INIT;
   e.ticket_no = r->ticket_no;
@@ -139,8 +141,8 @@ static void event_accepted(struct intake_ctx *x, struct svc_pg_batch *b, const s
   e.company = (char *)r->company;
   e.pseudonym = (char *)r->pseudonym;
   e.masked_phone = (char *)r->masked;
-  e.address = r->address;
-  e.content = r->content;
+  e.address = pub->address;
+  e.content = pub->content;
   e.urgent = r->urgent;
   e.disposition = (char *)r->disposition;
   e.repeat_of = (char *)r->repeat_of;
@@ -593,30 +595,41 @@ out:
 }
 
 /* End of STAGE_TICKETS: the batch's new tickets (the overlay, in arrival
- * order) go in with one statement, and their events are appended. */
+ * order) go in with one statement, and their events are appended. What is
+ * stored in tickets and published carries the masked content and address;
+ * the originals go to callers when masking changed them (R-I6a). */
 static void on_stage_end(void *arg, struct svc_pg_batch *b, int n)
 {
   struct intake_ctx *x = arg;
   if (n != STAGE_TICKETS || x->n_overlay == 0) return;
   struct intake_ticket_row *rows = malloc(x->n_overlay * sizeof *rows);
+  struct intake_public_text *pub = calloc(x->n_overlay, sizeof *pub);
   size_t k = 0;
-  for (size_t i = 0; rows && i < x->n_overlay; i++) {
+  int rc = rows && pub ? 0 : -1;
+  for (size_t i = 0; rc == 0 && i < x->n_overlay; i++) {
     struct ireq *r = x->overlay[i].r;
     if (r->status != ST_ACCEPTED) continue;
+    if (intake_mask_ticket(r->content, r->address, &pub[i])) {
+      rc = -1;
+      break;
+    }
     rows[k++] = (struct intake_ticket_row){
       r->new_id, r->ticket_no, r->fingerprint, r->at_us, r->request_type, r->hotline_category,
-      r->category, r->category_source, r->compound, r->street, r->district, r->address,
-      r->content, r->urgency, r->pseudonym, r->masked, r->disposition, r->repeat_of,
-      r->triage_reason, r->phone, r->name,
+      r->category, r->category_source, r->compound, r->street, r->district, pub[i].address,
+      pub[i].content, r->urgency, r->pseudonym, r->masked, r->disposition, r->repeat_of,
+      r->triage_reason, r->phone, r->name, pub[i].content_masked ? r->content : NULL,
+      pub[i].address_masked ? r->address : NULL,
     };
   }
-  int rc = rows ? intake_store_insert_many(x->store, b, rows, k) : -1;
-  free(rows);
+  if (rc == 0) rc = intake_store_insert_many(x->store, b, rows, k);
   for (size_t i = 0; i < x->n_overlay; i++) {
     struct ireq *r = x->overlay[i].r;
     if (rc != 0) unavailable(r);
-    else if (r->status == ST_ACCEPTED) event_accepted(x, b, r);
+    else if (r->status == ST_ACCEPTED) event_accepted(x, b, r, &pub[i]);
   }
+  for (size_t i = 0; pub && i < x->n_overlay; i++) intake_public_text_free(&pub[i]);
+  free(pub);
+  free(rows);
 }
 
 /* Every request's part in the stages after STAGE_LOOKUP (see enum stage). */

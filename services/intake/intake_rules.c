@@ -1,7 +1,8 @@
 /* The pure intake rules (DOMAIN §2): validation (R-I8), the submission
  * fingerprint for idempotency (R-I1), request types (R-I2), classification
- * (R-I3), compound matching (R-I4), repeats (R-I5) and the caller's pseudonym
- * and masked phone (R-I6). No I/O: time, keys and registry are arguments. */
+ * (R-I3), compound matching (R-I4), repeats (R-I5), the caller's pseudonym
+ * and masked phone (R-I6) and the masked free text (R-I6a). No I/O: time,
+ * keys and registry are arguments. */
 #include "intake.h"
 
 #include <openssl/evp.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "svc_csv.h"
+#include "svc_mask.h"
 
 static const char *str(const char *s) { return s ? s : ""; }
 
@@ -440,4 +442,24 @@ int intake_phone_pseudonym(const void *key, size_t keylen, const char *phone,
     return -1;
   to_hex(mac, maclen, out);
   return 0;
+}
+
+/* ---- R-I6a: numbers typed into content and address ---- */
+
+int intake_mask_ticket(const char *content, const char *address, struct intake_public_text *out) {
+  *out = (struct intake_public_text){NULL, NULL, 0, 0};
+  out->content = svc_mask_dup(content, &out->content_masked);
+  out->address = svc_mask_dup(address, &out->address_masked);
+  if (!out->content || !out->address) {
+    intake_public_text_free(out);
+    return -1;
+  }
+  return 0;
+}
+
+void intake_public_text_free(struct intake_public_text *p) {
+  if (!p) return;
+  free(p->content);
+  free(p->address);
+  *p = (struct intake_public_text){NULL, NULL, 0, 0};
 }

@@ -1,14 +1,17 @@
 /* All SQL of whistle-intake: looking tickets up, finding repeat candidates,
- * inserting tickets with their caller apart, triage, exemption, callbacks and
- * the retention purge. Results are copied into the caller's plain structs;
- * no PGresult leaves this file. */
+ * inserting tickets with their caller apart, triage, exemption, callbacks,
+ * the retention purge and the start-up clean-up of typed numbers (R-I6a).
+ * Results are copied into the caller's plain structs; no PGresult leaves
+ * this file. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "intake.h"
 #include "svc_log.h"
+#include "svc_mask.h"
 #include "svc_pg.h"
+#include "svc_stream.h"
 
 struct intake_store {
   struct svc_pg_stmt *lookup, *lookup_many, *candidates_many, *ids, *insert_many;
@@ -57,9 +60,11 @@ static const char INSERT_MANY_SQL[] =
   "   AS i (id, ticket_no, fingerprint, received_us, request_type, hotline_category,"
   "   category, category_source, compound, street, district, address, content, urgency,"
   "   pseudonym, masked_phone, disposition, repeat_of, triage_reason))"
-  " INSERT INTO callers (ticket_id, phone, name)"
-  "  SELECT id, nullif(phone, ''), nullif(name, '')"
-  "  FROM unnest($1::int8[], $20::text[], $21::text[]) AS c (id, phone, name)";
+  " INSERT INTO callers (ticket_id, phone, name, content_original, address_original)"
+  "  SELECT id, nullif(phone, ''), nullif(name, ''), nullif(content, ''), nullif(address, '')"
+  "  FROM unnest($1::int8[], $20::text[], $21::text[], $22::text[], $23::text[])"
+  "   AS c (id, phone, name, content, address)";
+#define INSERT_COLUMNS 23 /* the parameters of INSERT_MANY_SQL */
 static const char FEEDBACK_SQL[] =
   "WITH t AS (SELECT 1 FROM tickets WHERE ticket_no = $1),"
   " ins AS (INSERT INTO feedback (ticket_no, at_us, satisfaction)"
@@ -72,8 +77,10 @@ static const char TRIAGE_SQL[] =
 static const char EXEMPT_SQL[] =
   "UPDATE tickets SET exempt_reason = $2, exempt_us = $3, exempt_by = $4"
   " WHERE ticket_no = $1 AND exempt_reason IS NULL RETURNING id";
+/* R-I6, R-I6a: the original content and address go with phone and name. */
 static const char PURGE_SQL[] =
-  "UPDATE callers c SET phone = NULL, name = NULL, erased_us = $1 FROM tickets t"
+  "UPDATE callers c SET phone = NULL, name = NULL, content_original = NULL,"
+  " address_original = NULL, erased_us = $1 FROM tickets t"
   " WHERE c.ticket_id = t.id AND c.erased_us IS NULL"
   "   AND ((t.closed_us IS NOT NULL AND t.closed_us < $2)"
   "     OR (t.disposition = 'RECORDED' AND t.received_us < $2))";
@@ -86,7 +93,7 @@ struct intake_store *intake_store_new(struct svc_pg *pg)
   s->lookup_many = svc_pg_prepare(pg, LOOKUP_MANY_SQL, 1, NULL);
   s->candidates_many = svc_pg_prepare(pg, CANDIDATES_MANY_SQL, 5, NULL);
   s->ids = svc_pg_prepare(pg, IDS_SQL, 1, NULL);
-  s->insert_many = svc_pg_prepare(pg, INSERT_MANY_SQL, 21, NULL);
+  s->insert_many = svc_pg_prepare(pg, INSERT_MANY_SQL, INSERT_COLUMNS, NULL);
   s->feedback = svc_pg_prepare(pg, FEEDBACK_SQL, 3, NULL);
   s->triage = svc_pg_prepare(pg, TRIAGE_SQL, 8, NULL);
   s->exempt = svc_pg_prepare(pg, EXEMPT_SQL, 4, NULL);
@@ -170,7 +177,7 @@ static void *outs_at(const struct outs *o, const PGresult *r, int row)
   return k >= 1 && (size_t)k <= o->n ? o->v[k - 1] : NULL;
 }
 
-#define BULK_MAX_PARAMS 21
+#define BULK_MAX_PARAMS 23
 
 /* Adds st with the arrays a[0..n) as binary parameters (finishing and then
  * freeing them); its rows go to cb(arg), cb may be NULL. 0 or -1. */
@@ -300,19 +307,21 @@ int intake_store_ids(struct intake_store *s, struct svc_pg_batch *b, size_t n, u
   return svc_pg_batch_add(b, s->ids, 1, v, NULL, NULL, 0, ids_result, o);
 }
 
-/* The columns of INSERT_MANY_SQL, in order, for one row. */
+/* The columns of INSERT_MANY_SQL, in order, for one row (a NULL text goes
+ * as '', which the statement turns into NULL where a column may be NULL). */
 static void ticket_columns(struct svc_pgarr *a, const struct intake_ticket_row *t)
 {
-  const char *v[21] = {
+  const char *v[INSERT_COLUMNS] = {
     NULL, t->ticket_no, t->fingerprint, NULL, t->request_type, t->hotline_category,
     t->category, t->category_source, t->compound, t->street, t->district, t->address,
     t->content, NULL, t->pseudonym, t->masked_phone, t->disposition, t->repeat_of,
-    t->triage_reason, t->caller_phone, t->caller_name,
+    t->triage_reason, t->caller_phone, t->caller_name, t->content_original,
+    t->address_original,
   };
   svc_pgarr_add_i64(&a[0], (int64_t)t->id);
   svc_pgarr_add_i64(&a[3], t->received_us);
   svc_pgarr_add_i64(&a[13], t->urgency);
-  for (int j = 0; j < 21; j++)
+  for (int j = 0; j < INSERT_COLUMNS; j++)
     if (j != 0 && j != 3 && j != 13) text(&a[j], v[j]);
 }
 
@@ -320,11 +329,11 @@ int intake_store_insert_many(struct intake_store *s, struct svc_pg_batch *b,
                              const struct intake_ticket_row *rows, size_t n)
 {
   if (n == 0) return 0;
-  struct svc_pgarr a[21];
-  for (int j = 0; j < 21; j++)
+  struct svc_pgarr a[INSERT_COLUMNS];
+  for (int j = 0; j < INSERT_COLUMNS; j++)
     svc_pgarr_init(&a[j], j == 0 || j == 3 || j == 13 ? SVC_OID_INT8 : SVC_OID_TEXT);
   for (size_t i = 0; i < n; i++) ticket_columns(a, &rows[i]);
-  return add_arrays(b, s->insert_many, a, 21, NULL, NULL);
+  return add_arrays(b, s->insert_many, a, INSERT_COLUMNS, NULL, NULL);
 }
 
 static void id_result(void *arg, const PGresult *r)
@@ -402,6 +411,116 @@ int intake_store_load_clock(const char *conninfo, int64_t *watermark_us, int64_t
   *watermark_us = v[0];
   *latest_us = v[1];
   return rc;
+}
+
+/* ---- R-I6a one-off: typed numbers stored before they were masked ---------- */
+
+#define SCRUB_PAGE 500
+#define SCRUB_LOG_EVERY 20 /* pages between progress lines */
+
+/* The tickets whose content or address may hold an unmasked number, by id. */
+static const char SCRUB_TICKETS_SQL[] =
+  "SELECT id, content, address FROM tickets WHERE id > $1 AND (content ~ $2 OR address ~ $2)"
+  " ORDER BY id LIMIT $3";
+/* The masked text goes to tickets, the originals to callers (where masking
+ * changed them, and unless the retention purge erased the caller already). */
+static const char SCRUB_UPDATE_SQL[] =
+  "WITH u AS (SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[])"
+  "   AS u (id, content, address, content_original, address_original)),"
+  " t AS (UPDATE tickets t SET content = u.content, address = u.address FROM u"
+  "   WHERE t.id = u.id)"
+  " UPDATE callers c"
+  " SET content_original = coalesce(c.content_original, nullif(u.content_original, '')),"
+  "  address_original = coalesce(c.address_original, nullif(u.address_original, ''))"
+  " FROM u WHERE c.ticket_id = u.id AND c.erased_us IS NULL";
+
+/* Adds row i of r to the update arrays if masking changes it: 1 added, 0
+ * not, -1 out of memory. */
+static int scrub_row(struct svc_pgarr a[5], const PGresult *r, int i)
+{
+  const char *content = PQgetvalue(r, i, 1), *address = PQgetvalue(r, i, 2);
+  struct intake_public_text p;
+  if (intake_mask_ticket(content, address, &p)) return -1;
+  int changed = p.content_masked || p.address_masked;
+  if (changed) {
+    svc_pgarr_add_i64(&a[0], strtoll(PQgetvalue(r, i, 0), NULL, 10));
+    text(&a[1], p.content);
+    text(&a[2], p.address);
+    text(&a[3], p.content_masked ? content : "");
+    text(&a[4], p.address_masked ? address : "");
+  }
+  intake_public_text_free(&p);
+  return changed;
+}
+
+/* Masks the page of tickets after *after; *rows: rows read. 0 or -1. */
+static int scrub_page(PGconn *c, int64_t *after, int *rows, int64_t *changed)
+{
+  char a[24], l[16];
+  snprintf(a, sizeof a, "%lld", (long long)*after);
+  snprintf(l, sizeof l, "%d", SCRUB_PAGE);
+  const char *v[3] = { a, SVC_MASK_CANDIDATE_RE, l };
+  PGresult *r = svc_pg_exec(c, SCRUB_TICKETS_SQL, 3, v, NULL, NULL, 0, "tickets page");
+  if (!r) return -1;
+  struct svc_pgarr arr[5];
+  for (int j = 0; j < 5; j++) svc_pgarr_init(&arr[j], j == 0 ? SVC_OID_INT8 : SVC_OID_TEXT);
+  int n = PQntuples(r), k = 0, rc = 0;
+  for (int i = 0; i < n && rc == 0; i++) {
+    int x = scrub_row(arr, r, i);
+    if (x < 0) rc = -1;
+    k += x > 0;
+    *after = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+  }
+  PQclear(r);
+  if (rc == 0 && k > 0) {
+    int fail = 0;
+    for (int j = 0; j < 5; j++) fail |= svc_pgarr_finish(&arr[j]);
+    const char *p[5];
+    int len[5], fmt[5];
+    for (int j = 0; j < 5; j++) {
+      p[j] = arr[j].buf;
+      len[j] = (int)arr[j].len;
+      fmt[j] = 1;
+    }
+    PGresult *u = fail ? NULL : svc_pg_exec(c, SCRUB_UPDATE_SQL, 5, p, len, fmt, 0, "tickets");
+    rc = u ? 0 : -1;
+    PQclear(u);
+  }
+  if (rc == 0) *changed += k;
+  for (int j = 0; j < 5; j++) svc_pgarr_free(&arr[j]);
+  *rows = n;
+  return rc;
+}
+
+/* The tickets part of the one-off. */
+static int scrub_tickets(PGconn *c, int64_t *changed)
+{
+  int64_t after = 0, mine = 0;
+  int rows = 0, pages = 0;
+  do {
+    if (scrub_page(c, &after, &rows, &mine)) return -1;
+    if (++pages % SCRUB_LOG_EVERY == 0)
+      svc_info("masking stored tickets", " masked=%lld id=%lld", (long long)mine, (long long)after);
+  } while (rows == SCRUB_PAGE);
+  svc_info("stored tickets masked", " masked=%lld", (long long)mine);
+  *changed += mine;
+  return 0;
+}
+
+struct scrub { intake_payload_fn accepted; };
+
+/* The one-off: the outbox's ticket.accepted payloads, then the tickets. */
+static int scrub_run(PGconn *c, void *arg, int64_t *changed)
+{
+  const struct scrub *sc = arg;
+  if (svc_stream_rewrite(c, "ticket.accepted", sc->accepted, NULL, changed)) return -1;
+  return scrub_tickets(c, changed);
+}
+
+int intake_store_scrub(const char *conninfo, intake_payload_fn accepted)
+{
+  struct scrub sc = { accepted };
+  return svc_pg_one_off(conninfo, INTAKE_SCRUB_NAME, scrub_run, &sc);
 }
 
 /* ---- closure (R-I5, R-I6): referral's ticket.closed events ---------------- */

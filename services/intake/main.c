@@ -215,7 +215,7 @@ int main(int argc, char **argv)
   if (svc_migrate(pg, "intake", intake_migrations, (int)svc_daemon_int(&in.d, "WHISTLE_PG_WAIT_S")))
     return 1;
   int64_t latest;
-  if (intake_store_load_clock(pg, &in.x.watermark_us, &latest)) return 1;
+  if (intake_scrub(pg) || intake_store_load_clock(pg, &in.x.watermark_us, &latest)) return 1;
   svc_clock_observe(&in.x.clock, latest > in.x.watermark_us ? latest : in.x.watermark_us);
   if (svc_clock_ahead_us(&in.x.clock) > INTAKE_DAY_US) /* dragged before inputs were bounded */
     svc_warn("clock restored ahead of the system clock (R-T3): inputs stamped before it are"

@@ -193,6 +193,7 @@ int main(int argc, char **argv)
   const char *pg = svc_daemon_str(&rf.d, "WHISTLE_PG");
   if (svc_migrate(pg, "referral", referral_migrations,
                   (int)svc_daemon_int(&rf.d, "WHISTLE_PG_WAIT_S")) ||
+      referral_scrub(pg) ||
       referral_store_load_clock(pg, &rf.x.in_watermark_us, &rf.x.out_watermark_us))
     return 1;
   svc_clock_observe(&rf.x.clock, rf.x.in_watermark_us);

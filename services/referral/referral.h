@@ -231,6 +231,28 @@ SVC_MUST_CHECK int referral_store_clock(struct referral_store *s, struct svc_pg_
 /* At start-up, before the loop runs (blocking): the saved watermarks. */
 int referral_store_load_clock(const char *conninfo, int64_t *in_us, int64_t *out_us);
 
+/* ---- referral_scrub.c (its SQL in referral_store.c): the R-I6a one-off ---- */
+
+/* The name under which the one-off is recorded in referral.one_offs. */
+#define REFERRAL_SCRUB_NAME "r-i6a-mask-typed-numbers"
+/* Rewrites one stream payload (an svc_stream_rewrite_fn): 1 with *out
+ * (malloc'd), 0 unchanged, -1 unreadable. */
+typedef int (*referral_payload_fn)(void *arg, const uint8_t *payload, size_t len, uint8_t **out,
+                                   size_t *out_len);
+/* R-I6a for the numbers typed into content and address that referral took
+ * from intake before intake masked them. At start-up, after the migrations
+ * and before anything is served (blocking, its own connection), once per
+ * schema (svc_pg_one_off): masks content and address of every step.issued
+ * payload in the outbox (the only referral event carrying them), in place
+ * with seq and order unchanged, and of every ticket row. Logs progress. 0
+ * (done now or before), or -1 (logged; runs again at the next start). */
+int referral_scrub(const char *conninfo);
+/* The rewrite of a step.issued payload: content and address masked. */
+int referral_scrub_step_issued(void *arg, const uint8_t *payload, size_t len, uint8_t **out,
+                               size_t *out_len);
+/* The one-off's SQL: the outbox pass with `issued`, then the tickets. */
+int referral_store_scrub(const char *conninfo, referral_payload_fn issued);
+
 /* ---- referral_handlers.c: unit interface, intake stream, clock ---- */
 
 struct svc_server_ops;

@@ -12,6 +12,7 @@
 #include "referral_events.pb-c.h"
 #include "svc_alloc.h"
 #include "svc_log.h"
+#include "svc_mask.h"
 #include "svc_pg.h"
 #include "svc_stream.h"
 
@@ -449,8 +450,10 @@ static int new_ticket(struct referral_ctx *x, struct svc_pg_batch *b,
   copy(t->repeat_of, sizeof t->repeat_of, m->repeat_of);
   copy(t->pseudonym, sizeof t->pseudonym, m->pseudonym);
   copy(t->masked_phone, sizeof t->masked_phone, m->masked_phone);
-  t->address = strdup(m->address);
-  t->content = strdup(m->content);
+  /* R-I6a: intake publishes content and address masked; masking again
+   * (idempotent) keeps out a number in an event published before it did. */
+  t->address = svc_mask_dup(m->address, NULL);
+  t->content = svc_mask_dup(m->content, NULL);
   t->received_us = m->received_us;
   t->urgent = m->urgent;
   t->is_new = t->dirty = 1;

@@ -1,7 +1,8 @@
 /* All SQL of whistle-referral: loading tickets whole (by number, or those
  * with a clock due), saving them with their steps (a jsonb array) and next
- * due instant, and the two watermarks. Rows are turned into struct
- * referral_ticket here; no PGresult leaves this file. */
+ * due instant, the two watermarks, and the start-up clean-up of typed
+ * numbers (R-I6a). Rows are turned into struct referral_ticket here; no
+ * PGresult leaves this file. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +11,9 @@
 
 #include "referral.h"
 #include "svc_log.h"
+#include "svc_mask.h"
 #include "svc_pg.h"
+#include "svc_stream.h"
 
 struct referral_store {
   struct svc_pg_stmt *load, *due, *save, *clock;
@@ -320,4 +323,109 @@ int referral_store_load_clock(const char *conninfo, int64_t *in_us, int64_t *out
   *in_us = v[0];
   *out_us = v[1];
   return rc;
+}
+
+/* ---- R-I6a one-off: typed numbers taken from intake before it masked them -- */
+
+#define SCRUB_PAGE 500
+#define SCRUB_LOG_EVERY 20 /* pages between progress lines */
+
+/* The tickets whose content or address may hold an unmasked number. */
+static const char SCRUB_TICKETS_SQL[] =
+  "SELECT ticket_no, content, address FROM tickets WHERE ticket_no > $1"
+  " AND (content ~ $2 OR address ~ $2) ORDER BY ticket_no LIMIT $3";
+static const char SCRUB_UPDATE_SQL[] =
+  "UPDATE tickets t SET content = u.content, address = u.address"
+  " FROM unnest($1::text[], $2::text[], $3::text[]) AS u (ticket_no, content, address)"
+  " WHERE t.ticket_no = u.ticket_no";
+
+/* Adds row i of r to the update arrays if masking changes it: 1 added, 0
+ * not, -1 out of memory. */
+static int scrub_row(struct svc_pgarr a[3], const PGresult *r, int i)
+{
+  int cc = 0, ac = 0, rc = -1;
+  char *content = svc_mask_dup(PQgetvalue(r, i, 1), &cc);
+  char *address = svc_mask_dup(PQgetvalue(r, i, 2), &ac);
+  if (content && address) {
+    rc = cc || ac;
+    if (rc) {
+      svc_pgarr_add(&a[0], PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0));
+      svc_pgarr_add(&a[1], content, strlen(content));
+      svc_pgarr_add(&a[2], address, strlen(address));
+    }
+  }
+  free(content);
+  free(address);
+  return rc;
+}
+
+/* Writes the page's masked rows (one statement, committed on its own). */
+static int scrub_update(PGconn *c, struct svc_pgarr a[3])
+{
+  int fail = 0;
+  for (int j = 0; j < 3; j++) fail |= svc_pgarr_finish(&a[j]);
+  if (fail) return -1;
+  const char *v[3] = { a[0].buf, a[1].buf, a[2].buf };
+  int len[3] = { (int)a[0].len, (int)a[1].len, (int)a[2].len }, fmt[3] = { 1, 1, 1 };
+  PGresult *u = svc_pg_exec(c, SCRUB_UPDATE_SQL, 3, v, len, fmt, 0, "tickets");
+  int rc = u ? 0 : -1;
+  PQclear(u);
+  return rc;
+}
+
+/* Masks the page of tickets after `after` (a ticket_no, updated); *rows:
+ * rows read. 0 or -1. */
+static int scrub_page(PGconn *c, char *after, size_t n_after, int *rows, int64_t *changed)
+{
+  char l[16];
+  snprintf(l, sizeof l, "%d", SCRUB_PAGE);
+  const char *v[3] = { after, SVC_MASK_CANDIDATE_RE, l };
+  PGresult *r = svc_pg_exec(c, SCRUB_TICKETS_SQL, 3, v, NULL, NULL, 0, "tickets page");
+  if (!r) return -1;
+  struct svc_pgarr arr[3];
+  for (int j = 0; j < 3; j++) svc_pgarr_init(&arr[j], SVC_OID_TEXT);
+  int n = PQntuples(r), k = 0, rc = 0;
+  for (int i = 0; i < n && rc == 0; i++) {
+    int x = scrub_row(arr, r, i);
+    if (x < 0) rc = -1;
+    k += x > 0;
+    snprintf(after, n_after, "%s", PQgetvalue(r, i, 0));
+  }
+  PQclear(r);
+  if (rc == 0 && k > 0) rc = scrub_update(c, arr);
+  if (rc == 0) *changed += k;
+  for (int j = 0; j < 3; j++) svc_pgarr_free(&arr[j]);
+  *rows = n;
+  return rc;
+}
+
+static int scrub_tickets(PGconn *c, int64_t *changed)
+{
+  char after[REFERRAL_CODE_MAX + 1] = "";
+  int64_t mine = 0;
+  int rows = 0, pages = 0;
+  do {
+    if (scrub_page(c, after, sizeof after, &rows, &mine)) return -1;
+    if (++pages % SCRUB_LOG_EVERY == 0)
+      svc_info("masking stored tickets", " masked=%lld", (long long)mine);
+  } while (rows == SCRUB_PAGE);
+  svc_info("stored tickets masked", " masked=%lld", (long long)mine);
+  *changed += mine;
+  return 0;
+}
+
+struct scrub { referral_payload_fn issued; };
+
+/* The one-off: the outbox's step.issued payloads, then the tickets. */
+static int scrub_run(PGconn *c, void *arg, int64_t *changed)
+{
+  const struct scrub *sc = arg;
+  if (svc_stream_rewrite(c, "step.issued", sc->issued, NULL, changed)) return -1;
+  return scrub_tickets(c, changed);
+}
+
+int referral_store_scrub(const char *conninfo, referral_payload_fn issued)
+{
+  struct scrub sc = { issued };
+  return svc_pg_one_off(conninfo, REFERRAL_SCRUB_NAME, scrub_run, &sc);
 }

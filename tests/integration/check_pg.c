@@ -4,8 +4,9 @@
  * backend (reconnect and retry), an in-doubt COMMIT settled through
  * pg_xact_status (also one still in progress past the in-doubt bound), the
  * batch timeout, the server-side settings every connection gets, a host
- * list resolved off the loop, a connection string that cannot be parsed, and
- * migrations applied once and atomically. */
+ * list resolved off the loop, a connection string that cannot be parsed,
+ * migrations applied once and atomically, and one-off data fixes run once
+ * per schema. */
 #include <check.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -472,10 +473,51 @@ START_TEST(test_migrations_once_and_atomic)
   ck_assert_int_eq(svc_migrate(CONNINFO, "c_pg", good, 5), 0);
   ck_assert_int_eq(svc_migrate(CONNINFO, "c_pg", good, 5), 0);
   ck_assert_int_eq(q1("SELECT count(*) FROM c_pg.a"), 1); /* applied once */
-  ck_assert_int_eq(q1("SELECT count(*) FROM c_pg.schema_migrations"), 3); /* + common */
+  long long common = 0;
+  for (const struct svc_migration *m = svc_common_migrations; m->name; m++) common++;
+  ck_assert_int_eq(q1("SELECT count(*) FROM c_pg.schema_migrations"), 2 + common);
   ck_assert_int_eq(svc_migrate(CONNINFO, "c_pg", bad, 5), -1);
   ck_assert_int_eq(q1("SELECT count(*) FROM pg_tables WHERE schemaname = 'c_pg' AND tablename = 'c'"), 0);
   ck_assert_int_eq(q1("SELECT count(*) FROM c_pg.schema_migrations WHERE name = '003_broken'"), 0);
+}
+END_TEST
+
+static int runs;
+
+static int one_off_ok(PGconn *c, void *arg, int64_t *changed)
+{
+  (void)c;
+  runs++;
+  *changed += *(const int *)arg;
+  return 0;
+}
+
+static int one_off_fails(PGconn *c, void *arg, int64_t *changed)
+{
+  (void)c;
+  (void)arg;
+  runs++;
+  *changed += 1;
+  return -1;
+}
+
+/* A one-off data fix runs once per schema; one that fails is not recorded
+ * and runs again (svc_pg_one_off, used by the R-I6a clean-up). */
+START_TEST(test_one_off_runs_once)
+{
+  int n = 7;
+  ck_assert_int_eq(svc_migrate(CONNINFO, "c_pg", good, 5), 0); /* one_offs is the library's */
+  runs = 0;
+  ck_assert_int_eq(svc_pg_one_off(CONNINFO, "t.fails", one_off_fails, NULL), -1);
+  ck_assert_int_eq(svc_pg_one_off(CONNINFO, "t.fails", one_off_fails, NULL), -1);
+  ck_assert_int_eq(runs, 2);
+  ck_assert_int_eq(svc_pg_one_off(CONNINFO, "t.ok", one_off_ok, &n), 0);
+  ck_assert_int_eq(svc_pg_one_off(CONNINFO, "t.ok", one_off_ok, &n), 0);
+  ck_assert_int_eq(runs, 3);
+  ck_assert_int_eq(q1("SELECT changed FROM c_pg.one_offs WHERE name = 't.ok'"), 7);
+  ck_assert_int_eq(q1("SELECT count(*) FROM c_pg.one_offs"), 1);
+  ck_assert_int_eq(svc_pg_one_off("user=c_pg dbname=no_such_db", "t.x", one_off_ok, &n), -1);
+  ck_assert_int_eq(runs, 3);
 }
 END_TEST
 
@@ -498,6 +540,7 @@ int main(void)
   tcase_add_test(tc, test_connection_settings);
   tcase_add_test(tc, test_host_list_resolved);
   tcase_add_test(tc, test_bad_conninfo_is_not_logged);
+  tcase_add_test(tc, test_one_off_runs_once);
   tcase_add_test(tc, test_migrations_once_and_atomic);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);

@@ -2,7 +2,9 @@
 ticket.closed): R-I5, a ticket whose referral is closed (销号) is no longer a
 repeat target, while an open one is; R-I6, the caller's phone and name are
 erased once the retention period after closing has passed, and kept for a
-ticket still open. Real daemons, real sockets, event time."""
+ticket still open, and so is the original of a content with a number typed
+in (R-I6a), the masked content staying. Real daemons, real sockets, event
+time."""
 import os
 import sys
 
@@ -31,11 +33,14 @@ hc = ic.HotlineClient(ienv["WHISTLE_INTAKE_HOTLINE"])
 rid = [0]
 
 
+CONTENT = "楼道堆满杂物，请回电13811112222"   # R-I6a: a number typed in
+
+
 def ticket(no, at):
     rid[0] += 1
     return hc.ask(ic.submit(rid[0], ticket_no=no, received_us=at, request_type="COMPLAINT",
                             hotline_category="1101", compound_code="C0001", caller_phone=PHONE,
-                            caller_name="张三", address="幸福里3栋", content="楼道堆满杂物"), rid[0])
+                            caller_name="张三", address="幸福里3栋", content=CONTENT), rid[0])
 
 
 def hotline(frame_fn, *a):
@@ -76,5 +81,11 @@ wt.check(wt.scalar(ERASED.format("CL-C")) == "0" and wt.scalar(
     " WHERE t.ticket_no = 'CL-C'") == PHONE, "R-I6: an open ticket's caller is kept")
 wt.check(wt.scalar("SELECT pseudonym <> '' FROM intake.tickets WHERE ticket_no = 'CL-A'") == "t",
          "R-I6: the pseudonym stays")
+ORIGINAL = ("SELECT coalesce(c.content_original, 'NULL') FROM intake.callers c JOIN intake.tickets t"
+            " ON t.id = c.ticket_id WHERE t.ticket_no = '{}'")
+wt.check(wt.scalar(ORIGINAL.format("CL-A")) == "NULL" and wt.scalar(ORIGINAL.format("CL-C")) == CONTENT,
+         "R-I6a: the original content is erased with them, and kept for the open ticket")
+wt.check(wt.scalar("SELECT content FROM intake.tickets WHERE ticket_no = 'CL-A'")
+         == "楼道堆满杂物，请回电138****2222", "R-I6a: the masked content stays")
 cli.close()
 rc.finish(w, intake, ref)

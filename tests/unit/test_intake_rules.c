@@ -1,8 +1,10 @@
 /* Unit tests for the intake rules that read the registry or compare tickets:
  * R-I3, R-I4 (against a small registry written to a temporary directory, with
  * Chinese text edge cases: full-width characters, mixed scripts, keywords
- * split across lines) and R-I5. R-I1, R-I2, R-I6 and R-I8 are in
- * test_intake_checks.c; the matcher is tested in test_svc_registry.c. */
+ * split across lines), R-I5, and R-I6a's masked ticket text (which leaves
+ * classification and compound matching as they are on the original). R-I1,
+ * R-I2, R-I6 and R-I8 are in test_intake_checks.c; the matcher is tested in
+ * test_svc_registry.c; the masking of a text itself in test_mask.c. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -473,6 +475,65 @@ START_TEST(test_R_I5_most_recent_of_several) {
 }
 END_TEST
 
+/* ---- R-I6a: the ticket's public text ---- */
+
+START_TEST(test_R_I6a_mask_ticket) {
+  struct intake_public_text p;
+
+  ck_assert_int_eq(intake_mask_ticket("楼上噪音扰民，请回电13911112222", "幸福里小区3栋", &p), 0);
+  ck_assert_str_eq(p.content, "楼上噪音扰民，请回电139****2222");
+  ck_assert_str_eq(p.address, "幸福里小区3栋");
+  ck_assert_int_eq(p.content_masked, 1);
+  ck_assert_int_eq(p.address_masked, 0);
+  intake_public_text_free(&p);
+  ck_assert_ptr_null(p.content);
+  ck_assert_int_eq(intake_mask_ticket(NULL, "幸福里3栋 0539-8123456", &p), 0);
+  ck_assert_str_eq(p.content, "");
+  ck_assert_str_eq(p.address, "幸福里3栋 *******3456");
+  ck_assert_int_eq(p.content_masked, 0);
+  ck_assert_int_eq(p.address_masked, 1);
+  intake_public_text_free(&p);
+  intake_public_text_free(&p); /* twice is harmless */
+  intake_public_text_free(NULL);
+}
+END_TEST
+
+/* Category and compound of the original text equal those of the masked
+ * text for what the rule masks; intake decides on the original all the same
+ * (masking runs after R-I3 and R-I4), which this pins down for the cases
+ * where a number sits next to a keyword or a name. */
+START_TEST(test_R_I6a_classify_and_match_on_the_original) {
+  static const char *const contents[] = {
+    "噪音扰民，请回电13911112222", "13911112222噪音", "电梯故障１３９１２３４５６７８困人",
+    "乱收费6222021234567890", "楼道堆物 0539-8123456",
+  };
+  static const char *const addresses[] = {
+    "幸福里小区3栋 13911112222", "13911112222幸福里二期", "CBD公寓0539-8123456",
+    "锦绣华庭110105199001011234",
+  };
+  for (size_t i = 0; i < sizeof contents / sizeof contents[0]; i++) {
+    struct intake_public_text p;
+    struct intake_category_result a, b;
+    ck_assert_int_eq(intake_classify(reg, NULL, contents[i], strlen(contents[i]), &a), 0);
+    ck_assert_int_eq(intake_mask_ticket(contents[i], "", &p), 0);
+    ck_assert_int_eq(p.content_masked, 1);
+    ck_assert_int_eq(intake_classify(reg, NULL, p.content, strlen(p.content), &b), 0);
+    ck_assert_msg(a.category == b.category && a.category != reg->other, "%s", contents[i]);
+    intake_public_text_free(&p);
+  }
+  for (size_t i = 0; i < sizeof addresses / sizeof addresses[0]; i++) {
+    struct intake_public_text p;
+    struct intake_compound_result a, b;
+    ck_assert_int_eq(intake_match_compound(reg, NULL, addresses[i], strlen(addresses[i]), &a), 0);
+    ck_assert_int_eq(intake_mask_ticket("", addresses[i], &p), 0);
+    ck_assert_int_eq(p.address_masked, 1);
+    ck_assert_int_eq(intake_match_compound(reg, NULL, p.address, strlen(p.address), &b), 0);
+    ck_assert_msg(a.compound == b.compound && a.compound, "%s", addresses[i]);
+    intake_public_text_free(&p);
+  }
+}
+END_TEST
+
 static void add_case(Suite *s, const char *name, int fixture, const TTest *const *tests) {
   TCase *tc = tcase_create(name);
 
@@ -515,7 +576,12 @@ static Suite *rules_suite(void) {
 
   add_case(s, "R-I3", 1, r3);
   add_case(s, "R-I4", 1, r4);
+  const TTest *r6a[] = {test_R_I6a_mask_ticket, NULL};
+  const TTest *r6a_reg[] = {test_R_I6a_classify_and_match_on_the_original, NULL};
+
   add_case(s, "R-I5", 0, r5);
+  add_case(s, "R-I6a", 0, r6a);
+  add_case(s, "R-I6a registry", 1, r6a_reg);
   return s;
 }
 
