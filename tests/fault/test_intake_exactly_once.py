@@ -155,8 +155,10 @@ killed = []
 
 
 def kill_backends():
-    rows = wt.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                  " WHERE usename = 'intake' AND backend_type = 'client backend'")
+    """Terminates intake's backends, once it has reconnected after the last time."""
+    q = "FROM pg_stat_activity WHERE usename = 'intake' AND backend_type = 'client backend'"
+    wt.wait_for(lambda: wt.scalar(f"SELECT count(*) {q}") != "0", 30, "intake to reconnect")
+    rows = wt.sql(f"SELECT pg_terminate_backend(pid) {q}")
     killed.append(len(rows))
 
 
