@@ -252,7 +252,9 @@ SVC_MUST_CHECK int intake_store_exempt(struct intake_store *s, struct svc_pg_bat
                         uint64_t *id_out);
 /* R-I6 retention: erases phone, name and the original content and address
  * (R-I6a) of tickets closed before cutoff_us (RECORDED tickets count as
- * closed when received); the masked text stays. *erased_out: rows. */
+ * closed when received); the masked text stays. At most INTAKE_PURGE_CHUNK
+ * callers per call: *erased_out (rows) equal to it means run it again. */
+#define INTAKE_PURGE_CHUNK 5000
 SVC_MUST_CHECK int intake_store_purge(struct intake_store *s, struct svc_pg_batch *b, int64_t now_us,
                        int64_t cutoff_us, uint64_t *erased_out);
 

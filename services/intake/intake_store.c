@@ -78,12 +78,16 @@ static const char EXEMPT_SQL[] =
   "UPDATE tickets SET exempt_reason = $2, exempt_us = $3, exempt_by = $4"
   " WHERE ticket_no = $1 AND exempt_reason IS NULL RETURNING id";
 /* R-I6, R-I6a: the original content and address go with phone and name. */
+/* At most $3 callers per statement, so that a large backlog is erased in
+ * short transactions (each well inside the batch timeout). */
 static const char PURGE_SQL[] =
-  "UPDATE callers c SET phone = NULL, name = NULL, content_original = NULL,"
-  " address_original = NULL, erased_us = $1 FROM tickets t"
-  " WHERE c.ticket_id = t.id AND c.erased_us IS NULL"
-  "   AND ((t.closed_us IS NOT NULL AND t.closed_us < $2)"
-  "     OR (t.disposition = 'RECORDED' AND t.received_us < $2))";
+  "UPDATE callers SET phone = NULL, name = NULL, content_original = NULL,"
+  " address_original = NULL, erased_us = $1"
+  " WHERE ticket_id IN (SELECT c.ticket_id FROM callers c JOIN tickets t ON t.id = c.ticket_id"
+  "   WHERE c.erased_us IS NULL"
+  "     AND ((t.closed_us IS NOT NULL AND t.closed_us < $2)"
+  "       OR (t.disposition = 'RECORDED' AND t.received_us < $2))"
+  "   LIMIT $3)";
 
 struct intake_store *intake_store_new(struct svc_pg *pg)
 {
@@ -97,7 +101,7 @@ struct intake_store *intake_store_new(struct svc_pg *pg)
   s->feedback = svc_pg_prepare(pg, FEEDBACK_SQL, 3, NULL);
   s->triage = svc_pg_prepare(pg, TRIAGE_SQL, 8, NULL);
   s->exempt = svc_pg_prepare(pg, EXEMPT_SQL, 4, NULL);
-  s->purge = svc_pg_prepare(pg, PURGE_SQL, 2, NULL);
+  s->purge = svc_pg_prepare(pg, PURGE_SQL, 3, NULL);
   if (!s->lookup || !s->lookup_many || !s->candidates_many || !s->ids || !s->insert_many ||
       !s->feedback || !s->triage || !s->exempt || !s->purge) {
     free(s);
@@ -393,12 +397,13 @@ static void count_result(void *arg, const PGresult *r)
 int intake_store_purge(struct intake_store *s, struct svc_pg_batch *b, int64_t now_us,
                        int64_t cutoff_us, uint64_t *erased_out)
 {
-  char now[24], cut[24];
+  char now[24], cut[24], lim[24];
   snprintf(now, sizeof now, "%lld", (long long)now_us);
   snprintf(cut, sizeof cut, "%lld", (long long)cutoff_us);
-  const char *v[2] = { now, cut };
+  snprintf(lim, sizeof lim, "%d", INTAKE_PURGE_CHUNK);
+  const char *v[3] = { now, cut, lim };
   *erased_out = 0;
-  return svc_pg_batch_add(b, s->purge, 2, v, NULL, NULL, 0, count_result, erased_out);
+  return svc_pg_batch_add(b, s->purge, 3, v, NULL, NULL, 0, count_result, erased_out);
 }
 
 int intake_store_load_clock(const char *conninfo, int64_t *watermark_us, int64_t *latest_us)

@@ -49,6 +49,7 @@ struct intake {
   struct svc_server *srv;
   struct svc_stream_consumer *closures; /* referral's ticket.closed, or NULL */
   uv_timer_t purge;
+  int purging, stopping;   /* a purge chunk in flight; draining */
   uint64_t erasing;
   uint8_t key[256];
 };
@@ -97,25 +98,29 @@ static int load_registry(struct intake *in)
   return 0;
 }
 
+static void purge_run(struct intake *in);
+
 static void purge_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err, void *arg)
 {
   struct intake *in = arg;
   (void)b;
+  in->purging = 0;
   if (oc == SVC_PG_COMMITTED && in->erasing) {
     in->x.n.purged += in->erasing;
     svc_info("retention purge", " erased=%llu", (unsigned long long)in->erasing);
+    if (in->erasing == INTAKE_PURGE_CHUNK) purge_run(in); /* more to erase: the next chunk */
   } else if (oc == SVC_PG_FAILED) {
     svc_warn("retention purge failed", " error=\"%s\"", err ? err : "");
   }
 }
 
-static void purge_cb(uv_timer_t *t)
+/* One chunk of the retention purge (R-I6); purge_done runs the next. */
+static void purge_run(struct intake *in)
 {
-  struct intake *in = t->data;
   /* R-T3: in wall mode the purge of personal data runs on the system clock
    * only, never on a clock that inputs could have moved. */
   int64_t now = in->x.clock.mode == SVC_CLOCK_WALL ? svc_wall_us() : svc_clock_now(&in->x.clock);
-  if (!now) return;
+  if (!now || in->purging || in->stopping) return;
   int64_t cutoff = now - svc_daemon_int(&in->d, "WHISTLE_RETENTION_DAYS") * INTAKE_DAY_US;
   struct svc_pg_batch *b = svc_pg_batch_new(in->pgw, NULL, purge_done, in);
   if (!b) return;
@@ -123,7 +128,13 @@ static void purge_cb(uv_timer_t *t)
     svc_pg_batch_discard(&b);
     return;
   }
+  in->purging = 1;
   svc_pg_submit(b);
+}
+
+static void purge_cb(uv_timer_t *t)
+{
+  purge_run(t->data);
 }
 
 static void fill_status(void *arg, struct svc_status_out *o)
@@ -171,6 +182,7 @@ static void on_stop(void *arg)
 {
   struct intake *in = arg;
   svc_info("draining", "%s", "");
+  in->stopping = 1;
   svc_stream_producer_stop(in->x.prod);
   if (in->closures) svc_stream_consumer_drain(in->closures, drain_server, in);
   else drain_server(in);
