@@ -10,6 +10,7 @@
 #include "control.pb-c.h"
 #include "svc_alloc.h"
 #include "svc_log.h"
+#include "svc_signal.h"
 
 #define MAX_COUNTERS 128
 
@@ -100,7 +101,12 @@ static struct svc_status_out *collect(struct svc_status *s)
     svc_status_add(o, "zmq.queue_msgs", (int64_t)zs.queue_msgs);
     svc_status_add(o, "zmq.queue_bytes", (int64_t)zs.queue_bytes);
     svc_status_add(o, "zmq.queue_peers", (int64_t)zs.queue_peers);
+    uint64_t allowed, denied;
+    svc_zctx_stats(s->z, &allowed, &denied);
+    svc_status_add(o, "zap.allowed", (int64_t)allowed);
+    svc_status_add(o, "zap.denied", (int64_t)denied);
   }
+  svc_status_add(o, "reload.failures", (int64_t)svc_reload_failures());
   s->fill(s->arg, o);
   return o;
 }

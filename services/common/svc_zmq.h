@@ -55,6 +55,11 @@ void svc_zctx_sock_stats(const struct svc_zctx *z, struct svc_zsock_stats *sum);
 int svc_curve_keygen(const char *path_stem);
 /* Reads a Z85 key (first 40 non-space characters) from a file. 0 or -1. */
 int svc_curve_read_key(const char *path, char out[SVC_Z85_KEY_LEN + 1]);
+/* Checks without logging that path holds a Z85 key (for --check-config): 0,
+ * or -1 with a reason in err that never quotes the file's content. */
+int svc_curve_check_key_file(const char *path, char *err, size_t errlen);
+/* Checks every <identity>.pub of an allowed-keys directory the same way. */
+int svc_curve_check_allowed_dir(const char *dir, char *err, size_t errlen);
 
 /* 1 if the n bytes at s form an identity: 1-127 characters of A-Z a-z 0-9
  * _ - . (unit codes, system names; also the names of allowed-key files). */

@@ -15,17 +15,17 @@
 #define SECRET_PIN "pin-Bad-Secret-3"
 
 static const struct svc_config_var template_table[] = {
-    {"WHISTLE_T_NAME", "intake", SVC_CFG_STRING, 0, 0, NULL, 0, "The service name.", NULL, 0},
-    {"WHISTLE_T_PORT", "5555", SVC_CFG_INT, 1, 65535, NULL, 0, "The listening port.", NULL, 0},
-    {"WHISTLE_T_DEBUG", "off", SVC_CFG_BOOL, 0, 0, NULL, 0, "Extra checks.", NULL, 0},
-    {"WHISTLE_T_LOG_LEVEL", "info", SVC_CFG_ENUM, 0, 0, "debug|info|warn|error", 0, "Log threshold.", NULL, 0},
-    {"WHISTLE_T_BUS", "tcp://127.0.0.1:5555", SVC_CFG_ENDPOINT, 0, 0, NULL, 0, "The event bus.", NULL, 0},
-    {"WHISTLE_T_DATA", "/var/lib/whistle", SVC_CFG_PATH, 0, 0, NULL, 0, "The data directory.", NULL, 0},
-    {"WHISTLE_T_PREFIX", "", SVC_CFG_STRING, 0, 0, NULL, 0, "A notice number prefix.", NULL, 0},
-    {"WHISTLE_T_PG_PASSWORD", NULL, SVC_CFG_STRING, 0, 0, NULL, 1, "The database password.", NULL, 0},
-    {"WHISTLE_T_HMAC_KEY", SECRET_KEY, SVC_CFG_STRING, 0, 0, NULL, 1, "The signing key.", NULL, 0},
-    {"WHISTLE_T_PIN", "1234", SVC_CFG_INT, 0, 9999, NULL, 1, "An operator PIN.", NULL, 0},
-    {NULL, NULL, SVC_CFG_STRING, 0, 0, NULL, 0, NULL, NULL, 0},
+    {"WHISTLE_T_NAME", "intake", SVC_CFG_STRING, 0, 0, NULL, 0, "The service name.", NULL, 0, {NULL, NULL}, NULL},
+    {"WHISTLE_T_PORT", "5555", SVC_CFG_INT, 1, 65535, NULL, 0, "The listening port.", NULL, 0, {NULL, NULL}, NULL},
+    {"WHISTLE_T_DEBUG", "off", SVC_CFG_BOOL, 0, 0, NULL, 0, "Extra checks.", NULL, 0, {NULL, NULL}, NULL},
+    {"WHISTLE_T_LOG_LEVEL", "info", SVC_CFG_ENUM, 0, 0, "debug|info|warn|error", 0, "Log threshold.", NULL, 0, {NULL, NULL}, NULL},
+    {"WHISTLE_T_BUS", "tcp://127.0.0.1:5555", SVC_CFG_ENDPOINT, 0, 0, NULL, 0, "The event bus.", NULL, 0, {NULL, NULL}, NULL},
+    {"WHISTLE_T_DATA", "/var/lib/whistle", SVC_CFG_PATH, 0, 0, NULL, 0, "The data directory.", NULL, 0, {NULL, NULL}, NULL},
+    {"WHISTLE_T_PREFIX", "", SVC_CFG_STRING, 0, 0, NULL, 0, "A notice number prefix.", NULL, 0, {NULL, NULL}, NULL},
+    {"WHISTLE_T_PG_PASSWORD", NULL, SVC_CFG_STRING, 0, 0, NULL, 1, "The database password.", NULL, 0, {NULL, NULL}, NULL},
+    {"WHISTLE_T_HMAC_KEY", SECRET_KEY, SVC_CFG_STRING, 0, 0, NULL, 1, "The signing key.", NULL, 0, {NULL, NULL}, NULL},
+    {"WHISTLE_T_PIN", "1234", SVC_CFG_INT, 0, 9999, NULL, 1, "An operator PIN.", NULL, 0, {NULL, NULL}, NULL},
+    {NULL, NULL, SVC_CFG_STRING, 0, 0, NULL, 0, NULL, NULL, 0, {NULL, NULL}, NULL},
 };
 
 #define N_VARS (sizeof template_table / sizeof *template_table)
@@ -135,7 +135,7 @@ END_TEST
 START_TEST(test_config_int_kind) {
   static const char *const bad[] = {"0", "65536", "-1", "12a", "", "+", "-", " 5", "5 ", "0x10",
                                     "99999999999999999999", "1.5"};
-  struct svc_config_var wide = {"WHISTLE_T_WIDE", "0", SVC_CFG_INT, INT64_MIN, INT64_MAX, NULL, 0, "", NULL, 0};
+  struct svc_config_var wide = {"WHISTLE_T_WIDE", "0", SVC_CFG_INT, INT64_MIN, INT64_MAX, NULL, 0, "", NULL, 0, {NULL, NULL}, NULL};
   int64_t v = 0;
   char err[100];
 
@@ -275,7 +275,7 @@ START_TEST(test_config_help_lists_every_variable) {
 
   unsetenv("WHISTLE_T_PG_PASSWORD"); /* --help works without a valid configuration */
   ck_assert_int_eq(load(2, argv), 1);
-  ck_assert_ptr_nonnull(strstr(out_text, "usage: whistle-test [--help] [--check-config]"));
+  ck_assert_ptr_nonnull(strstr(out_text, "usage: whistle-test [--help] [--version] [--check-config]"));
   ck_assert_ptr_nonnull(strstr(out_text, "Tests the configuration table."));
   for (size_t i = 0; template_table[i].name; i++) {
     ck_assert_msg(strstr(out_text, template_table[i].name) != NULL, "missing %s", template_table[i].name);

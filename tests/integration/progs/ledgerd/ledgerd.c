@@ -331,10 +331,6 @@ static void fill_status(void *arg, struct svc_status_out *o)
   svc_status_add(o, "pg.reconnects", (int64_t)gs.reconnects);
   svc_status_add(o, "pg.indoubt", (int64_t)gs.indoubt);
   svc_status_add(o, "pg.indoubt_overdue", (int64_t)gs.indoubt_overdue);
-  uint64_t allowed, denied;
-  svc_zctx_stats(l->d.z, &allowed, &denied);
-  svc_status_add(o, "zap.allowed", (int64_t)allowed);
-  svc_status_add(o, "zap.denied", (int64_t)denied);
 }
 
 static int64_t wall_watermark(void *arg)
