@@ -9,6 +9,7 @@
 
 #include "control.pb-c.h"
 #include "svc_alloc.h"
+#include "svc_config.h"
 #include "svc_log.h"
 #include "svc_signal.h"
 
@@ -67,6 +68,7 @@ static void on_message(struct svc_zsock *z, const struct svc_frame *f, size_t n,
   if (!o) return;
   Whistle__Control__StatusReply rep = WHISTLE__CONTROL__STATUS_REPLY__INIT;
   rep.service = s->service;
+  rep.build_version = (char *)svc_version();
   rep.n_counters = o->n;
   rep.counters = o->ptrs;
   Whistle__Control__ControlMessage out = WHISTLE__CONTROL__CONTROL_MESSAGE__INIT;
