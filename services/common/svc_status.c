@@ -126,19 +126,32 @@ int64_t svc__status_value(struct svc_status *s, const char *name, int64_t def)
 char *svc__status_prometheus(struct svc_status *s)
 {
   struct svc_status_out *o = collect(s);
-  size_t cap = 256 + (o ? o->n : 0) * 160;
+  size_t cap = 1024 + (o ? o->n : 0) * 400;
   char *text = o ? malloc(cap) : NULL;
   size_t len = 0;
-  for (size_t i = 0; text && i < o->n; i++) {
-    char name[96];
-    snprintf(name, sizeof name, "whistle_%s", o->items[i].name);
-    for (char *p = name; *p; p++)
-      if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
-        *p = '_';
-    len += (size_t)snprintf(text + len, cap - len, "# TYPE %s gauge\n%s{service=\"%s\"} %lld\n",
-                            name, name, s->service, (long long)o->items[i].value);
-    if (len >= cap) len = cap - 1;
+  if (text)
+    len = (size_t)snprintf(text, cap,
+                           "# HELP whistle_build_info The daemon's version, as a label.\n"
+                           "# TYPE whistle_build_info gauge\n"
+                           "whistle_build_info{service=\"%s\",version=\"%s\"} 1\n",
+                           s->service, svc_version());
+  for (size_t i = 0; text && i < o->n && len < cap; i++) {
+    char name[128], help[256];
+    int us;
+    enum svc__metric_kind k = svc__metric_describe(o->items[i].name, name, sizeof name, help,
+                                                   sizeof help, &us);
+    int64_t v = o->items[i].value;
+    len += (size_t)snprintf(text + len, cap - len, "# HELP %s %s\n# TYPE %s %s\n", name, help,
+                            name, k == SVC__METRIC_COUNTER ? "counter" : "gauge");
+    if (len >= cap) break;
+    if (us)
+      len += (size_t)snprintf(text + len, cap - len, "%s{service=\"%s\"} %.6f\n", name,
+                              s->service, (double)v / 1e6);
+    else
+      len += (size_t)snprintf(text + len, cap - len, "%s{service=\"%s\"} %lld\n", name,
+                              s->service, (long long)v);
   }
+  if (len >= cap) len = cap - 1;
   free(o);
   return text;
 }

@@ -52,6 +52,7 @@ struct svc_stream_consumer {
   int loaded;             /* position read from the database */
   uint64_t applied;       /* committed position */
   uint64_t received;      /* last seq received in this session */
+  uint64_t head;          /* the producer's head as last heard (heartbeats, events) */
   uint64_t skip_to;       /* events up to here are being applied already: not queued */
   uint64_t poison_seq;    /* the event that fails to apply on its own, or 0 */
   uint64_t poison_tries;  /* its failed attempts so far */
@@ -232,8 +233,11 @@ static void on_message(struct svc_zsock *z, const struct svc_frame *f, size_t n,
     request_resubscribe(c, "error from producer");
     break;
   }
+  case WHISTLE__STREAM__STREAM_MESSAGE__BODY_HEARTBEAT: /* proves the producer is alive */
+    if (m->heartbeat && m->heartbeat->head_seq > c->head) c->head = m->heartbeat->head_seq;
+    break;
   default:
-    break; /* heartbeats only prove the producer is alive */
+    break;
   }
   whistle__stream__stream_message__free_unpacked(m, &al.a);
 }
@@ -608,6 +612,8 @@ void svc_stream_consumer_stats(const struct svc_stream_consumer *c,
   st->position = c->applied;
   st->poison_seq = c->poison_seq;
   st->poison_tries = c->poison_tries;
+  uint64_t head = c->head > c->received ? c->head : c->received;
+  st->lag = head > c->applied ? head - c->applied : 0;
 }
 
 void svc_stream_consumer_status(const struct svc_stream_consumer *c, const char *prefix,
@@ -616,7 +622,7 @@ void svc_stream_consumer_status(const struct svc_stream_consumer *c, const char 
   struct svc_stream_consumer_stats st;
   svc_stream_consumer_stats(c, &st);
   const struct { const char *name; uint64_t v; } v[] = {
-    { "position", st.position }, { "received", st.received }, { "applied", st.applied },
+    { "position", st.position }, { "lag", st.lag }, { "received", st.received }, { "applied", st.applied },
     { "batches", st.batches }, { "resubscribes", st.resubscribes },
     { "duplicates", st.duplicates }, { "errors", st.errors }, { "max_unacked", st.max_unacked },
     { "poisoned", st.poisoned }, { "poison_seq", st.poison_seq },
