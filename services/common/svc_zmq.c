@@ -65,6 +65,15 @@ static void pump(struct svc_zsock *s);
 
 /* ---- keys ---------------------------------------------------------------- */
 
+/* The identity of an allowed-key file name of len bytes ending in ".pub":
+ * the name before ".pub", or before the first '+' ("GA+2027.pub" is a second
+ * key of GA, for rotations). */
+static size_t id_len(const char *name, size_t len)
+{
+  const char *plus = memchr(name, '+', len - 4);
+  return plus ? (size_t)(plus - name) : len - 4;
+}
+
 /* Reads a Z85 key file without logging; 0, or -1 with a reason in err that
  * never quotes the file's content. */
 static int read_key_quiet(const char *path, char out[SVC_Z85_KEY_LEN + 1], char *err, size_t errlen)
@@ -119,7 +128,7 @@ int svc_curve_check_allowed_dir(const char *dir, char *err, size_t errlen)
     size_t len = strlen(e->d_name);
     char path[4096], why[120];
     if (len < 5 || strcmp(e->d_name + len - 4, ".pub") != 0) continue;
-    if (!svc_identity_valid(e->d_name, len - 4)) continue; /* skipped at start too */
+    if (!svc_identity_valid(e->d_name, id_len(e->d_name, len))) continue; /* skipped at start too */
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
     if (svc_curve_check_key_file(path, why, sizeof why) != 0) {
       snprintf(err, errlen, "%s: %s", e->d_name, why);
@@ -177,7 +186,8 @@ static int load_allowed(const char *dir, struct keymap **out, size_t *n_out)
   while ((e = readdir(d))) {
     size_t len = strlen(e->d_name);
     if (len < 5 || strcmp(e->d_name + len - 4, ".pub") != 0) continue;
-    if (!svc_identity_valid(e->d_name, len - 4)) {
+    size_t idlen = id_len(e->d_name, len);
+    if (!svc_identity_valid(e->d_name, idlen)) {
       svc_warn("skipping key file with an invalid identity name", " file=%s", e->d_name);
       continue;
     }
@@ -190,7 +200,7 @@ static int load_allowed(const char *dir, struct keymap **out, size_t *n_out)
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
     if (svc_curve_read_key(path, keys[n].pub)) { rc = -1; break; }
-    snprintf(keys[n].id, sizeof keys[n].id, "%.*s", (int)(len - 4), e->d_name);
+    snprintf(keys[n].id, sizeof keys[n].id, "%.*s", (int)idlen, e->d_name);
     n++;
   }
   closedir(d);

@@ -24,7 +24,8 @@ struct svc_zctx;
 struct svc_zctx_opts {
   int curve;                       /* 0: development mode (loudly logged) */
   const char *server_secret_file;  /* Z85 secret key of this process as a server */
-  const char *allowed_dir;         /* directory of <identity>.pub files (Z85 public keys) */
+  const char *allowed_dir;         /* directory of <identity>.pub files (Z85 public keys);
+                                    * <identity>+<label>.pub is one more key of it */
   const char *client_secret_file;  /* Z85 secret key of this process as a client */
   int64_t maxmsgsize;              /* bytes; 0 = 1 MiB */
   /* Defaults for every socket of the context (0: the value in brackets). */
@@ -38,7 +39,8 @@ struct svc_zctx_opts {
  * handler on loop. Returns NULL after logging what is wrong (missing or bad
  * key file, unreadable directory). */
 struct svc_zctx *svc_zctx_new(uv_loop_t *loop, const struct svc_zctx_opts *o);
-/* Reloads the allowed-keys directory (SIGHUP). 0 or -1 (old set kept). */
+/* Reloads the allowed-keys directory (SIGHUP). 0 or -1 (old set kept, the
+ * failure logged and counted by svc_reload_failed). */
 int svc_zctx_reload(struct svc_zctx *z);
 /* Closes the ZAP socket; sockets must be closed first. Terminates the context. */
 void svc_zctx_destroy(struct svc_zctx **z);
