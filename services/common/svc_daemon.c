@@ -68,10 +68,11 @@ static const struct svc_config_var common_vars[] = {
     .max = 86400000, .help = "A COMMIT whose connection was lost and that is still in progress this long is logged as an error and counted (later work keeps waiting for it)." },
   { .name = "WHISTLE_CURVE", .def = "1", .kind = SVC_CFG_BOOL,
     .help = "CURVE encryption and client authentication on every socket (0: development mode)." },
+  /* A daemon that serves clients requires these two with CURVE on: its own
+   * table names them again with .needs only (see svc_daemon_init). */
   { .name = "WHISTLE_CURVE_SECRET_KEY", .def = "", .kind = SVC_CFG_FILE, .check = check_key,
-    .needs = { "WHISTLE_CURVE" }, .help = "File with this daemon's Z85 secret key as a server." },
+    .help = "File with this daemon's Z85 secret key as a server." },
   { .name = "WHISTLE_CURVE_ALLOWED_DIR", .def = "", .kind = SVC_CFG_DIR, .check = check_allowed,
-    .needs = { "WHISTLE_CURVE" },
     .help = "Directory of <identity>.pub files: the client keys allowed, each mapped to its identity." },
   { .name = "WHISTLE_CURVE_CLIENT_KEY", .def = "", .kind = SVC_CFG_FILE, .check = check_key,
     .help = "File with this daemon's Z85 secret key as a client of other daemons." },
@@ -91,6 +92,7 @@ static const struct svc_config_var common_vars[] = {
     .help = "host:port serving GET /healthz and /metrics (empty: none)." },
 };
 #define N_COMMON (sizeof common_vars / sizeof common_vars[0])
+
 
 static char default_conninfo[256];
 static char *pw_conninfo; /* WHISTLE_PG with the password file's password: a secret */
@@ -124,7 +126,12 @@ int svc_daemon_init(struct svc_daemon *d, int argc, char **argv, const char *nam
   for (size_t i = 0; i < n_own; i++) { /* a daemon's own entry replaces a common one */
     size_t j = 0;
     while (j < N_COMMON && strcmp(d->cfg[j].name, own[i].name) != 0) j++;
-    d->cfg[j < N_COMMON ? j : n++] = own[i];
+    if (j < N_COMMON && !own[i].help) { /* only more conditions on the common entry */
+      d->cfg[j].needs[0] = own[i].needs[0];
+      d->cfg[j].needs[1] = own[i].needs[1];
+    } else {
+      d->cfg[j < N_COMMON ? j : n++] = own[i];
+    }
   }
   int rc = svc_config_load(d->cfg, argc, argv, name, summary);
   if (rc != 0) {

@@ -66,9 +66,11 @@ static const struct svc_config_var vars[] = {
   { .name = "WHISTLE_REFERRAL_SERVER_KEY", .def = "", .kind = SVC_CFG_FILE,
     .check = svc_curve_check_key_file, .needs = { "WHISTLE_CURVE", "WHISTLE_REFERRAL_STREAM_AT" },
     .help = "File holding referral's Z85 public key; required with CURVE on and a referral stream." },
-  { .name = "WHISTLE_CURVE_CLIENT_KEY", .def = "", .kind = SVC_CFG_FILE,
-    .check = svc_curve_check_key_file, .needs = { "WHISTLE_CURVE", "WHISTLE_REFERRAL_STREAM_AT" },
-    .help = "File with intake's Z85 secret key as a client of referral's stream." },
+  /* Required with CURVE on: the server's key and allowed clients; the client
+   * key only to read referral's closures. */
+  { .name = "WHISTLE_CURVE_SECRET_KEY", .needs = { "WHISTLE_CURVE" } },
+  { .name = "WHISTLE_CURVE_ALLOWED_DIR", .needs = { "WHISTLE_CURVE" } },
+  { .name = "WHISTLE_CURVE_CLIENT_KEY", .needs = { "WHISTLE_CURVE", "WHISTLE_REFERRAL_STREAM_AT" } },
   { .name = NULL },
 };
 

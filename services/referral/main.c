@@ -42,9 +42,10 @@ static const struct svc_config_var vars[] = {
     .help = "Most requests or events committed in one transaction." },
   { .name = "WHISTLE_TICK_MS", .def = "1000", .kind = SVC_CFG_INT, .min = 10, .max = 60000,
     .help = "How often the clocks are moved in wall mode (and watermarks published)." },
-  { .name = "WHISTLE_CURVE_CLIENT_KEY", .def = "", .kind = SVC_CFG_FILE,
-    .check = svc_curve_check_key_file, .needs = { "WHISTLE_CURVE" },
-    .help = "File with referral's Z85 secret key as a client of intake's stream." },
+  /* Required with CURVE on: it serves units and reads intake's stream. */
+  { .name = "WHISTLE_CURVE_SECRET_KEY", .needs = { "WHISTLE_CURVE" } },
+  { .name = "WHISTLE_CURVE_ALLOWED_DIR", .needs = { "WHISTLE_CURVE" } },
+  { .name = "WHISTLE_CURVE_CLIENT_KEY", .needs = { "WHISTLE_CURVE" } },
   { .name = NULL },
 };
 
