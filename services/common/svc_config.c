@@ -288,6 +288,17 @@ static size_t distance(const char *a, const char *b) {
   return row[lb];
 }
 
+/* Variables of Whistle's tools and harness, not of any daemon: never warned about. */
+static int tooling_var(const char *name) {
+  static const char *const prefixes[] = {"WHISTLE_PGDEV_", "WHISTLE_RUN_", "WHISTLE_ROOT",
+                                         "WHISTLE_PG_BINDIR"};
+  size_t n = strlen(name);
+
+  for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+    if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0) return 1;
+  return n > 4 && strcmp(name + n - 4, "_BIN") == 0; /* a test's choice of binary */
+}
+
 /* Warns about WHISTLE_* variables of the environment that the table lacks. */
 static void warn_unknown(const struct svc_config_var *table, const char *prog) {
   for (char **e = environ; e && *e; e++) {
@@ -298,7 +309,7 @@ static void warn_unknown(const struct svc_config_var *table, const char *prog) {
 
     if (strncmp(*e, "WHISTLE_", 8) != 0 || !eq || (size_t)(eq - *e) >= sizeof name) continue;
     snprintf(name, sizeof name, "%.*s", (int)(eq - *e), *e);
-    if (svc_config_get(table, name)) continue;
+    if (svc_config_get(table, name) || tooling_var(name)) continue;
     for (const struct svc_config_var *v = table; v && v->name; v++) {
       size_t d = distance(name, v->name);
       if (d < bd) bd = d, best = v;
