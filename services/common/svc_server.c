@@ -10,6 +10,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "svc_log.h"
+#include "svc_status.h"
 #include "svc_stream.h"
 #include "svc_time.h"
 
@@ -36,6 +37,7 @@ struct svc_server {
   void (*drained)(void *);
   void *drained_arg;
   struct svc_server_stats st;
+  struct svc_hist ack; /* request arrival to reply */
 };
 
 static void maybe_batch(struct svc_server *s);
@@ -77,6 +79,7 @@ int svc_req_reply(struct svc_req *req, const uint8_t *data, size_t len)
 {
   struct svc_frame f[2] = { { req->peer, req->peer_len }, { data, len } };
   req->srv->st.replied++;
+  svc_hist_observe(&req->srv->ack, svc_mono_us() - req->received_us);
   return svc_zsock_send(req->srv->sock, f, 2);
 }
 
@@ -368,4 +371,9 @@ int svc_req_reply_msg(struct svc_req *req, const struct ProtobufCMessage *m)
   int rc = svc_req_reply(req, buf, len);
   free(buf);
   return rc;
+}
+
+const struct svc_hist *svc_server_ack_hist(const struct svc_server *s)
+{
+  return s ? &s->ack : NULL;
 }

@@ -93,5 +93,8 @@ void svc_server_destroy(struct svc_server **s);
 struct svc_server_stats { uint64_t requests, replied, batches, rejected, dropped, pending; };
 void svc_server_stats(const struct svc_server *s, struct svc_server_stats *st);
 void svc_server_count_rejected(struct svc_server *s);
+struct svc_hist;
+/* The time from each request's arrival to its reply (svc_status_add_hist). */
+const struct svc_hist *svc_server_ack_hist(const struct svc_server *s);
 
 #endif

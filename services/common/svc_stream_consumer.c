@@ -19,6 +19,7 @@
 struct cev {
   uint64_t seq;
   int64_t event_us;
+  int64_t arrived_us; /* monotonic, for the apply latency */
   char *kind, *addressee;
   uint8_t *payload;
   size_t len;
@@ -53,6 +54,7 @@ struct svc_stream_consumer {
   uint64_t applied;       /* committed position */
   uint64_t received;      /* last seq received in this session */
   uint64_t head;          /* the producer's head as last heard (heartbeats, events) */
+  struct svc_hist apply_hist; /* arrival to commit, per event */
   uint64_t skip_to;       /* events up to here are being applied already: not queued */
   uint64_t poison_seq;    /* the event that fails to apply on its own, or 0 */
   uint64_t poison_tries;  /* its failed attempts so far */
@@ -154,6 +156,7 @@ static int queue_push(struct svc_stream_consumer *c, const Whistle__Stream__Even
   struct cev *x = &c->q[(c->q_head + c->q_n) % c->q_cap];
   x->seq = e->seq;
   x->event_us = e->event_time_us;
+  x->arrived_us = svc_mono_us();
   x->kind = strdup(e->kind ? e->kind : "");
   x->addressee = strdup(e->addressee ? e->addressee : "");
   x->len = e->payload.len;
@@ -370,6 +373,8 @@ static void apply_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const cha
       c->poison_seq = c->poison_tries = 0;
     }
     c->applied = a->to;
+    int64_t now = svc_mono_us();
+    for (size_t i = 0; i < a->n; i++) svc_hist_observe(&c->apply_hist, now - a->evs[i].arrived_us);
     c->stats.applied += a->n;
     c->stats.batches++;
     c->stats.position = c->applied;
@@ -633,4 +638,6 @@ void svc_stream_consumer_status(const struct svc_stream_consumer *c, const char 
     snprintf(name, sizeof name, "%s.%s", prefix, v[i].name);
     svc_status_add(o, name, (int64_t)v[i].v);
   }
+  snprintf(name, sizeof name, "%s.apply", prefix);
+  svc_status_add_hist(o, name, &c->apply_hist);
 }

@@ -175,6 +175,7 @@ static void fill_status(void *arg, struct svc_status_out *o)
   svc_status_add(o, "server.batches", (int64_t)ss.batches);
   svc_status_add(o, "server.dropped", (int64_t)ss.dropped);
   svc_status_add(o, "server.pending", (int64_t)ss.pending);
+  svc_status_add_hist(o, "server.ack", svc_server_ack_hist(in->srv));
   svc_stream_producer_status(in->x.prod, "stream", o);
   svc_status_add(o, "pg.up", svc_pg_is_up(in->pgw));
   struct svc_pg_stats gs;

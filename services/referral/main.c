@@ -105,6 +105,7 @@ static void fill_status(void *arg, struct svc_status_out *o)
   svc_status_add(o, "server.requests", (int64_t)ss.requests);
   svc_status_add(o, "server.batches", (int64_t)ss.batches);
   svc_status_add(o, "server.pending", (int64_t)ss.pending);
+  svc_status_add_hist(o, "server.ack", svc_server_ack_hist(rf->srv));
   svc_stream_producer_status(rf->x.prod, "stream", o);
   svc_stream_consumer_status(rf->cons, "intake", o);
   svc_status_add(o, "clock.in_watermark_us", rf->x.in_watermark_us);

@@ -2,7 +2,8 @@
 run with WHISTLE_HTTP; their /metrics passes `promtool check metrics` with no
 error and no lint finding, counters are named _total, every metric has HELP
 and TYPE, nothing is in microseconds, whistle_build_info carries the version,
-the consumer's lag and the ZAP counters are there. The example alert rules of
+the consumer's lag and the ZAP counters are there, and the request and
+apply latencies are histograms. The example alert rules of
 deploy/prometheus pass `promtool check rules`. Skipped without promtool
 (Debian package prometheus; `make deps` installs it)."""
 import os
@@ -66,7 +67,10 @@ try:
                     or p.stderr.strip() else ""))
         types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
         helps = set(re.findall(r"^# HELP (\S+) ", text, re.M))
+        hists = {n for n, t in types.items() if t == "histogram"}
         samples = set(re.findall(r"^(whistle_\w+)\{", text, re.M))
+        samples = {re.sub(r"_(bucket|sum|count)$", "", n)
+                   if re.sub(r"_(bucket|sum|count)$", "", n) in hists else n for n in samples}
         wt.check(samples and samples <= set(types) and samples <= helps,
                  f"{name}: every metric ({len(samples)}) has HELP and TYPE")
         wt.check(all(n.endswith("_total") for n, t in types.items() if t == "counter") and
@@ -80,12 +84,17 @@ try:
         wt.check({"whistle_zap_allowed_total", "whistle_zap_denied_total",
                   "whistle_reload_failures_total", "whistle_server_requests_total"} <= samples,
                  f"{name}: ZAP, reload failure and request counters are there")
+        wt.check("whistle_server_ack_seconds" in hists and
+                 re.search(r'^whistle_server_ack_seconds_bucket\{service="\w+",le="\+Inf"\} \d+$',
+                           text, re.M), f"{name}: request-to-reply latency is a histogram")
         wt.check(types.get("whistle_pg_up") == "gauge" and
                  types.get("whistle_stream_head") == "gauge",
                  f"{name}: levels stay gauges")
     code, text = get(rp, "/metrics")
     wt.check("whistle_intake_lag{" in text and "whistle_intake_poison_seq{" in text,
              "referral: its consumer of intake's stream shows lag and poison_seq")
+    wt.check("# TYPE whistle_intake_apply_seconds histogram" in text,
+             "referral: the apply latency of intake's events is a histogram")
     st = wt.status(renv["WHISTLE_CONTROL"])
     wt.check(st is not None and "intake.lag" in st, "the control status has the lag too")
 finally:
