@@ -115,6 +115,8 @@ try:
                 (code == 2 and got == "exited" and exit_code != 0)
         wt.check(agree, f"{daemon}, {what}: --check-config exit {code}, start-up {got}"
                  + (f" (exit {exit_code})" if exit_code is not None else ""))
+        wt.check(ic.sanitizer_clean(w.file("start.log")) and
+                 not any(m in text for m in ic.SANITIZER_MARKS), f"{daemon}, {what}: no sanitizer report")
         if "misspelled" in what:
             wt.check("did you mean WHISTLE_BATCH?" in text,
                      "the misspelled variable is named with the closest setting")

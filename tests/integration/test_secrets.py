@@ -189,6 +189,8 @@ try:
     leaks = [(where, s) for where, text in texts for s in secret_texts if s in text]
     leaks += [(where, "a password fragment") for where, text in texts
               if "Pw-Good" in text or "Pw-Wrong" in text or "w'rd" in text]
+    wt.check(not any(m in text for _, text in texts for m in ic.SANITIZER_MARKS),
+             "no sanitizer report in any log or output")
     wt.check(len(texts) >= 10 and not leaks,
              f"no password or key content in {len(texts)} logs and outputs"
              + (f" (found: {leaks})" if leaks else ""))
