@@ -9,7 +9,8 @@ exists and the container's user (uid 10001 for the daemons, 999 for postgres)
 can read it, and nobody else can read a secret. Finally intake and referral
 start outside containers from the same files, as uid 10001 when the test runs
 as root, and answer /healthz. A second run of the init script replaces
-nothing, and whistle-keygen refuses to overwrite a key pair."""
+nothing, and whistle-keygen refuses to overwrite a key pair. The Dockerfile
+(no linter in Debian) is checked for pinned bases and the uid the files are for."""
 import os
 import re
 import shutil
@@ -95,6 +96,17 @@ try:
     recorded = open(calls).read()
     wt.check("docker build" in recorded and "up -d" in recorded,
              "the image build and `up -d` were reached")
+
+    # The Dockerfile (no linter in Debian): pinned bases, the user the files are for.
+    dockerfile = open(os.path.join(wt.ROOT, "docker", "Dockerfile")).read()
+    bases = re.findall(r"^FROM\s+(\S+)", dockerfile, re.M)
+    wt.check(bases and all(re.search(r":\d", b) for b in bases),
+             f"the Dockerfile's base images are pinned: {bases}")
+    wt.check(re.search(r"--uid 10001\b", dockerfile) and re.search(r"--gid 10001\b", dockerfile)
+             and re.search(r"^USER whistle", dockerfile, re.M),
+             "the image runs as uid/gid 10001, the owner deploy-init.sh gives the secrets")
+    init = open(os.path.join(wt.ROOT, "tools", "deploy-init.sh")).read()
+    wt.check("APP_UID=10001 APP_GID=10001" in init, "deploy-init.sh uses the image's uid and gid")
 
     dep = os.path.join(ck, "deploy")
     cfg_text = subprocess.run([COMPOSE, "-f", os.path.join(dep, "docker-compose.yml"),
