@@ -1,6 +1,8 @@
 /* The control endpoint: answers StatusRequest with the counters the daemon
  * fills in, after those every daemon has (its ZeroMQ sockets' traffic, queues
- * and drops); anything else gets no answer and is counted. */
+ * and drops, ZAP, reload failures) and the version; anything else gets no
+ * answer and is counted. Also latency histograms, and the same counters as
+ * Prometheus text for svc_http.c (kinds and help from svc_metrics.c). */
 #include "svc_status_int.h"
 
 #include <stdio.h>

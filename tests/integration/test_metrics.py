@@ -95,6 +95,18 @@ try:
              "referral: its consumer of intake's stream shows lag and poison_seq")
     wt.check("# TYPE whistle_intake_apply_seconds histogram" in text,
              "referral: the apply latency of intake's events is a histogram")
+    sock = wt.zmq.Context.instance().socket(wt.zmq.DEALER)
+    sock.linger = 0
+    sock.connect(renv["WHISTLE_CONTROL"])
+    m = wt.control_pb2.ControlMessage(version=1)
+    m.status_request.SetInParent()
+    sock.send(m.SerializeToString())
+    rep = wt.control_pb2.ControlMessage()
+    if sock.poll(5000):
+        rep.ParseFromString(sock.recv())
+    sock.close()
+    wt.check(rep.status_reply.build_version == version,
+             f"the control status reply carries the version ({rep.status_reply.build_version})")
     st = wt.status(renv["WHISTLE_CONTROL"])
     wt.check(st is not None and "intake.lag" in st, "the control status has the lag too")
 finally:
