@@ -4,7 +4,8 @@ are made to fail every way that could show them (a connection string that does
 not parse with a password in it, a wrong password against a server that asks
 for it, key files that are not keys, a failed SIGHUP reload). Then every log and
 every --check-config output of the run is searched for the passwords and the
-key contents: none may appear. The wrong-password server also proves that the
+key contents: none may appear. A key rotation (a second key of an identity
+beside the first, then the first removed) is checked on the way. The wrong-password server also proves that the
 password file's password is what libpq sends."""
 import os
 import socket
@@ -130,6 +131,23 @@ try:
     wt.check(wt.status(base["WHISTLE_CONTROL"], 2.0, curve=curve) is not None,
              "the previous key set still admits the client")
     os.unlink(w.file("allowed-intake/broken.pub"))
+    # A key rotation: the new key beside the old one, then the old one removed.
+    new_pub, new_sec = rc.zmq.curve_keypair()
+    secret_texts.append(new_sec.decode())
+    with open(w.file("allowed-intake/hotline+2027.pub"), "wb") as f:
+        f.write(new_pub + b"\n")
+    d.p.send_signal(1)
+    new_curve = (curve[0], new_pub, new_sec)
+    wt.check(wt.wait_for(lambda: wt.status(base["WHISTLE_CONTROL"], 1.0, curve=new_curve), 10,
+                         "the new key"), "rotation: the new key (hotline+2027.pub) is admitted")
+    wt.check(wt.status(base["WHISTLE_CONTROL"], 2.0, curve=curve) is not None,
+             "rotation: the old key still is, side by side")
+    os.unlink(w.file("allowed-intake/hotline.pub"))
+    d.p.send_signal(1)
+    wt.check(wt.wait_for(lambda: wt.status(base["WHISTLE_CONTROL"], 1.0, curve=curve) is None, 15,
+                         "the old key refused"), "rotation: once removed, the old key is refused")
+    wt.check(wt.status(base["WHISTLE_CONTROL"], 2.0, curve=new_curve) is not None,
+             "rotation: the new key goes on")
     wt.check(d.stop() == 0, "intake stops cleanly")
 
     # 2. A connection string that does not parse, with a password inside it.
