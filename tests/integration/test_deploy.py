@@ -30,6 +30,11 @@ if not COMPOSE:
     wt.done()
 import yaml  # noqa: E402  (python3-yaml comes with docker-compose)
 
+if os.geteuid() != 0:
+    wt.log("skipped: the README's first start runs deploy-init.sh with sudo (owner 10001); "
+           "only root can follow it here")
+    wt.done()
+
 APP = (10001, 10001)
 PG = (999, 999)
 ROOT_RUN = os.geteuid() == 0
