@@ -29,7 +29,7 @@ LDFLAGS := $(LDSAN)
 LDLIBS := $(PKG_LIBS) -lm
 
 .SECONDARY:
-.PHONY: all deps test test-only check-asan run bench clean
+.PHONY: FORCE all deps test test-only check-asan run bench clean
 all: deps
 	@$(MAKE) --no-print-directory build-all
 
@@ -38,7 +38,14 @@ PROTOS := $(wildcard proto/*.proto)
 GEN_C := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 TEST_PROTOS := $(wildcard tests/proto/*.proto)
 TEST_GEN_C := $(patsubst tests/proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(TEST_PROTOS))
-GEN_H := $(GEN_C:.c=.h) $(TEST_GEN_C:.c=.h)
+GEN_H := $(GEN_C:.c=.h) $(TEST_GEN_C:.c=.h) $(BUILD)/gen/whistle_version.h
+# The version every binary prints (--version, status, whistle_build_info):
+# git describe at build time, or WHISTLE_VERSION=... given to make, or "unknown".
+WHISTLE_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+$(BUILD)/gen/whistle_version.h: FORCE
+	@mkdir -p $(dir $@)
+	@v='#define WHISTLE_VERSION "$(WHISTLE_VERSION)"'; \
+	  [ -f $@ ] && [ "$$(cat $@)" = "$$v" ] || echo "$$v" > $@
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(BUILD)/gen
 	protoc-c --proto_path=proto --c_out=$(BUILD)/gen $<

@@ -10,6 +10,7 @@ PKGS=(
   check libsubunit-dev libssl-dev libjansson-dev
   postgresql-15 postgresql-client-15
   python3 python3-zmq python3-protobuf protobuf-compiler
+  prometheus docker-compose   # promtool (metrics and rules checks), compose file checks
 )
 
 missing=()

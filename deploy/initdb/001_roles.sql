@@ -1,7 +1,7 @@
 -- Whistle's database layout for the postgres:15 container (run once, by the
 -- image's entrypoint, when the data volume is empty): database `whistle` and one
 -- login role per service, each owning only its own schema (DESIGN §4).
--- Passwords come from the container's environment (see example.env); nothing
+-- Passwords come from the container's Docker secrets (see below); nothing
 -- secret is written here. The same layout as tools/pgdev.sh's private cluster.
 
 SELECT 'CREATE DATABASE whistle ENCODING ''UTF8'''
@@ -15,26 +15,18 @@ SELECT 'CREATE DATABASE whistle ENCODING ''UTF8'''
 REVOKE ALL ON DATABASE whistle FROM PUBLIC;
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
 
-\getenv intake_pw WHISTLE_INTAKE_DB_PASSWORD
-\getenv referral_pw WHISTLE_REFERRAL_DB_PASSWORD
-\getenv rating_pw WHISTLE_RATING_DB_PASSWORD
-\getenv escalation_pw WHISTLE_ESCALATION_DB_PASSWORD
-
-\if :{?intake_pw}
-\else
-  DO $$ BEGIN RAISE EXCEPTION 'WHISTLE_INTAKE_DB_PASSWORD is not set in the postgres container'; END $$;
-\endif
-\if :{?referral_pw}
-\else
-  DO $$ BEGIN RAISE EXCEPTION 'WHISTLE_REFERRAL_DB_PASSWORD is not set in the postgres container'; END $$;
-\endif
-\if :{?rating_pw}
-\else
-  DO $$ BEGIN RAISE EXCEPTION 'WHISTLE_RATING_DB_PASSWORD is not set in the postgres container'; END $$;
-\endif
-\if :{?escalation_pw}
-\else
-  DO $$ BEGIN RAISE EXCEPTION 'WHISTLE_ESCALATION_DB_PASSWORD is not set in the postgres container'; END $$;
+-- The passwords are the Docker secrets made by tools/deploy-init.sh, readable
+-- by this container's postgres group; each daemon reads its own file too
+-- (WHISTLE_PG_PASSWORD_FILE). psql reads them: they never pass through the
+-- environment or a log.
+\set intake_pw `cat /run/secrets/intake_db_password`
+\set referral_pw `cat /run/secrets/referral_db_password`
+\set rating_pw `cat /run/secrets/rating_db_password`
+\set escalation_pw `cat /run/secrets/escalation_db_password`
+SELECT :'intake_pw' = '' OR :'referral_pw' = '' OR :'rating_pw' = '' OR :'escalation_pw' = ''
+    AS missing_pw \gset
+\if :missing_pw
+  DO $$ BEGIN RAISE EXCEPTION 'a database password secret is missing or empty (run tools/deploy-init.sh)'; END $$;
 \endif
 
 -- One role per service: it may connect, it owns its schema (where its

@@ -20,7 +20,9 @@ struct svc_daemon {
   int exit_code;
 };
 
-/* Parses the configuration (common + own, a NULL-name-terminated table),
+/* Parses the configuration (common + own, a NULL-name-terminated table; an
+ * own entry with a common name replaces it, or with no help only adds its
+ * .needs to it, e.g. { .name = "WHISTLE_CURVE_SECRET_KEY", .needs = { "WHISTLE_CURVE" } }),
  * handles --help/--check-config, starts logging, the loop and the ZeroMQ
  * context. Returns 0 to run, 1 to exit 0 at once, -1 to exit 2 (printed). */
 int svc_daemon_init(struct svc_daemon *d, int argc, char **argv, const char *name,

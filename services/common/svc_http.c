@@ -1,7 +1,8 @@
 /* The HTTP face of the status counters, for compose healthchecks and
  * Prometheus: GET /healthz (200 while Postgres is up, else 503) and GET
- * /metrics (every counter as a gauge). One request per connection; anything
- * else is answered 404/405/400 and closed. Runs on the loop, never blocks. */
+ * /metrics (the Prometheus text of svc_status.c and svc_metrics.c). One
+ * request per connection; anything else is answered 404/405/400 and closed.
+ * Runs on the loop, never blocks. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

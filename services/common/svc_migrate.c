@@ -10,21 +10,24 @@
 #include <unistd.h>
 
 #include "svc_log.h"
+#include "svc_pg.h"
+#include "svc_signal.h"
 #include "svc_time.h"
 
 static PGconn *connect_wait(const char *conninfo, int wait_s)
 {
   int64_t deadline = svc_mono_us() + (int64_t)wait_s * SVC_US_PER_SEC;
   useconds_t backoff = 100000;
-  char *err = NULL;
-  PQconninfoOption *parsed = PQconninfoParse(conninfo, &err);
-  if (!parsed) { /* libpq's message quotes the string, which may hold a password */
-    if (err) PQfreemem(err);
-    svc_error("the Postgres connection string cannot be parsed (not shown: it may hold a password)", NULL);
+  char bad[200];
+  if (svc_pg_conninfo_check(conninfo, bad, sizeof bad) != 0) {
+    svc_error("the Postgres connection string is refused", " error=\"%s\"", bad);
     return NULL;
   }
-  PQconninfoFree(parsed);
   for (;;) {
+    if (svc_stop_requested()) {
+      svc_info("stop signal while waiting for postgres: exiting", "%s", "");
+      return NULL;
+    }
     PGconn *c = PQconnectdb(conninfo);
     if (PQstatus(c) == CONNECTION_OK) return c;
     char why[256];
@@ -36,7 +39,7 @@ static PGconn *connect_wait(const char *conninfo, int wait_s)
       return NULL;
     }
     svc_info("waiting for postgres", " reason=\"%s\"", why);
-    usleep(backoff);
+    usleep(backoff); /* a stop signal ends it early */
     if (backoff < 2000000) backoff *= 2;
   }
 }

@@ -17,7 +17,9 @@ extern const struct svc_migration svc_common_migrations[];
  * retrying with back-off for up to wait_s seconds while Postgres is not up,
  * then applies the common migrations and `own` (a {NULL,NULL}-terminated
  * table, may be NULL) into `schema`. Returns 0, or -1 after logging which
- * migration failed and why (nothing of that migration is applied). */
+ * migration failed and why (nothing of that migration is applied), or after
+ * a stop signal during the wait (svc_stop_requested() then says 1: the
+ * caller exits 0). The connection string is never logged. */
 int svc_migrate(const char *conninfo, const char *schema,
                 const struct svc_migration *own, int wait_s);
 

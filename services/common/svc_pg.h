@@ -156,6 +156,14 @@ void svc_pgarr_add_i64(struct svc_pgarr *a, int64_t v);
 int svc_pgarr_finish(struct svc_pgarr *a);
 void svc_pgarr_free(struct svc_pgarr *a);
 
+/* Checks that conninfo parses as libpq reads it: 0, or -1 with a reason in
+ * err that never quotes the string (it may hold a password). */
+int svc_pg_conninfo_check(const char *conninfo, char *err, size_t errlen);
+/* The same connection as conninfo (keywords or a URI) with password set, as
+ * keyword='value' pairs: malloc'ed, NULL if it does not parse or out of
+ * memory. The result holds a secret: never log it. */
+char *svc_pg_conninfo_with_password(const char *conninfo, const char *password);
+
 /* At start-up, before the loop runs (blocking, its own connection): runs sql,
  * which must return one row of n bigint columns, into out[0..n-1]. 0, or -1
  * after logging what (err_what) could not be read. */

@@ -1,19 +1,101 @@
 /* Blocking database work for start-up, before a daemon's loop runs (its
  * own short-lived connection): what a service must know before it takes
- * work, such as the watermarks it had reached, and one-off data fixes that
- * must be done before it serves, run once per schema. Never used on the loop. */
+ * work, such as the watermarks it had reached; one-off data fixes that must
+ * be done before it serves, run once per schema; and the connection string's
+ * checks and password, which never let a byte of the string reach a log.
+ * Never used on the loop. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "svc_log.h"
 #include "svc_pg.h"
 
+int svc_pg_conninfo_check(const char *conninfo, char *err, size_t errlen)
+{
+  char *msg = NULL;
+  PQconninfoOption *o = PQconninfoParse(conninfo ? conninfo : "", &msg);
+  if (o) {
+    PQconninfoFree(o);
+    return 0;
+  }
+  /* libpq's message quotes a piece of the string, which may be a password:
+   * only its kind is told. */
+  const char *why = "not a valid libpq connection string";
+  if (msg && strstr(msg, "missing \"=\"")) why = "a word without \"=\" (keyword=value expected; quote values with spaces)";
+  else if (msg && strstr(msg, "unterminated quoted string")) why = "an unterminated quoted value";
+  else if (msg && strstr(msg, "invalid connection option")) why = "an unknown connection option";
+  else if (msg && strstr(msg, "URI")) why = "an invalid postgresql:// URI";
+  else if (!msg) why = "out of memory";
+  if (msg) {
+    memset(msg, 0, strlen(msg));
+    PQfreemem(msg);
+  }
+  snprintf(err, errlen, "cannot be parsed: %s (the string is not shown: it may hold a password)", why);
+  return -1;
+}
+
+/* Appends keyword='value' (value escaped as libpq reads it); 0 or -1. */
+static int append_kv(char **buf, size_t *len, size_t *cap, const char *kw, const char *val)
+{
+  size_t need = *len + strlen(kw) + 2 * strlen(val) + 8;
+  if (need > *cap) {
+    size_t ncap = need * 2;
+    char *nb = malloc(ncap);
+    if (!nb) return -1;
+    if (*buf) {
+      memcpy(nb, *buf, *len + 1);
+      memset(*buf, 0, *cap);
+      free(*buf);
+    }
+    *buf = nb;
+    *cap = ncap;
+  }
+  char *p = *buf + *len;
+  if (*len) *p++ = ' ';
+  p += sprintf(p, "%s='", kw);
+  for (const char *v = val; *v; v++) {
+    if (*v == '\'' || *v == '\\') *p++ = '\\';
+    *p++ = *v;
+  }
+  *p++ = '\'';
+  *p = 0;
+  *len = (size_t)(p - *buf);
+  return 0;
+}
+
+char *svc_pg_conninfo_with_password(const char *conninfo, const char *password)
+{
+  PQconninfoOption *opts = PQconninfoParse(conninfo ? conninfo : "", NULL);
+  char *buf = NULL;
+  size_t len = 0, cap = 0;
+  int bad = !opts;
+  for (PQconninfoOption *o = opts; !bad && o->keyword; o++) {
+    if (!o->val || strcmp(o->keyword, "password") == 0) continue;
+    bad = append_kv(&buf, &len, &cap, o->keyword, o->val) != 0;
+  }
+  if (!bad) bad = append_kv(&buf, &len, &cap, "password", password) != 0;
+  if (opts) PQconninfoFree(opts);
+  if (bad && buf) {
+    memset(buf, 0, cap);
+    free(buf);
+    buf = NULL;
+  }
+  return buf;
+}
+
 int svc_pg_fetch_row(const char *conninfo, const char *sql, int64_t *out, int n,
                      const char *err_what)
 {
+  char why[200];
+  for (int i = 0; i < n; i++) out[i] = 0;
+  if (svc_pg_conninfo_check(conninfo, why, sizeof why) != 0) {
+    svc_error("cannot read at start-up: the Postgres connection string", " what=\"%s\" error=\"%s\"",
+              err_what, why);
+    return -1;
+  }
   PGconn *c = PQconnectdb(conninfo);
   int rc = -1;
-  for (int i = 0; i < n; i++) out[i] = 0;
   if (PQstatus(c) == CONNECTION_OK) {
     PGresult *r = PQexec(c, sql);
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) == n) {
@@ -22,7 +104,11 @@ int svc_pg_fetch_row(const char *conninfo, const char *sql, int64_t *out, int n,
     }
     PQclear(r);
   }
-  if (rc) svc_error("cannot read at start-up", " what=\"%s\" error=\"%s\"", err_what, PQerrorMessage(c));
+  if (rc) {
+    snprintf(why, sizeof why, "%s", PQerrorMessage(c));
+    for (char *p = why; *p; p++) if (*p == '\n' || *p == '"') *p = ' ';
+    svc_error("cannot read at start-up", " what=\"%s\" error=\"%s\"", err_what, why);
+  }
   PQfinish(c);
   return rc;
 }

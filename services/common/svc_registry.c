@@ -624,6 +624,14 @@ fail:
   return NULL;
 }
 
+int svc_registry_check(const char *dir, char *err, size_t errlen) {
+  struct svc_registry *r = svc_registry_load(dir, err, errlen);
+
+  if (!r) return -1;
+  svc_registry_destroy(&r);
+  return 0;
+}
+
 void svc_registry_destroy(struct svc_registry **pr) {
   struct svc_registry *r;
 

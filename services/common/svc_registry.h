@@ -133,6 +133,9 @@ struct svc_registry *svc_registry_load(const char *dir, char *err, size_t errlen
 /* Frees *r and sets it to NULL; safe on NULL. Every pointer obtained from the
  * registry (records, codes, results of the rules below) dies with it. */
 void svc_registry_destroy(struct svc_registry **r);
+/* Loads and drops the registry of dir, for --check-config: 0, or -1 with
+ * svc_registry_load's reason in err. */
+int svc_registry_check(const char *dir, char *err, size_t errlen);
 
 /* Lookups by code; NULL when unknown. */
 const struct svc_compound *svc_registry_compound(const struct svc_registry *r,

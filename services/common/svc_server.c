@@ -37,6 +37,7 @@ struct svc_server {
   void (*drained)(void *);
   void *drained_arg;
   struct svc_server_stats st;
+  struct svc_hist ack; /* request arrival to reply */
 };
 
 static void maybe_batch(struct svc_server *s);
@@ -78,6 +79,7 @@ int svc_req_reply(struct svc_req *req, const uint8_t *data, size_t len)
 {
   struct svc_frame f[2] = { { req->peer, req->peer_len }, { data, len } };
   req->srv->st.replied++;
+  svc_hist_observe(&req->srv->ack, svc_mono_us() - req->received_us);
   return svc_zsock_send(req->srv->sock, f, 2);
 }
 
@@ -380,4 +382,12 @@ void svc_server_status(const struct svc_server *s, const char *prefix, struct sv
     { "rejected", st.rejected }, { "dropped", st.dropped }, { "pending", st.pending },
   };
   svc_status_add_all(o, prefix, kv, sizeof kv / sizeof kv[0]);
+  char name[64];
+  snprintf(name, sizeof name, "%s.ack", prefix);
+  svc_status_add_hist(o, name, &s->ack); /* request received to reply sent */
+}
+
+const struct svc_hist *svc_server_ack_hist(const struct svc_server *s)
+{
+  return s ? &s->ack : NULL;
 }

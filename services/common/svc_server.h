@@ -98,5 +98,8 @@ void svc_server_stats(const struct svc_server *s, struct svc_server_stats *st);
 struct svc_status_out;
 void svc_server_status(const struct svc_server *s, const char *prefix, struct svc_status_out *o);
 void svc_server_count_rejected(struct svc_server *s);
+struct svc_hist;
+/* The time from each request's arrival to its reply (svc_status_add_hist). */
+const struct svc_hist *svc_server_ack_hist(const struct svc_server *s);
 
 #endif

@@ -1,6 +1,8 @@
 /* Signal handling on the libuv loop: the first SIGTERM or SIGINT calls on_stop
  * (drain), a second one exits at once with status 130, and SIGHUP calls
- * on_reload. The callbacks run on the loop thread, not in signal context. */
+ * on_reload. The callbacks run on the loop thread, not in signal context.
+ * Before the loop, a stop signal only sets a flag (the start-up wait checks
+ * it); failed reloads are counted here. */
 #include "svc_signal.h"
 
 #include <signal.h>
@@ -19,9 +21,44 @@ static const char *sig_name(int signum) {
   }
 }
 
+static volatile sig_atomic_t early_stop;
+static uint64_t reload_failures;
+
+static void early_handler(int signum) {
+  (void)signum;
+  early_stop = 1;
+}
+
+void svc_signals_early(void) {
+  struct sigaction sa;
+
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = early_handler; /* no SA_RESTART: sleeps end at once */
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+}
+
+int svc_stop_requested(void) {
+  return early_stop != 0;
+}
+
+void svc_reload_failed(const char *what, const char *reason) {
+  char q[600];
+
+  reload_failures++;
+  svc_error("reload failed: the previous one stays in force", " what=\"%s\" error=%s",
+            what ? what : "", svc_log_quote(q, sizeof q, reason ? reason : ""));
+}
+
+uint64_t svc_reload_failures(void) {
+  return reload_failures;
+}
+
 static void on_stop_signal(uv_signal_t *h, int signum) {
   struct svc_signals *s = h->data;
 
+  early_stop = 1;
   if (s->stopping) {
     svc_warn("second stop signal, exiting now", " signal=%s", sig_name(signum));
     _exit(130);
@@ -66,6 +103,7 @@ int svc_signals_start(struct svc_signals *s, uv_loop_t *loop,
     svc_signals_close(s);
     return -1;
   }
+  if (early_stop) raise(SIGTERM); /* asked for before the loop: drain now */
   return 0;
 }
 

@@ -4,6 +4,7 @@
 #ifndef SVC_SIGNAL_H
 #define SVC_SIGNAL_H
 
+#include <stdint.h>
 #include <uv.h>
 
 struct svc_signals {
@@ -20,5 +21,17 @@ int svc_signals_start(struct svc_signals *s, uv_loop_t *loop,
 /* Closes the watchers (uv_close); the struct must live until the loop has run
  * the close callbacks. */
 void svc_signals_close(struct svc_signals *s);
+
+/* Before the loop runs (the start-up wait for Postgres): SIGTERM/SIGINT only
+ * set a flag that svc_stop_requested() reports and interrupt sleeps. A stop
+ * asked for then is handed to the loop's watchers by svc_signals_start. */
+void svc_signals_early(void);
+/* 1 once a stop signal has arrived (early or on the loop). */
+int svc_stop_requested(void);
+
+/* A SIGHUP reload of what (e.g. "registry", "allowed keys") failed: logs that
+ * the previous one stays in force and counts it (svc_reload_failures). */
+void svc_reload_failed(const char *what, const char *reason);
+uint64_t svc_reload_failures(void);
 
 #endif

@@ -1,6 +1,8 @@
 /* The control endpoint: answers StatusRequest with the counters the daemon
  * fills in, after those every daemon has (its ZeroMQ sockets' traffic, queues
- * and drops); anything else gets no answer and is counted. */
+ * and drops, ZAP, reload failures) and the version; anything else gets no
+ * answer and is counted. Also latency histograms, and the same counters as
+ * Prometheus text for svc_http.c (kinds and help from svc_metrics.c). */
 #include "svc_status_int.h"
 
 #include <stdio.h>
@@ -9,16 +11,91 @@
 
 #include "control.pb-c.h"
 #include "svc_alloc.h"
+#include "svc_config.h"
 #include "svc_log.h"
+#include "svc_signal.h"
 
-#define MAX_COUNTERS 128
+#define MAX_COUNTERS 144
+#define MAX_HISTS 8
 
 struct svc_status_out {
   Whistle__Control__Counter items[MAX_COUNTERS];
   Whistle__Control__Counter *ptrs[MAX_COUNTERS];
   char names[MAX_COUNTERS][64]; /* copies: callers may build names on the stack */
   size_t n;
+  struct svc_hist hists[MAX_HISTS];
+  char hist_names[MAX_HISTS][48];
+  size_t n_hists;
 };
+
+const int64_t svc_hist_bounds_us[SVC_HIST_BUCKETS] = {
+  500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
+  5000000, 10000000,
+};
+
+void svc_hist_observe(struct svc_hist *h, int64_t us)
+{
+  size_t i = 0;
+  if (us < 0) us = 0;
+  while (i < SVC_HIST_BUCKETS && us > svc_hist_bounds_us[i]) i++;
+  h->in[i]++;
+  h->count++;
+  h->sum_us += (uint64_t)us;
+}
+
+void svc_status_add_hist(struct svc_status_out *o, const char *name, const struct svc_hist *h)
+{
+  char n[64];
+  if (o->n_hists == MAX_HISTS || !h) return;
+  o->hists[o->n_hists] = *h;
+  snprintf(o->hist_names[o->n_hists], sizeof o->hist_names[0], "%s", name);
+  o->n_hists++;
+  snprintf(n, sizeof n, "%.47s_count", name);
+  svc_status_add(o, n, (int64_t)h->count);
+  snprintf(n, sizeof n, "%.47s_sum_us", name);
+  svc_status_add(o, n, (int64_t)h->sum_us);
+}
+
+/* 1 if the item is a histogram's count or sum (shown with the histogram). */
+static int hist_part(const struct svc_status_out *o, const char *item)
+{
+  for (size_t i = 0; i < o->n_hists; i++) {
+    size_t l = strlen(o->hist_names[i]);
+    if (strncmp(item, o->hist_names[i], l) == 0 &&
+        (strcmp(item + l, "_count") == 0 || strcmp(item + l, "_sum_us") == 0))
+      return 1;
+  }
+  return 0;
+}
+
+/* Appends one histogram in the text format; the new length. */
+static size_t put_hist(char *text, size_t len, size_t cap, const char *service, const char *name,
+                       const struct svc_hist *h)
+{
+  char pname[128], help[256];
+  int us;
+  svc__metric_describe(name, pname, sizeof pname, help, sizeof help, &us);
+  snprintf(pname, sizeof pname, "whistle_%s_seconds", name);
+  for (char *p = pname; *p; p++)
+    if (*p == '.') *p = '_';
+  len += (size_t)snprintf(text + len, cap - len, "# HELP %s %s\n# TYPE %s histogram\n", pname,
+                          help, pname);
+  uint64_t cum = 0;
+  for (size_t i = 0; i <= SVC_HIST_BUCKETS && len < cap; i++) {
+    char le[32];
+    cum += h->in[i];
+    if (i < SVC_HIST_BUCKETS) snprintf(le, sizeof le, "%g", (double)svc_hist_bounds_us[i] / 1e6);
+    else snprintf(le, sizeof le, "+Inf");
+    len += (size_t)snprintf(text + len, cap - len, "%s_bucket{service=\"%s\",le=\"%s\"} %llu\n",
+                            pname, service, le, (unsigned long long)cum);
+  }
+  if (len < cap)
+    len += (size_t)snprintf(text + len, cap - len,
+                            "%s_sum{service=\"%s\"} %.6f\n%s_count{service=\"%s\"} %llu\n", pname,
+                            service, (double)h->sum_us / 1e6, pname, service,
+                            (unsigned long long)h->count);
+  return len;
+}
 
 struct svc_status {
   struct svc_zctx *z;
@@ -76,6 +153,7 @@ static void on_message(struct svc_zsock *z, const struct svc_frame *f, size_t n,
   if (!o) return;
   Whistle__Control__StatusReply rep = WHISTLE__CONTROL__STATUS_REPLY__INIT;
   rep.service = s->service;
+  rep.build_version = (char *)svc_version();
   rep.n_counters = o->n;
   rep.counters = o->ptrs;
   Whistle__Control__ControlMessage out = WHISTLE__CONTROL__CONTROL_MESSAGE__INIT;
@@ -110,7 +188,12 @@ static struct svc_status_out *collect(struct svc_status *s)
     svc_status_add(o, "zmq.queue_msgs", (int64_t)zs.queue_msgs);
     svc_status_add(o, "zmq.queue_bytes", (int64_t)zs.queue_bytes);
     svc_status_add(o, "zmq.queue_peers", (int64_t)zs.queue_peers);
+    uint64_t allowed, denied;
+    svc_zctx_stats(s->z, &allowed, &denied);
+    svc_status_add(o, "zap.allowed", (int64_t)allowed);
+    svc_status_add(o, "zap.denied", (int64_t)denied);
   }
+  svc_status_add(o, "reload.failures", (int64_t)svc_reload_failures());
   s->fill(s->arg, o);
   return o;
 }
@@ -128,19 +211,35 @@ int64_t svc__status_value(struct svc_status *s, const char *name, int64_t def)
 char *svc__status_prometheus(struct svc_status *s)
 {
   struct svc_status_out *o = collect(s);
-  size_t cap = 256 + (o ? o->n : 0) * 160;
+  size_t cap = 1024 + (o ? o->n : 0) * 400 + (o ? o->n_hists : 0) * 2048;
   char *text = o ? malloc(cap) : NULL;
   size_t len = 0;
-  for (size_t i = 0; text && i < o->n; i++) {
-    char name[96];
-    snprintf(name, sizeof name, "whistle_%s", o->items[i].name);
-    for (char *p = name; *p; p++)
-      if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
-        *p = '_';
-    len += (size_t)snprintf(text + len, cap - len, "# TYPE %s gauge\n%s{service=\"%s\"} %lld\n",
-                            name, name, s->service, (long long)o->items[i].value);
-    if (len >= cap) len = cap - 1;
+  if (text)
+    len = (size_t)snprintf(text, cap,
+                           "# HELP whistle_build_info The daemon's version, as a label.\n"
+                           "# TYPE whistle_build_info gauge\n"
+                           "whistle_build_info{service=\"%s\",version=\"%s\"} 1\n",
+                           s->service, svc_version());
+  for (size_t i = 0; text && i < o->n_hists && len < cap; i++)
+    len = put_hist(text, len, cap, s->service, o->hist_names[i], &o->hists[i]);
+  for (size_t i = 0; text && i < o->n && len < cap; i++) {
+    char name[128], help[256];
+    if (hist_part(o, o->items[i].name)) continue;
+    int us;
+    enum svc__metric_kind k = svc__metric_describe(o->items[i].name, name, sizeof name, help,
+                                                   sizeof help, &us);
+    int64_t v = o->items[i].value;
+    len += (size_t)snprintf(text + len, cap - len, "# HELP %s %s\n# TYPE %s %s\n", name, help,
+                            name, k == SVC__METRIC_COUNTER ? "counter" : "gauge");
+    if (len >= cap) break;
+    if (us)
+      len += (size_t)snprintf(text + len, cap - len, "%s{service=\"%s\"} %.6f\n", name,
+                              s->service, (double)v / 1e6);
+    else
+      len += (size_t)snprintf(text + len, cap - len, "%s{service=\"%s\"} %lld\n", name,
+                              s->service, (long long)v);
   }
+  if (len >= cap) len = cap - 1;
   free(o);
   return text;
 }

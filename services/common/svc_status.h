@@ -12,6 +12,21 @@
 struct svc_status;
 struct svc_status_out;
 
+/* A latency histogram: observations by fixed buckets (upper bounds in
+ * svc_hist_bounds_us, the last bucket open), their count and sum. */
+#define SVC_HIST_BUCKETS 14
+struct svc_hist {
+  uint64_t count, sum_us;
+  uint64_t in[SVC_HIST_BUCKETS + 1]; /* in[i]: observations in bucket i (not cumulative) */
+};
+extern const int64_t svc_hist_bounds_us[SVC_HIST_BUCKETS];
+/* Records one duration in microseconds (negative counts as 0). */
+void svc_hist_observe(struct svc_hist *h, int64_t us);
+/* Adds a histogram to a status reply: /metrics shows it as a Prometheus
+ * histogram <name>_seconds; the control reply as <name>_count and
+ * <name>_sum_us. At most 8 per reply; name up to 47 bytes. */
+void svc_status_add_hist(struct svc_status_out *o, const char *name, const struct svc_hist *h);
+
 /* Adds one counter to a status reply being built (name is copied, up to 63 bytes). */
 void svc_status_add(struct svc_status_out *o, const char *name, int64_t value);
 /* Adds n counters named "<prefix>.<name>" (a component's counters under the

@@ -17,4 +17,11 @@ int64_t svc__status_value(struct svc_status *st, const char *name, int64_t def);
  * malloc'ed; NULL when out of memory. */
 char *svc__status_prometheus(struct svc_status *st);
 
+/* The Prometheus description of a status name (svc_metrics.c): the metric
+ * name (whistle_..., _total for counters, _seconds for _us values) into
+ * pname, its help text, *scale_us set when the value is microseconds. */
+enum svc__metric_kind { SVC__METRIC_GAUGE, SVC__METRIC_COUNTER };
+enum svc__metric_kind svc__metric_describe(const char *name, char *pname, size_t pn,
+                                           char *help, size_t hn, int *scale_us);
+
 #endif

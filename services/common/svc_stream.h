@@ -151,10 +151,15 @@ struct svc_stream_consumer_stats {
   uint64_t poisoned;     /* events that failed to apply on their own (each counted once) */
   uint64_t poison_seq;   /* the event failing now (retried with back-off), or 0 */
   uint64_t poison_tries; /* its failed attempts so far */
+  uint64_t lag;          /* events of the producer's log not yet applied (its head,
+                          * as last heard, minus position) */
 };
 void svc_stream_consumer_stats(const struct svc_stream_consumer *c, struct svc_stream_consumer_stats *st);
 /* Adds the consumer's counters to a status reply as "<prefix>.<name>"
- * (position, applied, resubscribes, max_unacked, poisoned, poison_seq, ...). */
+ * (position, lag, applied, resubscribes, max_unacked, poisoned, poison_seq, ...). */
+/* The consumer's apply-latency histogram (event received to applied). */
+struct svc_hist;
+const struct svc_hist *svc_stream_consumer_apply_hist(const struct svc_stream_consumer *c);
 void svc_stream_consumer_status(const struct svc_stream_consumer *c, const char *prefix,
                                 struct svc_status_out *o);
 

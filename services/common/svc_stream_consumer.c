@@ -7,6 +7,7 @@
 
 #include "svc_alloc.h"
 #include "svc_log.h"
+#include "svc_status.h"
 #include "svc_stream_int.h"
 #include "svc_time.h"
 
@@ -18,6 +19,7 @@
 struct cev {
   uint64_t seq;
   int64_t event_us;
+  int64_t arrived_us; /* monotonic, for the apply latency */
   char *kind, *addressee;
   uint8_t *payload;
   size_t len;
@@ -51,6 +53,8 @@ struct svc_stream_consumer {
   int loaded;             /* position read from the database */
   uint64_t applied;       /* committed position */
   uint64_t received;      /* last seq received in this session */
+  uint64_t head;          /* the producer's head as last heard (heartbeats, events) */
+  struct svc_hist apply_hist; /* arrival to commit, per event */
   uint64_t skip_to;       /* events up to here are being applied already: not queued */
   uint64_t poison_seq;    /* the event that fails to apply on its own, or 0 */
   uint64_t poison_tries;  /* its failed attempts so far */
@@ -153,6 +157,7 @@ static int queue_push(struct svc_stream_consumer *c, const Whistle__Stream__Even
   struct cev *x = &c->q[(c->q_head + c->q_n) % c->q_cap];
   x->seq = e->seq;
   x->event_us = e->event_time_us;
+  x->arrived_us = svc_mono_us();
   x->kind = strdup(e->kind ? e->kind : "");
   x->addressee = strdup(e->addressee ? e->addressee : "");
   x->len = e->payload.len;
@@ -232,8 +237,11 @@ static void on_message(struct svc_zsock *z, const struct svc_frame *f, size_t n,
     request_resubscribe(c, "error from producer");
     break;
   }
+  case WHISTLE__STREAM__STREAM_MESSAGE__BODY_HEARTBEAT: /* proves the producer is alive */
+    if (m->heartbeat && m->heartbeat->head_seq > c->head) c->head = m->heartbeat->head_seq;
+    break;
   default:
-    break; /* heartbeats only prove the producer is alive */
+    break;
   }
   whistle__stream__stream_message__free_unpacked(m, &al.a);
 }
@@ -386,6 +394,8 @@ static void apply_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const cha
       c->poison_seq = c->poison_tries = 0;
     }
     c->applied = a->to;
+    int64_t now = svc_mono_us();
+    for (size_t i = 0; i < a->n; i++) svc_hist_observe(&c->apply_hist, now - a->evs[i].arrived_us);
     c->stats.applied += a->n;
     c->stats.batches++;
     c->stats.position = c->applied;
@@ -647,4 +657,11 @@ void svc_stream_consumer_stats(const struct svc_stream_consumer *c,
   st->position = c->applied;
   st->poison_seq = c->poison_seq;
   st->poison_tries = c->poison_tries;
+  uint64_t head = c->head > c->received ? c->head : c->received;
+  st->lag = head > c->applied ? head - c->applied : 0;
+}
+
+const struct svc_hist *svc_stream_consumer_apply_hist(const struct svc_stream_consumer *c)
+{
+  return &c->apply_hist;
 }

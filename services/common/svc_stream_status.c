@@ -25,11 +25,15 @@ void svc_stream_consumer_status(const struct svc_stream_consumer *c, const char 
   struct svc_stream_consumer_stats st;
   svc_stream_consumer_stats(c, &st);
   const struct svc_status_kv v[] = {
-    { "position", st.position }, { "received", st.received }, { "applied", st.applied },
+    { "position", st.position }, { "lag", st.lag }, { "received", st.received },
+    { "applied", st.applied },
     { "batches", st.batches }, { "resubscribes", st.resubscribes },
     { "duplicates", st.duplicates }, { "errors", st.errors }, { "max_unacked", st.max_unacked },
     { "poisoned", st.poisoned }, { "poison_seq", st.poison_seq },
     { "poison_tries", st.poison_tries },
   };
   svc_status_add_all(o, prefix, v, sizeof v / sizeof v[0]);
+  char name[64];
+  snprintf(name, sizeof name, "%s.apply", prefix);
+  svc_status_add_hist(o, name, svc_stream_consumer_apply_hist(c));
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "svc_log.h"
+#include "svc_signal.h"
 #include "svc_zqueue_int.h"
 
 #define MAX_FRAMES 8
@@ -64,11 +65,22 @@ static void pump(struct svc_zsock *s);
 
 /* ---- keys ---------------------------------------------------------------- */
 
-int svc_curve_read_key(const char *path, char out[SVC_Z85_KEY_LEN + 1])
+/* The identity of an allowed-key file name of len bytes ending in ".pub":
+ * the name before ".pub", or before the first '+' ("GA+2027.pub" is a second
+ * key of GA, for rotations). */
+static size_t id_len(const char *name, size_t len)
+{
+  const char *plus = memchr(name, '+', len - 4);
+  return plus ? (size_t)(plus - name) : len - 4;
+}
+
+/* Reads a Z85 key file without logging; 0, or -1 with a reason in err that
+ * never quotes the file's content. */
+static int read_key_quiet(const char *path, char out[SVC_Z85_KEY_LEN + 1], char *err, size_t errlen)
 {
   FILE *f = fopen(path, "r");
   if (!f) {
-    svc_error("cannot read key file", " path=%s error=\"%s\"", path, strerror(errno));
+    snprintf(err, errlen, "cannot read key file: %s", strerror(errno));
     return -1;
   }
   size_t n = 0;
@@ -81,10 +93,50 @@ int svc_curve_read_key(const char *path, char out[SVC_Z85_KEY_LEN + 1])
   out[n] = 0;
   uint8_t bin[32];
   if (n != SVC_Z85_KEY_LEN || !zmq_z85_decode(bin, out)) {
-    svc_error("key file does not hold a Z85 key of 40 characters", " path=%s", path);
+    snprintf(err, errlen, "key file does not hold a Z85 key of 40 characters");
     return -1;
   }
   return 0;
+}
+
+int svc_curve_read_key(const char *path, char out[SVC_Z85_KEY_LEN + 1])
+{
+  char err[160];
+  if (read_key_quiet(path, out, err, sizeof err) == 0) return 0;
+  svc_error(err, " path=%s", path);
+  return -1;
+}
+
+int svc_curve_check_key_file(const char *path, char *err, size_t errlen)
+{
+  char key[SVC_Z85_KEY_LEN + 1];
+  int rc = read_key_quiet(path, key, err, errlen);
+  memset(key, 0, sizeof key);
+  return rc;
+}
+
+int svc_curve_check_allowed_dir(const char *dir, char *err, size_t errlen)
+{
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  int rc = 0;
+  if (!d) {
+    snprintf(err, errlen, "cannot open allowed-keys directory: %s", strerror(errno));
+    return -1;
+  }
+  while (rc == 0 && (e = readdir(d))) {
+    size_t len = strlen(e->d_name);
+    char path[4096], why[120];
+    if (len < 5 || strcmp(e->d_name + len - 4, ".pub") != 0) continue;
+    if (!svc_identity_valid(e->d_name, id_len(e->d_name, len))) continue; /* skipped at start too */
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (svc_curve_check_key_file(path, why, sizeof why) != 0) {
+      snprintf(err, errlen, "%s: %s", e->d_name, why);
+      rc = -1;
+    }
+  }
+  closedir(d);
+  return rc;
 }
 
 static int write_file(const char *path, const char *text, mode_t mode)
@@ -134,7 +186,8 @@ static int load_allowed(const char *dir, struct keymap **out, size_t *n_out)
   while ((e = readdir(d))) {
     size_t len = strlen(e->d_name);
     if (len < 5 || strcmp(e->d_name + len - 4, ".pub") != 0) continue;
-    if (!svc_identity_valid(e->d_name, len - 4)) {
+    size_t idlen = id_len(e->d_name, len);
+    if (!svc_identity_valid(e->d_name, idlen)) {
       svc_warn("skipping key file with an invalid identity name", " file=%s", e->d_name);
       continue;
     }
@@ -147,7 +200,7 @@ static int load_allowed(const char *dir, struct keymap **out, size_t *n_out)
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
     if (svc_curve_read_key(path, keys[n].pub)) { rc = -1; break; }
-    snprintf(keys[n].id, sizeof keys[n].id, "%.*s", (int)(len - 4), e->d_name);
+    snprintf(keys[n].id, sizeof keys[n].id, "%.*s", (int)idlen, e->d_name);
     n++;
   }
   closedir(d);
@@ -260,7 +313,10 @@ int svc_zctx_reload(struct svc_zctx *z)
   if (!z->curve || !z->allowed_dir) return 0;
   struct keymap *keys;
   size_t n;
-  if (load_allowed(z->allowed_dir, &keys, &n)) return -1;
+  if (load_allowed(z->allowed_dir, &keys, &n)) {
+    svc_reload_failed("allowed keys", "the allowed-keys directory cannot be read (logged above)");
+    return -1;
+  }
   free(z->keys);
   z->keys = keys;
   z->n_keys = n;

@@ -24,7 +24,8 @@ struct svc_zctx;
 struct svc_zctx_opts {
   int curve;                       /* 0: development mode (loudly logged) */
   const char *server_secret_file;  /* Z85 secret key of this process as a server */
-  const char *allowed_dir;         /* directory of <identity>.pub files (Z85 public keys) */
+  const char *allowed_dir;         /* directory of <identity>.pub files (Z85 public keys);
+                                    * <identity>+<label>.pub is one more key of it */
   const char *client_secret_file;  /* Z85 secret key of this process as a client */
   int64_t maxmsgsize;              /* bytes; 0 = 1 MiB */
   /* Defaults for every socket of the context (0: the value in brackets). */
@@ -38,7 +39,8 @@ struct svc_zctx_opts {
  * handler on loop. Returns NULL after logging what is wrong (missing or bad
  * key file, unreadable directory). */
 struct svc_zctx *svc_zctx_new(uv_loop_t *loop, const struct svc_zctx_opts *o);
-/* Reloads the allowed-keys directory (SIGHUP). 0 or -1 (old set kept). */
+/* Reloads the allowed-keys directory (SIGHUP). 0 or -1 (old set kept, the
+ * failure logged and counted by svc_reload_failed). */
 int svc_zctx_reload(struct svc_zctx *z);
 /* Closes the ZAP socket; sockets must be closed first. Terminates the context. */
 void svc_zctx_destroy(struct svc_zctx **z);
@@ -55,6 +57,11 @@ void svc_zctx_sock_stats(const struct svc_zctx *z, struct svc_zsock_stats *sum);
 int svc_curve_keygen(const char *path_stem);
 /* Reads a Z85 key (first 40 non-space characters) from a file. 0 or -1. */
 int svc_curve_read_key(const char *path, char out[SVC_Z85_KEY_LEN + 1]);
+/* Checks without logging that path holds a Z85 key (for --check-config): 0,
+ * or -1 with a reason in err that never quotes the file's content. */
+int svc_curve_check_key_file(const char *path, char *err, size_t errlen);
+/* Checks every <identity>.pub of an allowed-keys directory the same way. */
+int svc_curve_check_allowed_dir(const char *dir, char *err, size_t errlen);
 
 /* 1 if the n bytes at s form an identity: 1-127 characters of A-Z a-z 0-9
  * _ - . (unit codes, system names; also the names of allowed-key files). */

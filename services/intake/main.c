@@ -10,20 +10,46 @@
 #include "svc_log.h"
 #include "svc_migrate.h"
 #include "svc_pg.h"
+#include "svc_registry.h"
 #include "svc_server.h"
 #include "svc_status.h"
 #include "svc_stream.h"
 
 extern const struct svc_migration intake_migrations[];
 
+#define KEY_MIN 16
+
+/* Reads the pseudonym key file (trailing newlines dropped); its length, or -1. */
+static long read_pseudonym_key(const char *path, uint8_t *key, size_t cap)
+{
+  FILE *f = fopen(path, "rb");
+  size_t n = f ? fread(key, 1, cap, f) : 0;
+  if (!f) return -1;
+  fclose(f);
+  while (n && (key[n - 1] == '\n' || key[n - 1] == '\r')) n--;
+  return (long)n;
+}
+
+static int check_pseudonym_key(const char *path, char *err, size_t errlen)
+{
+  uint8_t key[256];
+  long n = read_pseudonym_key(path, key, sizeof key);
+  memset(key, 0, sizeof key);
+  if (n >= KEY_MIN) return 0;
+  snprintf(err, errlen, n < 0 ? "cannot be read" : "shorter than %d bytes", KEY_MIN);
+  return -1;
+}
+
 static const struct svc_config_var vars[] = {
   { .name = "WHISTLE_INTAKE_HOTLINE", .def = "tcp://*:7101", .kind = SVC_CFG_ENDPOINT,
     .help = "Hotline interface endpoint (ROUTER; proto/hotline.proto)." },
   { .name = "WHISTLE_INTAKE_STREAM", .def = "tcp://*:7102", .kind = SVC_CFG_ENDPOINT,
     .help = "Intake stream endpoint (ROUTER; proto/stream.proto, proto/intake_events.proto)." },
-  { .name = "WHISTLE_REGISTRY", .def = "deploy/registry", .kind = SVC_CFG_PATH,
+  { .name = "WHISTLE_REGISTRY", .def = "deploy/registry", .kind = SVC_CFG_DIR,
+    .check = svc_registry_check,
     .help = "Directory of registry CSV files (SCENARIO.md); reloaded on SIGHUP." },
-  { .name = "WHISTLE_PSEUDONYM_KEY", .def = "", .kind = SVC_CFG_STRING,
+  { .name = "WHISTLE_PSEUDONYM_KEY", .def = "", .kind = SVC_CFG_FILE, .check = check_pseudonym_key,
+    .needs = { "WHISTLE_CURVE" },
     .help = "File holding the secret key of caller pseudonyms (R-I6); required with CURVE on." },
   { .name = "WHISTLE_CLOCK", .def = "wall", .kind = SVC_CFG_ENUM, .choices = "wall|event",
     .help = "wall: now is the system clock; event: now moves only with event times (R-T3)." },
@@ -37,8 +63,14 @@ static const struct svc_config_var vars[] = {
     .help = "Most requests committed in one transaction." },
   { .name = "WHISTLE_REFERRAL_STREAM_AT", .def = "", .kind = SVC_CFG_STRING,
     .help = "Where referral's stream is (connect), for its closures (R-I5, R-I6); empty: none." },
-  { .name = "WHISTLE_REFERRAL_SERVER_KEY", .def = "", .kind = SVC_CFG_STRING,
+  { .name = "WHISTLE_REFERRAL_SERVER_KEY", .def = "", .kind = SVC_CFG_FILE,
+    .check = svc_curve_check_key_file, .needs = { "WHISTLE_CURVE", "WHISTLE_REFERRAL_STREAM_AT" },
     .help = "File holding referral's Z85 public key; required with CURVE on and a referral stream." },
+  /* Required with CURVE on: the server's key and allowed clients; the client
+   * key only to read referral's closures. */
+  { .name = "WHISTLE_CURVE_SECRET_KEY", .needs = { "WHISTLE_CURVE" } },
+  { .name = "WHISTLE_CURVE_ALLOWED_DIR", .needs = { "WHISTLE_CURVE" } },
+  { .name = "WHISTLE_CURVE_CLIENT_KEY", .needs = { "WHISTLE_CURVE", "WHISTLE_REFERRAL_STREAM_AT" } },
   { .name = NULL },
 };
 
@@ -68,27 +100,27 @@ static int load_key(struct intake *in)
     in->x.keylen = 23;
     return 0;
   }
-  FILE *f = fopen(path, "rb");
-  size_t n = f ? fread(in->key, 1, sizeof in->key, f) : 0;
-  if (f) fclose(f);
-  while (n && (in->key[n - 1] == '\n' || in->key[n - 1] == '\r')) n--;
-  if (n < 16) {
+  long n = read_pseudonym_key(path, in->key, sizeof in->key);
+  if (n < KEY_MIN) {
     svc_error("pseudonym key file missing or shorter than 16 bytes", " path=%s", path);
     return -1;
   }
   in->x.key = in->key;
-  in->x.keylen = n;
+  in->x.keylen = (size_t)n;
   return 0;
 }
 
-static int load_registry(struct intake *in)
+/* Loads the registry; on a SIGHUP reload (reloading 1) a refused one is
+ * counted and the previous one stays. 0 or -1. */
+static int load_registry(struct intake *in, int reloading)
 {
   char err[512];
   const char *dir = svc_daemon_str(&in->d, "WHISTLE_REGISTRY");
   struct svc_registry *r = svc_registry_load(dir, err, sizeof err);
   if (!r) {
     char q[600];
-    svc_error("registry refused", " error=%s", svc_log_quote(q, sizeof q, err));
+    if (reloading) svc_reload_failed("registry", err);
+    else svc_error("registry refused", " error=%s", svc_log_quote(q, sizeof q, err));
     return -1;
   }
   svc_registry_destroy(&in->x.reg); /* requests hold copies, never pointers */
@@ -208,7 +240,7 @@ static int start_closures(struct intake *in)
 static void on_reload(void *arg)
 {
   struct intake *in = arg;
-  load_registry(in); /* on failure the old registry stays */
+  load_registry(in, 1); /* on failure the old registry stays */
   svc_zctx_reload(in->d.z);
 }
 
@@ -222,10 +254,10 @@ int main(int argc, char **argv)
   enum svc_clock_mode mode;
   svc_clock_mode_parse(svc_daemon_str(&in.d, "WHISTLE_CLOCK"), &mode);
   svc_clock_init(&in.x.clock, mode);
-  if (load_key(&in) || load_registry(&in)) return 2;
+  if (load_key(&in) || load_registry(&in, 0)) return 2;
   const char *pg = svc_daemon_str(&in.d, "WHISTLE_PG");
   if (svc_migrate(pg, "intake", intake_migrations, (int)svc_daemon_int(&in.d, "WHISTLE_PG_WAIT_S")))
-    return 1;
+    return svc_stop_requested() ? 0 : 1;
   int64_t latest;
   if (intake_scrub(pg) || intake_store_load_clock(pg, &in.x.watermark_us, &latest)) return 1;
   svc_clock_observe(&in.x.clock, latest > in.x.watermark_us ? latest : in.x.watermark_us);

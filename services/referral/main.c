@@ -11,6 +11,7 @@
 #include "svc_log.h"
 #include "svc_migrate.h"
 #include "svc_pg.h"
+#include "svc_registry.h"
 #include "svc_server.h"
 #include "svc_status.h"
 #include "svc_stream.h"
@@ -24,9 +25,11 @@ static const struct svc_config_var vars[] = {
     .help = "Referral stream endpoint (ROUTER; proto/stream.proto, proto/referral_events.proto)." },
   { .name = "WHISTLE_INTAKE_STREAM_AT", .def = "tcp://127.0.0.1:7102", .kind = SVC_CFG_ENDPOINT,
     .help = "Where intake's stream is (connect)." },
-  { .name = "WHISTLE_INTAKE_SERVER_KEY", .def = "", .kind = SVC_CFG_STRING,
+  { .name = "WHISTLE_INTAKE_SERVER_KEY", .def = "", .kind = SVC_CFG_FILE,
+    .check = svc_curve_check_key_file, .needs = { "WHISTLE_CURVE" },
     .help = "File holding intake's Z85 public key; required with CURVE on." },
-  { .name = "WHISTLE_REGISTRY", .def = "deploy/registry", .kind = SVC_CFG_PATH,
+  { .name = "WHISTLE_REGISTRY", .def = "deploy/registry", .kind = SVC_CFG_DIR,
+    .check = svc_registry_check,
     .help = "Directory of registry CSV files (SCENARIO.md); reloaded on SIGHUP." },
   { .name = "WHISTLE_CLOCK", .def = "wall", .kind = SVC_CFG_ENUM, .choices = "wall|event",
     .help = "wall: clocks run on the system clock and intake's watermarks; event: on intake's "
@@ -39,6 +42,10 @@ static const struct svc_config_var vars[] = {
     .help = "Most requests or events committed in one transaction." },
   { .name = "WHISTLE_TICK_MS", .def = "1000", .kind = SVC_CFG_INT, .min = 10, .max = 60000,
     .help = "How often the clocks are moved in wall mode (and watermarks published)." },
+  /* Required with CURVE on: it serves units and reads intake's stream. */
+  { .name = "WHISTLE_CURVE_SECRET_KEY", .needs = { "WHISTLE_CURVE" } },
+  { .name = "WHISTLE_CURVE_ALLOWED_DIR", .needs = { "WHISTLE_CURVE" } },
+  { .name = "WHISTLE_CURVE_CLIENT_KEY", .needs = { "WHISTLE_CURVE" } },
   { .name = NULL },
 };
 
@@ -52,13 +59,16 @@ struct referral {
   int draining;
 };
 
-static int load_registry(struct referral *rf)
+/* Loads the registry; on a SIGHUP reload (reloading 1) a refused one is
+ * counted and the previous one stays. 0 or -1. */
+static int load_registry(struct referral *rf, int reloading)
 {
   char err[512], q[600];
   const char *dir = svc_daemon_str(&rf->d, "WHISTLE_REGISTRY");
   struct svc_registry *r = svc_registry_load(dir, err, sizeof err);
   if (!r) {
-    svc_error("registry refused", " error=%s", svc_log_quote(q, sizeof q, err));
+    if (reloading) svc_reload_failed("registry", err);
+    else svc_error("registry refused", " error=%s", svc_log_quote(q, sizeof q, err));
     return -1;
   }
   svc_registry_destroy(&rf->x.reg); /* tickets keep copies, never pointers */
@@ -133,7 +143,7 @@ static void on_stop(void *arg)
 static void on_reload(void *arg)
 {
   struct referral *rf = arg;
-  load_registry(rf); /* on failure the old registry stays */
+  load_registry(rf, 1); /* on failure the old registry stays */
   svc_zctx_reload(rf->d.z);
 }
 
@@ -188,14 +198,14 @@ int main(int argc, char **argv)
   snprintf(rf.x.operators, sizeof rf.x.operators, "%s",
            svc_daemon_str(&rf.d, "WHISTLE_REFERRAL_OPERATORS"));
   char intake_key[SVC_Z85_KEY_LEN + 1];
-  if (svc_daemon_server_key(&rf.d, "WHISTLE_INTAKE_SERVER_KEY", intake_key) || load_registry(&rf))
+  if (svc_daemon_server_key(&rf.d, "WHISTLE_INTAKE_SERVER_KEY", intake_key) || load_registry(&rf, 0))
     return 2;
   const char *pg = svc_daemon_str(&rf.d, "WHISTLE_PG");
   if (svc_migrate(pg, "referral", referral_migrations,
                   (int)svc_daemon_int(&rf.d, "WHISTLE_PG_WAIT_S")) ||
       referral_scrub(pg) ||
       referral_store_load_clock(pg, &rf.x.in_watermark_us, &rf.x.out_watermark_us))
-    return 1;
+    return svc_stop_requested() ? 0 : 1;
   svc_clock_observe(&rf.x.clock, rf.x.in_watermark_us);
   if (svc_clock_ahead_us(&rf.x.clock) > SVC_DAY_US) /* dragged before inputs were bounded */
     svc_warn("clock restored ahead of the system clock (R-T3): deadlines run ahead until the"

@@ -97,7 +97,7 @@ def run(MODE):
     code, body = http_get(PORT, "/healthz")
     wt.check(code == 200 and body == "ok\n", "HTTP /healthz answers 200 while Postgres is up")
     code, body = http_get(PORT, "/metrics")
-    wt.check(code == 200 and f'whistle_server_requests{{service="ledgerd"}} {st["server.requests"] + len(bad) + 100}' in body
+    wt.check(code == 200 and f'whistle_server_requests_total{{service="ledgerd"}} {st["server.requests"] + len(bad) + 100}' in body
              and "# TYPE whistle_pg_up gauge" in body, "HTTP /metrics serves the status counters")
     wt.check(http_get(PORT, "/nope")[0] == 404 and http_get(PORT, "/metrics", "POST")[0] == 405,
              "HTTP: unknown paths 404, other methods 405")

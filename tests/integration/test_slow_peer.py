@@ -124,7 +124,7 @@ rss1 = rss_kib(led.p.pid)
 wt.check(rss1 - rss0 < 64 * 1024, f"ledgerd's memory stays bounded (VmRSS {rss0} -> {rss1} KiB)")
 with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/metrics", timeout=5) as resp:
     metrics = resp.read().decode()
-wt.check(f'whistle_zmq_dropped_full{{service="ledgerd"}} {now_dropped}' in metrics,
+wt.check(f'whistle_zmq_dropped_full_total{{service="ledgerd"}} {now_dropped}' in metrics,
          "the drop counter is in /metrics")
 
 # The frozen client goes away: its queue is freed.

@@ -15,17 +15,17 @@
 #define SECRET_PIN "pin-Bad-Secret-3"
 
 static const struct svc_config_var template_table[] = {
-    {"WHISTLE_T_NAME", "intake", SVC_CFG_STRING, 0, 0, NULL, 0, "The service name.", NULL, 0},
-    {"WHISTLE_T_PORT", "5555", SVC_CFG_INT, 1, 65535, NULL, 0, "The listening port.", NULL, 0},
-    {"WHISTLE_T_DEBUG", "off", SVC_CFG_BOOL, 0, 0, NULL, 0, "Extra checks.", NULL, 0},
-    {"WHISTLE_T_LOG_LEVEL", "info", SVC_CFG_ENUM, 0, 0, "debug|info|warn|error", 0, "Log threshold.", NULL, 0},
-    {"WHISTLE_T_BUS", "tcp://127.0.0.1:5555", SVC_CFG_ENDPOINT, 0, 0, NULL, 0, "The event bus.", NULL, 0},
-    {"WHISTLE_T_DATA", "/var/lib/whistle", SVC_CFG_PATH, 0, 0, NULL, 0, "The data directory.", NULL, 0},
-    {"WHISTLE_T_PREFIX", "", SVC_CFG_STRING, 0, 0, NULL, 0, "A notice number prefix.", NULL, 0},
-    {"WHISTLE_T_PG_PASSWORD", NULL, SVC_CFG_STRING, 0, 0, NULL, 1, "The database password.", NULL, 0},
-    {"WHISTLE_T_HMAC_KEY", SECRET_KEY, SVC_CFG_STRING, 0, 0, NULL, 1, "The signing key.", NULL, 0},
-    {"WHISTLE_T_PIN", "1234", SVC_CFG_INT, 0, 9999, NULL, 1, "An operator PIN.", NULL, 0},
-    {NULL, NULL, SVC_CFG_STRING, 0, 0, NULL, 0, NULL, NULL, 0},
+    {"WHISTLE_T_NAME", "intake", SVC_CFG_STRING, 0, 0, NULL, 0, "The service name.", NULL, 0, {NULL, NULL}, NULL},
+    {"WHISTLE_T_PORT", "5555", SVC_CFG_INT, 1, 65535, NULL, 0, "The listening port.", NULL, 0, {NULL, NULL}, NULL},
+    {"WHISTLE_T_DEBUG", "off", SVC_CFG_BOOL, 0, 0, NULL, 0, "Extra checks.", NULL, 0, {NULL, NULL}, NULL},
+    {"WHISTLE_T_LOG_LEVEL", "info", SVC_CFG_ENUM, 0, 0, "debug|info|warn|error", 0, "Log threshold.", NULL, 0, {NULL, NULL}, NULL},
+    {"WHISTLE_T_BUS", "tcp://127.0.0.1:5555", SVC_CFG_ENDPOINT, 0, 0, NULL, 0, "The event bus.", NULL, 0, {NULL, NULL}, NULL},
+    {"WHISTLE_T_DATA", "/var/lib/whistle", SVC_CFG_PATH, 0, 0, NULL, 0, "The data directory.", NULL, 0, {NULL, NULL}, NULL},
+    {"WHISTLE_T_PREFIX", "", SVC_CFG_STRING, 0, 0, NULL, 0, "A notice number prefix.", NULL, 0, {NULL, NULL}, NULL},
+    {"WHISTLE_T_PG_PASSWORD", NULL, SVC_CFG_STRING, 0, 0, NULL, 1, "The database password.", NULL, 0, {NULL, NULL}, NULL},
+    {"WHISTLE_T_HMAC_KEY", SECRET_KEY, SVC_CFG_STRING, 0, 0, NULL, 1, "The signing key.", NULL, 0, {NULL, NULL}, NULL},
+    {"WHISTLE_T_PIN", "1234", SVC_CFG_INT, 0, 9999, NULL, 1, "An operator PIN.", NULL, 0, {NULL, NULL}, NULL},
+    {NULL, NULL, SVC_CFG_STRING, 0, 0, NULL, 0, NULL, NULL, 0, {NULL, NULL}, NULL},
 };
 
 #define N_VARS (sizeof template_table / sizeof *template_table)
@@ -37,6 +37,18 @@ static int saved_out = -1, saved_err = -1;
 
 /* Resets the table and the environment: only the required password is set. */
 static void setup(void) {
+  extern char **environ;
+  char name[128];
+
+  for (size_t i = 0; environ[i];) { /* no stray WHISTLE_* of the caller's environment */
+    const char *eq = strchr(environ[i], '=');
+    if (strncmp(environ[i], "WHISTLE_", 8) == 0 && eq && (size_t)(eq - environ[i]) < sizeof name) {
+      snprintf(name, sizeof name, "%.*s", (int)(eq - environ[i]), environ[i]);
+      unsetenv(name);
+      continue;
+    }
+    i++;
+  }
   memcpy(table, template_table, sizeof table);
   for (size_t i = 0; template_table[i].name; i++) unsetenv(template_table[i].name);
   setenv("WHISTLE_T_PG_PASSWORD", SECRET_PW, 1);
@@ -112,6 +124,51 @@ static int check_value(const char *name, const char *value, int64_t *ival) {
   return r;
 }
 
+/* File, directory and host:port kinds; a variable required by another; an
+ * unknown WHISTLE_* variable warned about with the closest name. */
+START_TEST(test_config_files_needs_unknown) {
+  struct svc_config_var f = {"WHISTLE_T_F", "", SVC_CFG_FILE, 0, 0, NULL, 0, "", NULL, 0, {NULL, NULL}, NULL};
+  struct svc_config_var d = {"WHISTLE_T_D", "", SVC_CFG_DIR, 0, 0, NULL, 0, "", NULL, 0, {NULL, NULL}, NULL};
+  struct svc_config_var h = {"WHISTLE_T_H", "", SVC_CFG_HOSTPORT, 0, 0, NULL, 0, "", NULL, 0, {NULL, NULL}, NULL};
+  struct svc_config_var two[] = {
+      {"WHISTLE_T_ON", "1", SVC_CFG_BOOL, 0, 0, NULL, 0, "", NULL, 0, {NULL, NULL}, NULL},
+      {"WHISTLE_T_KEY", "", SVC_CFG_STRING, 0, 0, NULL, 0, "", NULL, 0, {"WHISTLE_T_ON", NULL}, NULL},
+      {NULL, NULL, SVC_CFG_STRING, 0, 0, NULL, 0, NULL, NULL, 0, {NULL, NULL}, NULL},
+  };
+  char err[200];
+  char *argv[] = {"whistle-test", NULL};
+
+  ck_assert_int_eq(svc_config_validate(&f, "", NULL, err, sizeof err), 0);
+  ck_assert_int_eq(svc_config_validate(&f, "/etc/passwd", NULL, err, sizeof err), 0);
+  ck_assert_int_eq(svc_config_validate(&f, "/nonexistent/x", NULL, err, sizeof err), -1);
+  ck_assert_int_eq(svc_config_validate(&f, "/etc", NULL, err, sizeof err), -1);
+  ck_assert_int_eq(svc_config_validate(&d, "/etc", NULL, err, sizeof err), 0);
+  ck_assert_int_eq(svc_config_validate(&d, "/etc/passwd", NULL, err, sizeof err), -1);
+  ck_assert_int_eq(svc_config_validate(&h, "127.0.0.1:9101", NULL, err, sizeof err), 0);
+  ck_assert_int_eq(svc_config_validate(&h, "*:9101", NULL, err, sizeof err), 0);
+  ck_assert_int_eq(svc_config_validate(&h, ":9101", NULL, err, sizeof err), 0);
+  ck_assert_int_eq(svc_config_validate(&h, "localhost:9101", NULL, err, sizeof err), -1);
+  ck_assert_int_eq(svc_config_validate(&h, "127.0.0.1:0", NULL, err, sizeof err), -1);
+  ck_assert_int_eq(svc_config_validate(&h, "127.0.0.1", NULL, err, sizeof err), -1);
+
+  unsetenv("WHISTLE_T_ON");
+  unsetenv("WHISTLE_T_KEY");
+  capture_begin();
+  ck_assert_int_eq(svc_config_load(two, 1, argv, "whistle-test", ""), -1);
+  capture_end();
+  ck_assert_msg(strstr(err_text, "WHISTLE_T_KEY: required when WHISTLE_T_ON is on"), "%s", err_text);
+  setenv("WHISTLE_T_ON", "off", 1);
+  setenv("WHISTLE_T_KYE", "x", 1);
+  capture_begin();
+  ck_assert_int_eq(svc_config_load(two, 1, argv, "whistle-test", ""), 0);
+  capture_end();
+  ck_assert_msg(strstr(err_text, "WHISTLE_T_KYE is not a setting of whistle-test (did you mean "
+                                 "WHISTLE_T_KEY?)"), "%s", err_text);
+  unsetenv("WHISTLE_T_ON");
+  unsetenv("WHISTLE_T_KYE");
+}
+END_TEST
+
 START_TEST(test_config_defaults_and_lookup) {
   ck_assert_int_eq(load0(), 0);
   ck_assert_str_eq(out_text, "");
@@ -135,7 +192,7 @@ END_TEST
 START_TEST(test_config_int_kind) {
   static const char *const bad[] = {"0", "65536", "-1", "12a", "", "+", "-", " 5", "5 ", "0x10",
                                     "99999999999999999999", "1.5"};
-  struct svc_config_var wide = {"WHISTLE_T_WIDE", "0", SVC_CFG_INT, INT64_MIN, INT64_MAX, NULL, 0, "", NULL, 0};
+  struct svc_config_var wide = {"WHISTLE_T_WIDE", "0", SVC_CFG_INT, INT64_MIN, INT64_MAX, NULL, 0, "", NULL, 0, {NULL, NULL}, NULL};
   int64_t v = 0;
   char err[100];
 
@@ -275,7 +332,7 @@ START_TEST(test_config_help_lists_every_variable) {
 
   unsetenv("WHISTLE_T_PG_PASSWORD"); /* --help works without a valid configuration */
   ck_assert_int_eq(load(2, argv), 1);
-  ck_assert_ptr_nonnull(strstr(out_text, "usage: whistle-test [--help] [--check-config]"));
+  ck_assert_ptr_nonnull(strstr(out_text, "usage: whistle-test [--help] [--version] [--check-config]"));
   ck_assert_ptr_nonnull(strstr(out_text, "Tests the configuration table."));
   for (size_t i = 0; template_table[i].name; i++) {
     ck_assert_msg(strstr(out_text, template_table[i].name) != NULL, "missing %s", template_table[i].name);
@@ -320,6 +377,7 @@ static Suite *config_suite(void) {
   tcase_add_test(tc, test_config_unknown_argument);
   tcase_add_test(tc, test_config_help_lists_every_variable);
   tcase_add_test(tc, test_config_secret_never_printed);
+  tcase_add_test(tc, test_config_files_needs_unknown);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dept.h"
+#include "svc_config.h"
 #include "svc_log.h"
 #include "svc_time.h"
 
@@ -303,6 +304,10 @@ static int parse_args(int argc, char **argv, struct dept_args *a)
 {
   if (argc < 2) return bad("a command is required: watch, accept, progress, return, resolve, "
                            "redispatch or run");
+  if (strcmp(argv[1], "--version") == 0) {
+    printf("whistle-dept %s\n", svc_version());
+    return 1;
+  }
   if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
       strcmp(argv[1], "help") == 0) {
     usage(stdout);

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "hotline_client.h"
+#include "svc_config.h"
 #include "svc_log.h"
 #include "svc_time.h"
 
@@ -45,6 +46,7 @@ static void usage(FILE *out)
     "  --dry-run            validate the feed and print what would be sent; send nothing\n"
     "  --quiet              no progress on stderr\n"
     "  --help               this text\n"
+    "  --version            print the version and exit\n"
     "\n"
     "In pipelined mode (the default) a feedback, triage or exempt line waits until the\n"
     "earlier lines about its ticket are answered; a watermark waits until every earlier\n"
@@ -75,6 +77,12 @@ static int parse_num(const char *s, long long lo, long long hi, long long *out)
 /* 0 to run, 1 after --help, 2 on bad usage (message printed). */
 static int parse_args(int argc, char **argv, struct args *a)
 {
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--version") == 0) {
+      printf("whistle-hotline %s\n", svc_version());
+      return 1;
+    }
+  }
   enum { O_ENDPOINT = 256, O_INFLIGHT, O_ORDERED, O_TIMEOUT, O_DEADLINE, O_SKEY, O_CKEY,
          O_REPLIES, O_STRICT, O_FAILREJ, O_DRY, O_QUIET, O_HELP };
   static const struct option opts[] = {

@@ -311,10 +311,6 @@ static void fill_status(void *arg, struct svc_status_out *o)
   svc_server_status(l->srv, "server", o);
   svc_stream_producer_status(l->prod, "stream", o);
   svc_pg_status(l->pgw, "pg", o);
-  uint64_t allowed, denied;
-  svc_zctx_stats(l->d.z, &allowed, &denied);
-  svc_status_add(o, "zap.allowed", (int64_t)allowed);
-  svc_status_add(o, "zap.denied", (int64_t)denied);
 }
 
 static int64_t wall_watermark(void *arg)

@@ -1,0 +1,131 @@
+"""--check-config agrees with start-up: for a table of good and bad settings of
+intake and referral, --check-config's exit status (0 or 2) matches what
+starting the daemon with the same settings does (it gets ready, or it exits
+non-zero without getting ready). Also: an unknown WHISTLE_* variable is warned
+about with the closest name, and --version prints the build's version."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import wt  # noqa: E402
+import intake_client as ic  # noqa: E402
+import referral_client as rc  # noqa: E402
+
+w = wt.Workdir("checkcfg")
+keys = rc.Keys(w)
+keys.make("intake")
+keys.make("referral", allowed_by=("intake",))
+keys.make("ops", allowed_by=("intake", "referral"))
+keys.make("intake-cl", allowed_by=("referral",))
+with open(w.file("pseudonym.key"), "w") as f:
+    f.write("a-pseudonym-key-of-enough-bytes\n")
+with open(w.file("short.key"), "w") as f:
+    f.write("short\n")
+broken_reg = w.file("registry-broken")
+shutil.copytree(ic.REGISTRY, broken_reg)
+with open(os.path.join(broken_reg, "compounds.csv"), "a") as f:
+    f.write("\"unterminated,quote\n")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def outcome(prog, env, curve=None, timeout=30):
+    """Starts prog with env: ("ready", None) or ("exited", code)."""
+    d = wt.Daemon(prog, env, w.file("start.log")).start()
+    end = time.time() + timeout
+    while time.time() < end:
+        if d.p.poll() is not None:
+            return "exited", d.p.returncode
+        if env.get("WHISTLE_CONTROL") and wt.status(env["WHISTLE_CONTROL"], 0.3, curve=curve):
+            code = d.stop()
+            return "ready", code
+        time.sleep(0.1)
+    d.stop()
+    return "hung", None
+
+
+def check_config(prog, env):
+    r = subprocess.run([prog, "--check-config"], env=dict(os.environ, **wt.pg_env(), **env),
+                       capture_output=True, text=True, timeout=60)
+    return r.returncode, r.stdout + r.stderr
+
+
+curve_i = dict(WHISTLE_CURVE="1", WHISTLE_CURVE_SECRET_KEY=w.file("intake.key"),
+               WHISTLE_CURVE_ALLOWED_DIR=w.file("allowed-intake"),
+               WHISTLE_PSEUDONYM_KEY=w.file("pseudonym.key"))
+curve_r = dict(WHISTLE_CURVE="1", WHISTLE_CURVE_SECRET_KEY=w.file("referral.key"),
+               WHISTLE_CURVE_ALLOWED_DIR=w.file("allowed-referral"),
+               WHISTLE_CURVE_CLIENT_KEY=w.file("referral.key"),
+               WHISTLE_INTAKE_SERVER_KEY=w.file("intake.pub"))
+no_key = dict(curve_i)
+no_key.pop("WHISTLE_PSEUDONYM_KEY")
+CASES = [
+    # (what, daemon, extra settings, CURVE client for the status probe)
+    ("defaults, CURVE off", "intake", {}, None),
+    ("CURVE on with every key", "intake", curve_i, "intake"),
+    ("CURVE on without any key", "intake", {"WHISTLE_CURVE": "1"}, None),
+    ("CURVE on without the pseudonym key", "intake", no_key, None),
+    ("a pseudonym key shorter than 16 bytes", "intake",
+     {"WHISTLE_PSEUDONYM_KEY": w.file("short.key")}, None),
+    ("a secret key file that is missing", "intake",
+     dict(curve_i, WHISTLE_CURVE_SECRET_KEY=w.file("nope.key")), None),
+    ("an allowed-keys directory that is missing", "intake",
+     dict(curve_i, WHISTLE_CURVE_ALLOWED_DIR=w.file("nope")), None),
+    ("WHISTLE_HTTP with a host name", "intake", {"WHISTLE_HTTP": "localhost:9101"}, None),
+    ("WHISTLE_HTTP without a port", "intake", {"WHISTLE_HTTP": "127.0.0.1"}, None),
+    ("WHISTLE_HTTP on a free port", "intake", {"WHISTLE_HTTP": f"127.0.0.1:{free_port()}"}, None),
+    ("a registry directory that is missing", "intake", {"WHISTLE_REGISTRY": w.file("nope")}, None),
+    ("a registry with a broken CSV", "intake", {"WHISTLE_REGISTRY": broken_reg}, None),
+    ("WHISTLE_BATCH out of range", "intake", {"WHISTLE_BATCH": "0"}, None),
+    ("a connection string that does not parse", "intake", {"WHISTLE_PG": "user=intake oops"}, None),
+    ("a password file that is missing", "intake",
+     {"WHISTLE_PG_PASSWORD_FILE": w.file("nope.pw")}, None),
+    ("a misspelled variable (warned, not refused)", "intake", {"WHISTLE_BATHC": "5"}, None),
+    ("referral with CURVE and every key", "referral", curve_r, "referral"),
+    ("referral with CURVE and no intake key", "referral",
+     {k: v for k, v in curve_r.items() if k != "WHISTLE_INTAKE_SERVER_KEY"}, None),
+    ("referral with CURVE and no client key", "referral",
+     {k: v for k, v in curve_r.items() if k != "WHISTLE_CURVE_CLIENT_KEY"}, None),
+    ("intake reading closures with CURVE but no referral key", "intake",
+     dict(curve_i, WHISTLE_REFERRAL_STREAM_AT="tcp://127.0.0.1:1",
+          WHISTLE_CURVE_CLIENT_KEY=w.file("intake.key")), None),
+]
+
+try:
+    ienv = ic.intake_env(w)
+    for what, daemon, extra, probe in CASES:
+        if daemon == "intake":
+            prog, env = ic.INTAKE, dict(ienv, **extra)
+        else:
+            prog, env = rc.REFERRAL, rc.referral_env(w, ienv, **extra)
+        curve = keys.client(probe, "ops") if probe else None
+        code, text = check_config(prog, env)
+        got, exit_code = outcome(prog, env, curve)
+        agree = (code == 0 and got == "ready" and exit_code == 0) or \
+                (code == 2 and got == "exited" and exit_code != 0)
+        wt.check(agree, f"{daemon}, {what}: --check-config exit {code}, start-up {got}"
+                 + (f" (exit {exit_code})" if exit_code is not None else ""))
+        wt.check(ic.sanitizer_clean(w.file("start.log")) and
+                 not any(m in text for m in ic.SANITIZER_MARKS), f"{daemon}, {what}: no sanitizer report")
+        if "misspelled" in what:
+            wt.check("did you mean WHISTLE_BATCH?" in text,
+                     "the misspelled variable is named with the closest setting")
+    for prog in (ic.INTAKE, rc.REFERRAL, os.path.join(wt.BUILD, "bin", "whistle-keygen"),
+                 os.path.join(wt.BUILD, "bin", "whistle-hotline"),
+                 os.path.join(wt.BUILD, "bin", "whistle-dept")):
+        r = subprocess.run([prog, "--version"], capture_output=True, text=True)
+        wt.check(r.returncode == 0 and len(r.stdout.split()) == 2,
+                 f"{os.path.basename(prog)} --version: {r.stdout.strip()}")
+finally:
+    w.cleanup()
+wt.done()
