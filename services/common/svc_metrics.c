@@ -84,6 +84,7 @@ static const struct metric metrics[] = {
   /* a stream consumer's counters, "<input>.x" */
   { "*.position", G, "Last seq of the %s input applied and committed." },
   { "*.lag", G, "Events of the %s input's log not yet applied (its head minus position)." },
+  { "*.lag_us", G, "How far the %s input's applied events are behind in event time." },
   { "*.received", C, "Events of the %s input received." },
   { "*.applied", C, "Events of the %s input applied." },
   { "*.batches", C, "Transactions that applied events of the %s input." },

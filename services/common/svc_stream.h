@@ -153,6 +153,8 @@ struct svc_stream_consumer_stats {
   uint64_t poison_tries; /* its failed attempts so far */
   uint64_t lag;          /* events of the producer's log not yet applied (its head,
                           * as last heard, minus position) */
+  uint64_t lag_us;       /* how far behind in event time: the latest event time heard of
+                          * minus the latest applied (0 when nothing is behind) */
 };
 void svc_stream_consumer_stats(const struct svc_stream_consumer *c, struct svc_stream_consumer_stats *st);
 /* Adds the consumer's counters to a status reply as "<prefix>.<name>"

@@ -54,6 +54,8 @@ struct svc_stream_consumer {
   uint64_t applied;       /* committed position */
   uint64_t received;      /* last seq received in this session */
   uint64_t head;          /* the producer's head as last heard (heartbeats, events) */
+  int64_t seen_event_us;  /* the latest event time heard of (events, heartbeat watermarks) */
+  int64_t applied_event_us; /* the latest event time applied */
   struct svc_hist apply_hist; /* arrival to commit, per event */
   uint64_t skip_to;       /* events up to here are being applied already: not queued */
   uint64_t poison_seq;    /* the event that fails to apply on its own, or 0 */
@@ -157,6 +159,7 @@ static int queue_push(struct svc_stream_consumer *c, const Whistle__Stream__Even
   struct cev *x = &c->q[(c->q_head + c->q_n) % c->q_cap];
   x->seq = e->seq;
   x->event_us = e->event_time_us;
+  if (x->event_us > c->seen_event_us) c->seen_event_us = x->event_us;
   x->arrived_us = svc_mono_us();
   x->kind = strdup(e->kind ? e->kind : "");
   x->addressee = strdup(e->addressee ? e->addressee : "");
@@ -239,6 +242,8 @@ static void on_message(struct svc_zsock *z, const struct svc_frame *f, size_t n,
   }
   case WHISTLE__STREAM__STREAM_MESSAGE__BODY_HEARTBEAT: /* proves the producer is alive */
     if (m->heartbeat && m->heartbeat->head_seq > c->head) c->head = m->heartbeat->head_seq;
+    if (m->heartbeat && m->heartbeat->watermark_us > c->seen_event_us)
+      c->seen_event_us = m->heartbeat->watermark_us;
     break;
   default:
     break;
@@ -394,6 +399,8 @@ static void apply_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const cha
       c->poison_seq = c->poison_tries = 0;
     }
     c->applied = a->to;
+    for (size_t i = 0; i < a->n; i++)
+      if (a->evs[i].event_us > c->applied_event_us) c->applied_event_us = a->evs[i].event_us;
     int64_t now = svc_mono_us();
     for (size_t i = 0; i < a->n; i++) svc_hist_observe(&c->apply_hist, now - a->evs[i].arrived_us);
     c->stats.applied += a->n;
@@ -659,6 +666,8 @@ void svc_stream_consumer_stats(const struct svc_stream_consumer *c,
   st->poison_tries = c->poison_tries;
   uint64_t head = c->head > c->received ? c->head : c->received;
   st->lag = head > c->applied ? head - c->applied : 0;
+  st->lag_us = st->lag && c->seen_event_us > c->applied_event_us
+                 ? (uint64_t)(c->seen_event_us - c->applied_event_us) : 0;
 }
 
 const struct svc_hist *svc_stream_consumer_apply_hist(const struct svc_stream_consumer *c)

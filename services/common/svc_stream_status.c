@@ -25,7 +25,7 @@ void svc_stream_consumer_status(const struct svc_stream_consumer *c, const char 
   struct svc_stream_consumer_stats st;
   svc_stream_consumer_stats(c, &st);
   const struct svc_status_kv v[] = {
-    { "position", st.position }, { "lag", st.lag }, { "received", st.received },
+    { "position", st.position }, { "lag", st.lag }, { "lag_us", st.lag_us }, { "received", st.received },
     { "applied", st.applied },
     { "batches", st.batches }, { "resubscribes", st.resubscribes },
     { "duplicates", st.duplicates }, { "errors", st.errors }, { "max_unacked", st.max_unacked },

@@ -91,8 +91,19 @@ try:
                  types.get("whistle_stream_head") == "gauge",
                  f"{name}: levels stay gauges")
     code, text = get(rp, "/metrics")
-    wt.check("whistle_intake_lag{" in text and "whistle_intake_poison_seq{" in text,
-             "referral: its consumer of intake's stream shows lag and poison_seq")
+    wt.check("whistle_intake_lag{" in text and "whistle_intake_lag_seconds{" in text
+             and "whistle_intake_poison_seq{" in text,
+             "referral: its consumer of intake's stream shows its lag in events and in"
+             " event-time seconds, and poison_seq")
+    # Every metric the shipped dashboard and alert rules ask for exists.
+    ic_text = get(ip, "/metrics")[1]
+    have = set(re.findall(r"^(whistle_\w+)", text + ic_text, re.M))
+    for path in ("deploy/grafana/whistle.json", "deploy/prometheus/alerts.yml"):
+        with open(os.path.join(wt.ROOT, path)) as f:
+            wanted = set(re.findall(r"whistle_\w+", f.read())) - {"whistle_build_info"}
+        missing = sorted(n for n in wanted if n not in have)
+        wt.check(wanted and not missing, f"{path}: every metric it uses exists ({len(wanted)};"
+                 f" missing: {missing})")
     wt.check("# TYPE whistle_intake_apply_seconds histogram" in text,
              "referral: the apply latency of intake's events is a histogram")
     sock = wt.zmq.Context.instance().socket(wt.zmq.DEALER)
