@@ -362,8 +362,9 @@ nlines = len(good_csv.splitlines())
 with open(os.path.join(REG, "compounds.csv"), "w", encoding="utf-8") as f:
     f.write(good_csv + "C0013,新建家园,新建家园小区,S0101,BOGUS,,,100\n")
 intake.p.send_signal(signal.SIGHUP)
-refused = wt.wait_for(lambda: "registry refused" in intake.log_text(), 15, "the refusal")
-line = [ln for ln in intake.log_text().splitlines() if "registry refused" in ln]
+MARK = 'reload failed: the previous one stays in force" what="registry"'
+refused = wt.wait_for(lambda: MARK in intake.log_text(), 15, "the refusal")
+line = [ln for ln in intake.log_text().splitlines() if MARK in ln]
 wt.check(refused and f"compounds.csv:{nlines + 1}:" in line[-1] and "BOGUS" in line[-1],
          f"registry reload (DESIGN §5): SIGHUP with a broken registry: refused, the log says"
          f" file:line: reason ({line[-1:]})")

@@ -47,8 +47,9 @@ except wt.subprocess.TimeoutExpired:
     bad.kill9()
     rc = None
 text = bad.log_text()
-wt.check(rc == 1 and "cannot be parsed" in text and "hunter2" not in text,
-         f"an unparsable conninfo: exit 1 ({rc}), the password is not logged")
+wt.check(rc == 2 and "cannot be parsed" in text and "hunter2" not in text,
+         f"an unparsable conninfo is refused as a configuration error: exit 2 ({rc}), the"
+         " password is not logged")
 
 led = wt.Daemon("ledgerd", led_env, w.file("ledgerd.log")).start()
 sink = wt.Daemon("sinkd", sink_env, w.file("sinkd.log")).start()
