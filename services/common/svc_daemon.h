@@ -10,6 +10,14 @@
 #include "svc_status.h"
 #include "svc_zmq.h"
 
+/* One part of a daemon's stop sequence: drain(obj, done, arg) stops the part
+ * taking work and calls done(arg) once what it had in flight has ended. */
+struct svc_drain_step {
+  void (*drain)(void *obj, void (*done)(void *), void *arg);
+  void *obj;
+};
+#define SVC_DRAIN_MAX 8
+
 struct svc_daemon {
   const char *name;
   uv_loop_t loop;
@@ -18,6 +26,10 @@ struct svc_daemon {
   struct svc_zctx *z;
   struct svc_status *status; /* control endpoint and HTTP health/metrics */
   int exit_code;
+  struct svc_drain_step drain[SVC_DRAIN_MAX]; /* the stop sequence (svc_daemon_drain) */
+  size_t drain_n, drain_i;
+  void (*drain_finish)(void *);
+  void *drain_arg;
 };
 
 /* Parses the configuration (common + own, a NULL-name-terminated table; an
@@ -45,5 +57,28 @@ void svc_daemon_close(struct svc_daemon *d);
 /* Runs the loop until nothing is left (svc_daemon_close must have been
  * called by then), then closes the loop. Returns d->exit_code. */
 int svc_daemon_run(struct svc_daemon *d);
+
+/* ---- svc_daemon_parts.c ---- */
+struct svc_registry;
+struct svc_clock;
+struct svc_server;
+struct svc_stream_consumer;
+/* Loads the registry WHISTLE_REGISTRY names into *slot, replacing the one
+ * there. At start a refusal is logged; on a SIGHUP reload (reloading 1) it is
+ * logged and counted as a failed reload, and the previous registry stays in
+ * force. 0 or -1. */
+int svc_daemon_registry(struct svc_daemon *d, struct svc_registry **slot, int reloading);
+/* Sets up the service clock in the mode WHISTLE_CLOCK names (R-T3). */
+void svc_daemon_clock(const struct svc_daemon *d, struct svc_clock *c);
+/* After the clock has observed what was restored from the database: logs a
+ * clock more than a day ahead of the system clock (R-T3). */
+void svc_daemon_clock_restored(const struct svc_clock *c);
+/* Starts the stop sequence: each step drains in turn (steps are copied; at
+ * most SVC_DRAIN_MAX), then finish(arg) tears the daemon down. */
+void svc_daemon_drain(struct svc_daemon *d, const struct svc_drain_step *steps, size_t n,
+                      void (*finish)(void *), void *arg);
+/* Steps for the library's parts (a NULL part is done at once). */
+struct svc_drain_step svc_drain_consumer(struct svc_stream_consumer *c);
+struct svc_drain_step svc_drain_server(struct svc_server *s);
 
 #endif

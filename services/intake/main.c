@@ -110,26 +110,6 @@ static int load_key(struct intake *in)
   return 0;
 }
 
-/* Loads the registry; on a SIGHUP reload (reloading 1) a refused one is
- * counted and the previous one stays. 0 or -1. */
-static int load_registry(struct intake *in, int reloading)
-{
-  char err[512];
-  const char *dir = svc_daemon_str(&in->d, "WHISTLE_REGISTRY");
-  struct svc_registry *r = svc_registry_load(dir, err, sizeof err);
-  if (!r) {
-    char q[600];
-    if (reloading) svc_reload_failed("registry", err);
-    else svc_error("registry refused", " error=%s", svc_log_quote(q, sizeof q, err));
-    return -1;
-  }
-  svc_registry_destroy(&in->x.reg); /* requests hold copies, never pointers */
-  in->x.reg = r;
-  svc_info("registry loaded", " dir=%s compounds=%zu keywords=%zu", dir, r->n_compounds,
-           r->n_keywords);
-  return 0;
-}
-
 static void purge_run(struct intake *in);
 
 static void purge_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err, void *arg)
@@ -204,20 +184,13 @@ static void finish(void *arg)
   svc_daemon_close(&in->d);
 }
 
-static void drain_server(void *arg)
-{
-  struct intake *in = arg;
-  svc_server_drain(in->srv, finish, in);
-}
-
 static void on_stop(void *arg)
 {
   struct intake *in = arg;
-  svc_info("draining", "%s", "");
   in->stopping = 1;
   svc_stream_producer_stop(in->x.prod);
-  if (in->closures) svc_stream_consumer_drain(in->closures, drain_server, in);
-  else drain_server(in);
+  struct svc_drain_step steps[] = { svc_drain_consumer(in->closures), svc_drain_server(in->srv) };
+  svc_daemon_drain(&in->d, steps, 2, finish, in);
 }
 
 /* Reads referral's stream for closures when WHISTLE_REFERRAL_STREAM_AT is set.
@@ -240,7 +213,7 @@ static int start_closures(struct intake *in)
 static void on_reload(void *arg)
 {
   struct intake *in = arg;
-  load_registry(in, 1); /* on failure the old registry stays */
+  svc_daemon_registry(&in->d, &in->x.reg, 1); /* on failure the old registry stays */
   svc_zctx_reload(in->d.z);
 }
 
@@ -251,20 +224,15 @@ int main(int argc, char **argv)
                            "whistle-intake: takes 12345 hotline tickets, classifies them and "
                            "publishes the intake stream.", vars);
   if (rc) return rc > 0 ? 0 : 2;
-  enum svc_clock_mode mode;
-  svc_clock_mode_parse(svc_daemon_str(&in.d, "WHISTLE_CLOCK"), &mode);
-  svc_clock_init(&in.x.clock, mode);
-  if (load_key(&in) || load_registry(&in, 0)) return 2;
+  svc_daemon_clock(&in.d, &in.x.clock);
+  if (load_key(&in) || svc_daemon_registry(&in.d, &in.x.reg, 0)) return 2;
   const char *pg = svc_daemon_str(&in.d, "WHISTLE_PG");
   if (svc_migrate(pg, "intake", intake_migrations, (int)svc_daemon_int(&in.d, "WHISTLE_PG_WAIT_S")))
     return svc_stop_requested() ? 0 : 1;
   int64_t latest;
   if (intake_scrub(pg) || intake_store_load_clock(pg, &in.x.watermark_us, &latest)) return 1;
   svc_clock_observe(&in.x.clock, latest > in.x.watermark_us ? latest : in.x.watermark_us);
-  if (svc_clock_ahead_us(&in.x.clock) > INTAKE_DAY_US) /* dragged before inputs were bounded */
-    svc_warn("clock restored ahead of the system clock (R-T3): inputs stamped before it are"
-             " still taken, deadlines and watermarks run ahead until the system clock catches up",
-             " ahead_s=%lld", (long long)(svc_clock_ahead_us(&in.x.clock) / 1000000));
+  svc_daemon_clock_restored(&in.x.clock);
   in.pgw = svc_pg_new(&in.d.loop, "write", pg);
   in.pgr = svc_pg_new(&in.d.loop, "read", pg);
   in.x.store = in.pgw ? intake_store_new(in.pgw) : NULL;

@@ -59,25 +59,6 @@ struct referral {
   int draining;
 };
 
-/* Loads the registry; on a SIGHUP reload (reloading 1) a refused one is
- * counted and the previous one stays. 0 or -1. */
-static int load_registry(struct referral *rf, int reloading)
-{
-  char err[512], q[600];
-  const char *dir = svc_daemon_str(&rf->d, "WHISTLE_REGISTRY");
-  struct svc_registry *r = svc_registry_load(dir, err, sizeof err);
-  if (!r) {
-    if (reloading) svc_reload_failed("registry", err);
-    else svc_error("registry refused", " error=%s", svc_log_quote(q, sizeof q, err));
-    return -1;
-  }
-  svc_registry_destroy(&rf->x.reg); /* tickets keep copies, never pointers */
-  rf->x.reg = r;
-  svc_info("registry loaded", " dir=%s routing=%zu departments=%zu streets=%zu", dir,
-           r->n_routing, r->n_departments, r->n_streets);
-  return 0;
-}
-
 static void tick_cb(uv_timer_t *t)
 {
   struct referral *rf = t->data;
@@ -125,25 +106,19 @@ static void finish(void *arg)
   svc_daemon_close(&rf->d);
 }
 
-static void server_drained(void *arg)
-{
-  struct referral *rf = arg;
-  svc_server_drain(rf->srv, finish, rf);
-}
-
 static void on_stop(void *arg)
 {
   struct referral *rf = arg;
-  svc_info("draining", "%s", "");
   rf->draining = 1;
   svc_stream_producer_stop(rf->x.prod);
-  svc_stream_consumer_drain(rf->cons, server_drained, rf);
+  struct svc_drain_step steps[] = { svc_drain_consumer(rf->cons), svc_drain_server(rf->srv) };
+  svc_daemon_drain(&rf->d, steps, 2, finish, rf);
 }
 
 static void on_reload(void *arg)
 {
   struct referral *rf = arg;
-  load_registry(rf, 1); /* on failure the old registry stays */
+  svc_daemon_registry(&rf->d, &rf->x.reg, 1); /* on failure the old registry stays */
   svc_zctx_reload(rf->d.z);
 }
 
@@ -191,14 +166,12 @@ int main(int argc, char **argv)
                            "and streets, runs their clocks and publishes the referral stream.",
                            vars);
   if (rc) return rc > 0 ? 0 : 2;
-  enum svc_clock_mode mode;
-  svc_clock_mode_parse(svc_daemon_str(&rf.d, "WHISTLE_CLOCK"), &mode);
-  svc_clock_init(&rf.x.clock, mode);
+  svc_daemon_clock(&rf.d, &rf.x.clock);
   rf.x.curve = svc_zctx_curve(rf.d.z);
   snprintf(rf.x.operators, sizeof rf.x.operators, "%s",
            svc_daemon_str(&rf.d, "WHISTLE_REFERRAL_OPERATORS"));
   char intake_key[SVC_Z85_KEY_LEN + 1];
-  if (svc_daemon_server_key(&rf.d, "WHISTLE_INTAKE_SERVER_KEY", intake_key) || load_registry(&rf, 0))
+  if (svc_daemon_server_key(&rf.d, "WHISTLE_INTAKE_SERVER_KEY", intake_key) || svc_daemon_registry(&rf.d, &rf.x.reg, 0))
     return 2;
   const char *pg = svc_daemon_str(&rf.d, "WHISTLE_PG");
   if (svc_migrate(pg, "referral", referral_migrations,
@@ -207,10 +180,7 @@ int main(int argc, char **argv)
       referral_store_load_clock(pg, &rf.x.in_watermark_us, &rf.x.out_watermark_us))
     return svc_stop_requested() ? 0 : 1;
   svc_clock_observe(&rf.x.clock, rf.x.in_watermark_us);
-  if (svc_clock_ahead_us(&rf.x.clock) > SVC_DAY_US) /* dragged before inputs were bounded */
-    svc_warn("clock restored ahead of the system clock (R-T3): deadlines run ahead until the"
-             " system clock catches up", " ahead_s=%lld",
-             (long long)(svc_clock_ahead_us(&rf.x.clock) / 1000000));
+  svc_daemon_clock_restored(&rf.x.clock);
   uv_timer_init(&rf.d.loop, &rf.tick);
   rf.tick.data = &rf;
   if (start(&rf, pg, intake_key) || svc_daemon_status(&rf.d, fill_status, &rf) ||
