@@ -22,7 +22,7 @@ static void usage(FILE *out)
   fprintf(out,
     "usage: whistle-hotline [options] FEED.jsonl\n"
     "\n"
-    "Pushes a feed (JSON Lines, shared/SCENARIO.md; \"-\" reads stdin) to whistle-intake\n"
+    "Pushes a feed (JSON Lines, see the README's feed format; \"-\" reads stdin) to whistle-intake\n"
     "through the hotline interface (proto/hotline.proto). `ticket`, `feedback` and\n"
     "`watermark` lines are hotline requests; `triage` and `exempt` lines are operator\n"
     "actions sent to intake too. `update` and `inspection` lines (and `triage` lines\n"
