@@ -30,7 +30,7 @@ static const struct svc_config_var vars[] = {
     .help = "File holding intake's Z85 public key; required with CURVE on." },
   { .name = "WHISTLE_REGISTRY", .def = "deploy/registry", .kind = SVC_CFG_DIR,
     .check = svc_registry_check,
-    .help = "Directory of registry CSV files (SCENARIO.md); reloaded on SIGHUP." },
+    .help = "Directory of registry CSV files (deploy/registry is an example); reloaded on SIGHUP." },
   { .name = "WHISTLE_CLOCK", .def = "wall", .kind = SVC_CFG_ENUM, .choices = "wall|event",
     .help = "wall: clocks run on the system clock and intake's watermarks; event: on intake's "
             "watermarks only (R-T3)." },
