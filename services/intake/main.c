@@ -47,7 +47,7 @@ static const struct svc_config_var vars[] = {
     .help = "Intake stream endpoint (ROUTER; proto/stream.proto, proto/intake_events.proto)." },
   { .name = "WHISTLE_REGISTRY", .def = "deploy/registry", .kind = SVC_CFG_DIR,
     .check = svc_registry_check,
-    .help = "Directory of registry CSV files (SCENARIO.md); reloaded on SIGHUP." },
+    .help = "Directory of registry CSV files (deploy/registry is an example); reloaded on SIGHUP." },
   { .name = "WHISTLE_PSEUDONYM_KEY", .def = "", .kind = SVC_CFG_FILE, .check = check_pseudonym_key,
     .needs = { "WHISTLE_CURVE" },
     .help = "File holding the secret key of caller pseudonyms (R-I6); required with CURVE on." },
