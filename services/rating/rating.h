@@ -43,7 +43,8 @@ void rating_table_defaults(struct rating_table *t);
  * weight.resolution, weight.satisfaction (sum 100), bottom.dept_month,
  * bottom.dept_quarter, bottom.street, bottom.district. A missing file keeps
  * the defaults (returns 0). Returns 0, or -1 with "path:line: reason" in
- * err (unknown key, bad number, weights not summing to 100, no version). */
+ * err (unknown or repeated key, bad number, weights not summing to 100,
+ * stars or grades not decreasing, no version), t then being unchanged. */
 int rating_table_load(struct rating_table *t, const char *path, char *err, size_t errlen);
 
 /* Half away from zero: num / den rounded to an integer (den > 0). */
@@ -150,7 +151,8 @@ int rating_stars(const struct rating_table *t, int64_t tenths, int d);
 const char *rating_s3(int stars, int prev_stars);
 
 /* R-U2: rates in ten-thousandths (4 decimals, half away from zero) and the
- * score in hundredths from the exact rates (no callbacks: 30/65 and 35/65). */
+ * score in hundredths from the exact rates (no callbacks: 30/65 and 35/65);
+ * the score is -1 for an empty population (pop <= 0: the unit is unranked). */
 int64_t rating_rate_e4(int64_t num, int64_t den);
 int64_t rating_unit_score(const struct rating_table *t, int64_t pop, int64_t accepted,
                           int64_t resolved, int64_t callbacks, int64_t satisfied);
