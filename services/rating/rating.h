@@ -166,5 +166,210 @@ int rating_rank_of(const int64_t *scores, size_t n, size_t i);
 /* R-U4: the street ladder measure for a run of c >= 1 consecutive bottom
  * checkpoints. */
 const char *rating_street_measure(int c);
+/* ---- decisions (rating_apply.c and rating_close.c build them, rating_store.c saves them) ---- */
+
+#define RATING_EVIDENCE_MAX 4096
+struct rating_decision {
+  char key[200];
+  const char *rule;                 /* "R-C4", "R-P3", ... (static) */
+  char rule_id[16];                 /* "R-P3.2" */
+  const char *measures[RATING_MEASURES_MAX]; size_t n_measures; /* static strings */
+  char subject[RATING_CODE_MAX];
+  const char *subject_kind;         /* PROJECT COMPANY STREET DEPARTMENT DISTRICT */
+  char period[8];
+  int64_t event_us;
+  char **evidence; size_t n_evidence, cap_evidence; /* owned */
+  char figures[6][48]; size_t n_figures;
+  char recipient[RATING_CODE_MAX];
+  char cc[2][RATING_CODE_MAX]; size_t n_cc;
+  char company[RATING_CODE_MAX], street[RATING_CODE_MAX], district[RATING_CODE_MAX];
+  const char *rule_set;
+  char ev_kind;                     /* rating_close.c: which evidence it needs */
+};
+
+/* ---- rating_store.c: all SQL of the service ---- */
+
+struct svc_pg;
+struct svc_pg_batch;
+struct rating_store;
+
+/* A row of a load or query: n text values (NULL for SQL NULL), valid only
+ * during the call; the columns are listed with each function. */
+typedef void (*rating_row_cb)(void *arg, int n, const char *const *v);
+typedef void (*rating_ticket_cb)(void *arg, const struct rating_ticket *t);
+typedef void (*rating_step_cb)(void *arg, const struct rating_step *s);
+
+struct rating_store *rating_store_new(struct svc_pg *pg);
+void rating_store_destroy(struct rating_store **s);
+
+/* Loads the tickets and their steps named (two statements). */
+SVC_MUST_CHECK int rating_store_load(struct rating_store *s, struct svc_pg_batch *b,
+                                     const char *const *ticket_nos, size_t n, rating_ticket_cb tcb,
+                                     rating_step_cb scb, void *arg);
+/* R-P3 state of the (compound, company, year) triples: rows ("p", compound,
+ * year, mask), ("c", company, year, "t"/"f" D = 4 fired) and ("v", compound,
+ * year, ticket_no) of the violations so far, in time order. */
+SVC_MUST_CHECK int rating_store_load_p3(struct rating_store *s, struct svc_pg_batch *b,
+                                        const char *const *compounds, const char *const *companies,
+                                        const int32_t *years, size_t n, rating_row_cb cb, void *arg);
+SVC_MUST_CHECK int rating_store_save_ticket(struct rating_store *s, struct svc_pg_batch *b,
+                                            const struct rating_ticket *t, int32_t month);
+SVC_MUST_CHECK int rating_store_save_step(struct rating_store *s, struct svc_pg_batch *b,
+                                          const struct rating_step *st, int32_t month);
+/* Adds delta to C(compound, month). */
+SVC_MUST_CHECK int rating_store_project_delta(struct rating_store *s, struct svc_pg_batch *b,
+                                              int32_t month, const char *compound,
+                                              const char *company, int64_t delta);
+/* Adds to P(u, m) and its parts: d[0] population, d[1] accepted on time,
+ * d[2] resolved on time, d[3] callbacks, d[4] satisfied. */
+SVC_MUST_CHECK int rating_store_unit_delta(struct rating_store *s, struct svc_pg_batch *b,
+                                           int32_t month, const char *unit, int street_unit,
+                                           const char *district, const int64_t d[5]);
+SVC_MUST_CHECK int rating_store_violation(struct rating_store *s, struct svc_pg_batch *b,
+                                          const char *ticket_no, uint32_t step,
+                                          const char *compound, const char *company,
+                                          int prohibition, int64_t at_us, int32_t year);
+SVC_MUST_CHECK int rating_store_project_year(struct rating_store *s, struct svc_pg_batch *b,
+                                             const char *compound, int32_t year, unsigned mask);
+SVC_MUST_CHECK int rating_store_company_d4(struct rating_store *s, struct svc_pg_batch *b,
+                                           const char *company, int32_t year);
+/* half = year * 2 + (0 for H1, 1 for H2). */
+SVC_MUST_CHECK int rating_store_deduction(struct rating_store *s, struct svc_pg_batch *b,
+                                          const char *key, const char *company, int32_t half,
+                                          int points, int64_t at_us);
+SVC_MUST_CHECK int rating_store_decision(struct rating_store *s, struct svc_pg_batch *b,
+                                         const struct rating_decision *d);
+/* Moves the input watermarks forward, the first month back, adds to late. */
+SVC_MUST_CHECK int rating_store_clock(struct rating_store *s, struct svc_pg_batch *b,
+                                      int64_t intake_wm, int64_t referral_wm, int32_t first_month,
+                                      int64_t late);
+/* Records month closed (and rating's watermark published, if > 0). */
+SVC_MUST_CHECK int rating_store_closed(struct rating_store *s, struct svc_pg_batch *b,
+                                       int32_t month, int64_t out_wm);
+
+/* What a month close reads (one statement each; rows tagged by their first
+ * value): "pm" compound, company, count (C > 0); "rk" compound, streak (the
+ * previous month's top list); "um" unit, street_unit (t/f), district,
+ * population, accepted, resolved, callbacks, satisfied; "cr" company,
+ * points (deductions of the month's half-year before its end). At a quarter
+ * end (q >= 0, the quarter index; mq0 its first month) also: "us" unit,
+ * street_unit, month, score_e2 (the quarter's earlier published scores);
+ * "sr" street, run (the previous quarter's runs); "pq" compound, raw_sum, n;
+ * "pd" compound, D at the quarter's end; "ps" compound, stars (the last rated
+ * quarter before). At a half-year end (mh0 its first month, >= 0): "uh"
+ * district, population, accepted, resolved, callbacks, satisfied, pooled over
+ * the district's street units. */
+SVC_MUST_CHECK int rating_store_close_load(struct rating_store *s, struct svc_pg_batch *b,
+                                           int32_t month, int64_t end_us, int32_t quarter,
+                                           int32_t mq0, int32_t year, int32_t half, int32_t mh0,
+                                           rating_row_cb cb, void *arg);
+/* Evidence rows (code, item) for the codes: tag "t" tickets counted in month
+ * m0 (codes: compounds); "s" steps of units (codes) due in months m0..m1 that
+ * missed a clock ("<ticket_no>#<step>"); "d" likewise for the street units of
+ * districts (codes); "i" inspections of compounds in quarter m0. */
+SVC_MUST_CHECK int rating_store_evidence(struct rating_store *s, struct svc_pg_batch *b, char tag,
+                                         int32_t m0, int32_t m1, const char *const *codes,
+                                         size_t n, rating_row_cb cb, void *arg);
+struct rating_close_rows;
+/* Published results of a close. */
+SVC_MUST_CHECK int rating_store_ranking(struct rating_store *s, struct svc_pg_batch *b,
+                                        int32_t month, const struct rating_rank_row *r);
+SVC_MUST_CHECK int rating_store_unit_score(struct rating_store *s, struct svc_pg_batch *b,
+                                           int32_t month, const char *unit, int street_unit,
+                                           const char *district, int64_t pop, int64_t resp_e4,
+                                           int64_t resol_e4, int64_t sat_e4, int64_t score_e2,
+                                           int rank);
+SVC_MUST_CHECK int rating_store_street_run(struct rating_store *s, struct svc_pg_batch *b,
+                                           int32_t quarter, const char *street, int run);
+SVC_MUST_CHECK int rating_store_stars(struct rating_store *s, struct svc_pg_batch *b,
+                                      int32_t quarter, const char *compound, int64_t score_e1,
+                                      int stars);
+/* An inspection (R-S1), kept unless its id is known or its quarter closed:
+ * cb gets one row: inserted (t/f), same (t/f/NULL: the known one has the
+ * same fields), closed (t/f). */
+SVC_MUST_CHECK int rating_store_inspection(struct rating_store *s, struct svc_pg_batch *b,
+                                           const char *id, const char *compound, int64_t at_us,
+                                           int32_t quarter, int32_t quarter_last_month,
+                                           const int dims[RATING_DIMS], int64_t raw, int rated,
+                                           rating_row_cb cb, void *arg);
+/* Queries for the export shapes; rows in export order. RANKINGS (month):
+ * compound, company, count, rank, in_top, streak. UNITS (month): unit,
+ * population, response_e4, resolution_e4, satisfaction_e4, score_e2, rank.
+ * CREDIT (half): company, points (deductions up to the inputs' watermark).
+ * STARS (quarter): compound, score_e1, stars. DECISIONS: key, rule,
+ * measures (JSON), subject, period, event_us, evidence (JSON). */
+enum rating_query { RQ_RANKINGS = 1, RQ_UNITS, RQ_CREDIT, RQ_STARS, RQ_DECISIONS };
+SVC_MUST_CHECK int rating_store_query(struct rating_store *s, struct svc_pg_batch *b,
+                                      enum rating_query q, int32_t period, rating_row_cb cb,
+                                      void *arg);
+/* At start-up (blocking): the saved clock. */
+struct rating_clock_row {
+  int64_t intake_wm, referral_wm, out_wm, late;
+  int32_t closed_month, first_month;
+};
+int rating_store_load_clock(const char *conninfo, struct rating_clock_row *out);
+
+/* ---- rating_apply.c, rating_close.c, rating_requests.c: the handlers ---- */
+
+struct svc_registry;
+struct svc_stream_producer;
+struct svc_stream_event;
+struct svc_server_ops;
+
+struct rating_counters {
+  uint64_t tickets, steps, violations, decisions, closes, inspections, queries, late;
+};
+
+struct rating_ctx {
+  struct svc_registry *reg;        /* swapped on SIGHUP */
+  struct rating_table table;       /* the rule table (registry directory) */
+  int off_s;                       /* the city's UTC offset (R-T1) */
+  struct svc_clock clock;
+  struct rating_store *store;
+  struct svc_stream_producer *prod;
+  struct svc_pg *pg;               /* the write connection every batch runs on */
+  /* Committed state. */
+  int64_t intake_wm, referral_wm, out_wm;
+  int32_t closed_month, first_month;
+  int close_busy, draining;
+  struct rating_closejob *close;   /* the close in flight */
+  struct rating_counters n;        /* of what committed */
+};
+
+/* One input stream's consumer: which (0 intake, 1 referral) and its apply
+ * in flight. */
+struct rating_input {
+  struct rating_ctx *x;
+  int which;
+  struct rating_apply *a;
+};
+
+/* Stream consumer callbacks (svc_stream_apply_cb / _next_cb) with a
+ * struct rating_input as arg: stage 1 decodes the events and loads the
+ * tickets, steps and nine-prohibitions state they touch; stage 2 applies
+ * them (R-C1, R-U1/R-U2, R-P2/R-P3, R-K1) and stages every write. */
+int rating_apply(void *arg, struct svc_pg_batch *b, const struct svc_stream_event *ev, size_t n);
+int rating_apply_next(void *arg, struct svc_pg_batch *b, const struct svc_stream_event *ev,
+                      size_t n, int stage);
+void rating_input_free(struct rating_input *in);
+
+/* Closes the next month whose end the inputs' watermarks have passed (with
+ * its quarter and half-year), or publishes rating's watermark, in one
+ * transaction; runs again after each commit until nothing is left. Safe to
+ * call at any time (does nothing while a close runs or Postgres is down). */
+void rating_close_run(struct rating_ctx *x);
+void rating_close_free(struct rating_ctx *x);
+/* The month after which nothing is closed: months <= it are final. */
+int32_t rating_next_close(const struct rating_ctx *x);
+
+/* Decision helpers (rating_close.c): evidence strings are copied. */
+int rating_decision_evidence(struct rating_decision *d, const char *item);
+void rating_decision_clear(struct rating_decision *d);
+/* Stages the decision's row and its stream event. 0 or -1. */
+int rating_decision_emit(struct rating_ctx *x, struct svc_pg_batch *b,
+                         const struct rating_decision *d);
+
+/* The request interface (proto/rating.proto): inspections and queries. */
+extern const struct svc_server_ops rating_request_ops;
 
 #endif
