@@ -43,7 +43,7 @@ once=0
 if [ "${WHISTLE_RUN_ONCE:-0}" != 0 ] || [ ! -t 0 ]; then once=1; fi
 
 for b in "$BIN/ledgerd" "$BIN/sinkd" "$IBIN/whistle-intake" "$IBIN/whistle-hotline" \
-         "$IBIN/whistle-referral" "$IBIN/whistle-dept"; do
+         "$IBIN/whistle-referral" "$IBIN/whistle-rating" "$IBIN/whistle-dept"; do
   [ -x "$b" ] || die "$b is missing: run 'make' first"
 done
 [ -r "$FEED" ] || die "the hotline feed $FEED is missing (tools/gen_feed.py writes the sample)"
@@ -68,6 +68,10 @@ RUNITS=ipc://$SOCK/referral-units
 RSTREAM=ipc://$SOCK/referral-stream
 RCTL=ipc://$SOCK/referral-control
 R_SCHEMA=referral
+TREQ=ipc://$SOCK/rating-requests
+TSTREAM=ipc://$SOCK/rating-stream
+TCTL=ipc://$SOCK/rating-control
+T_SCHEMA=rating
 POLICY=$ROOT/deploy/demo/dept-policy.json
 
 # ---- the helper for status queries and progress (Debian's python3) ---------
@@ -179,7 +183,30 @@ def settle(ictl, rctl, timeout):
         time.sleep(0.1)
     return 1
 
+def closed(tctl, month_index, timeout):
+    """Waits until rating has closed the month (index year * 12 + month - 1)
+    and published its watermark past it."""
+    ok = wt.wait_for(lambda: status(tctl).get("rating.closed_month", 0) >= month_index, timeout,
+                     "rating's month close")
+    return 0 if ok else 1
+
+def export(treq, what, period):
+    """Prints a rating query's JSON lines (the export shapes)."""
+    import rating_client as rtc
+    c = rtc.RatingClient(treq)
+    c.rid += 1
+    r = c.ask(rtc.query(c.rid, getattr(rtc.Q, what), period))
+    if r is None:
+        return 1
+    for line in r.lines:
+        print(line)
+    return 0
+
 def main(mode, *a):
+    if mode == "closed":
+        return closed(a[0], int(a[1]), float(a[2]))
+    if mode == "export":
+        return export(a[0], a[1], a[2] if len(a) > 2 else "")
     if mode == "settle":
         return settle(a[0], a[1], float(a[2]))
     if mode == "progress":
@@ -276,6 +303,7 @@ stop_stale ledgerd
 stop_stale sinkd
 stop_stale intake
 stop_stale referral
+stop_stale rating
 
 # ---- Postgres -----------------------------------------------------------------
 say "starting the private Postgres (tools/pgdev.sh; data in $BUILD/pg, Unix socket only)"
@@ -283,7 +311,7 @@ say "starting the private Postgres (tools/pgdev.sh; data in $BUILD/pg, Unix sock
 pg_ok=0
 for _ in 1 2 3 4 5; do
   if bash tools/pgdev.sh start &&
-     bash tools/pgdev.sh reset "$L_SCHEMA" "$S_SCHEMA" "$I_SCHEMA" "$R_SCHEMA" >/dev/null; then
+     bash tools/pgdev.sh reset "$L_SCHEMA" "$S_SCHEMA" "$I_SCHEMA" "$R_SCHEMA" "$T_SCHEMA" >/dev/null; then
     pg_ok=1; break
   fi
   sleep 2
@@ -291,7 +319,7 @@ done
 [ $pg_ok = 1 ] || die "the private Postgres did not start (log: $BUILD/pg/server.log)"
 eval "$(bash tools/pgdev.sh env)"
 export PGHOST PGPORT PGDATABASE
-say "fresh schemas $L_SCHEMA, $S_SCHEMA, $I_SCHEMA and $R_SCHEMA (one login role each, owning only its schema)"
+say "fresh schemas $L_SCHEMA, $S_SCHEMA, $I_SCHEMA, $R_SCHEMA and $T_SCHEMA (one login role each, owning only its schema)"
 # The unit clients' positions and outputs belong to the streams just reset.
 rm -f "$RUN"/dept-*.pos "$RUN"/dept-*.jsonl "$RUN"/redispatch.*
 
@@ -318,11 +346,18 @@ start_prog referral "$IBIN/whistle-referral" WHISTLE_PG="user=$R_SCHEMA applicat
   WHISTLE_CLOCK=event WHISTLE_REGISTRY="$ROOT/deploy/registry" WHISTLE_INTAKE_STREAM_AT="$ISTREAM" \
   WHISTLE_REFERRAL_UNITS="$RUNITS" WHISTLE_REFERRAL_STREAM="$RSTREAM" WHISTLE_CONTROL="$RCTL"
 RPID=$!
+# rating reads both streams and closes a month once both watermarks pass it.
+start_prog rating "$IBIN/whistle-rating" WHISTLE_PG="user=$T_SCHEMA application_name=rating" \
+  WHISTLE_CLOCK=event WHISTLE_REGISTRY="$ROOT/deploy/registry" WHISTLE_INTAKE_STREAM_AT="$ISTREAM" \
+  WHISTLE_REFERRAL_STREAM_AT="$RSTREAM" WHISTLE_RATING_REQUESTS="$TREQ" \
+  WHISTLE_RATING_STREAM="$TSTREAM" WHISTLE_CONTROL="$TCTL" WHISTLE_TICK_MS=200
+TPID=$!
 wait_ready ledgerd "$LPID" "$LCTL"
 wait_ready sinkd "$SPID" "$SCTL"
 wait_ready intake "$IPID" "$ICTL"
 wait_ready referral "$RPID" "$RCTL"
-say "ledgerd (pid $LPID), sinkd (pid $SPID), intake (pid $IPID) and referral (pid $RPID) are ready"
+wait_ready rating "$TPID" "$TCTL"
+say "ledgerd (pid $LPID), sinkd (pid $SPID), intake (pid $IPID), referral (pid $RPID) and rating (pid $TPID) are ready"
 # One scripted client per department and street office (deploy/demo/dept-policy.json).
 UNITS=$( (tail -n +2 "$ROOT/deploy/registry/departments.csv"; tail -n +2 "$ROOT/deploy/registry/streets.csv") |
          cut -d, -f1)
@@ -607,10 +642,12 @@ $(columns "$IST")
 EOF
 
 . "$ROOT/tools/run_referral.sh"
+. "$ROOT/tools/run_rating.sh"
 
 if [ $ok = 0 ]; then die "the demo's checks failed (see the summary above)"; fi
 if [ $ok2 = 0 ]; then die "the intake checks failed (see the summary above)"; fi
 if [ $ok3 = 0 ]; then die "the referral checks failed (see the summary above)"; fi
+if [ $ok4 = 0 ]; then die "the rating checks failed (see the summary above)"; fi
 
 if [ $once = 1 ]; then
   say "not on a terminal (or WHISTLE_RUN_ONCE=1): stopping the daemons"
@@ -625,7 +662,7 @@ say "  tail -f $RUN/dept-GA.jsonl, or query the status again."
 say "Ctrl-C to stop"
 while true; do
   rc=0
-  wait -n "$LPID" "$SPID" "$IPID" "$RPID" || rc=$?
+  wait -n "$LPID" "$SPID" "$IPID" "$RPID" "$TPID" || rc=$?
   for i in "${!PIDS[@]}"; do
     if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
       die "${NAMES[$i]} exited unexpectedly (status $rc; log: $RUN/${NAMES[$i]}.log)"

@@ -83,6 +83,6 @@ $returned
 $(columns "$RST")
 
  logs        $RUN/referral.log, $RUN/dept-*.log
- rating and escalation come next: referral's stream waits for them at $RSTREAM.
+ rating reads this stream (below); escalation comes next.
 ==================================================================================
 EOF

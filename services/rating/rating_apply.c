@@ -423,7 +423,8 @@ static int on_feedback(struct rating_ctx *x, struct svc_pg_batch *b, const Whist
 
 /* R-P2, R-P3, R-K1: a confirmed violation. */
 static int on_violation(struct rating_ctx *x, struct rating_apply *a, struct svc_pg_batch *b,
-                        const Whistle__Referral__ViolationConfirmed *m, int64_t event_us)
+                        const Whistle__Referral__ViolationConfirmed *m, int64_t event_us,
+                        uint64_t *decisions)
 {
   int p = rating_prohibition_parse(m->prohibition);
   if (!p || !m->compound[0]) return 0;
@@ -470,6 +471,7 @@ static int on_violation(struct rating_ctx *x, struct rating_apply *a, struct svc
   }
   rc |= rating_decision_emit(x, b, &dc);
   rating_decision_clear(&dc);
+  (*decisions)++;
   return rc ? -1 : 0;
 }
 
@@ -509,7 +511,7 @@ static int save(struct rating_ctx *x, struct rating_apply *a, struct svc_pg_batc
 
 static void committed(struct svc_pg_batch *b, enum svc_pg_outcome o, const char *e, void *arg);
 
-struct done { struct rating_input *in; int64_t wm; int64_t late; uint64_t tickets, steps, violations; int32_t first; };
+struct done { struct rating_input *in; int64_t wm; int64_t late; uint64_t tickets, steps, violations, decisions; int32_t first; };
 
 int rating_apply_next(void *arg, struct svc_pg_batch *b, const struct svc_stream_event *ev,
                       size_t n, int stage)
@@ -544,7 +546,8 @@ int rating_apply_next(void *arg, struct svc_pg_batch *b, const struct svc_stream
       break;
     }
     case K_VIOLATION:
-      rc = on_violation(x, a, b, (Whistle__Referral__ViolationConfirmed *)e->m, e->event_us);
+      rc = on_violation(x, a, b, (Whistle__Referral__ViolationConfirmed *)e->m, e->event_us,
+                        &dn->decisions);
       dn->violations++;
       break;
     case K_IGNORE: break;
@@ -582,6 +585,7 @@ static void committed(struct svc_pg_batch *b, enum svc_pg_outcome o, const char 
     x->n.tickets += dn->tickets;
     x->n.steps += dn->steps;
     x->n.violations += dn->violations;
+    x->n.decisions += dn->decisions;
     if (dn->late) {
       x->n.late += (uint64_t)dn->late;
       svc_warn("input for a closed period", " input=%s count=%lld rule=\"facts recorded, published"
