@@ -184,7 +184,7 @@ struct rating_decision {
   char cc[2][RATING_CODE_MAX]; size_t n_cc;
   char company[RATING_CODE_MAX], street[RATING_CODE_MAX], district[RATING_CODE_MAX];
   const char *rule_set;
-  char ev_kind;                     /* rating_close.c: which evidence it needs */
+  char ev_kind;                     /* rating_close.c: which evidence it needs ('h': held, saved) */
 };
 
 /* ---- rating_store.c: all SQL of the service ---- */
@@ -237,8 +237,18 @@ SVC_MUST_CHECK int rating_store_company_d4(struct rating_store *s, struct svc_pg
 SVC_MUST_CHECK int rating_store_deduction(struct rating_store *s, struct svc_pg_batch *b,
                                           const char *key, const char *company, int32_t half,
                                           int points, int64_t at_us);
+/* Saves a decision, published (emitted 1) or held for later (0). */
 SVC_MUST_CHECK int rating_store_decision(struct rating_store *s, struct svc_pg_batch *b,
-                                         const struct rating_decision *d);
+                                         const struct rating_decision *d, int emitted);
+/* The held decisions with event time at or before until_us, in (event time,
+ * key) order: "hd", key, rule, rule_id, measures (JSON), subject, subject_kind,
+ * period, event_us, evidence (JSON), figures (JSON), recipient, cc (JSON),
+ * rule_set, company, street, district. */
+SVC_MUST_CHECK int rating_store_held(struct rating_store *s, struct svc_pg_batch *b,
+                                     int64_t until_us, rating_row_cb cb, void *arg);
+/* Marks the held decisions up to until_us published. */
+SVC_MUST_CHECK int rating_store_emitted(struct rating_store *s, struct svc_pg_batch *b,
+                                        int64_t until_us);
 /* Moves the input watermarks forward, the first month back, adds to late. */
 SVC_MUST_CHECK int rating_store_clock(struct rating_store *s, struct svc_pg_batch *b,
                                       int64_t intake_wm, int64_t referral_wm, int32_t first_month,
@@ -367,6 +377,10 @@ int rating_decision_evidence(struct rating_decision *d, const char *item);
 void rating_decision_clear(struct rating_decision *d);
 /* Stages the decision's row and its stream event. 0 or -1. */
 int rating_decision_emit(struct rating_ctx *x, struct svc_pg_batch *b,
+                         const struct rating_decision *d);
+/* Stages the decision's row only: it is published by the next close or
+ * watermark that passes its event time (in (event time, key) order). */
+int rating_decision_hold(struct rating_ctx *x, struct svc_pg_batch *b,
                          const struct rating_decision *d);
 
 /* The request interface (proto/rating.proto): inspections and queries. */

@@ -469,7 +469,7 @@ static int on_violation(struct rating_ctx *x, struct rating_apply *a, struct svc
     cy->fired = 1;
     rc |= rating_store_company_d4(x->store, b, m->company, year);
   }
-  rc |= rating_decision_emit(x, b, &dc);
+  rc |= rating_decision_hold(x, b, &dc);
   rating_decision_clear(&dc);
   (*decisions)++;
   return rc ? -1 : 0;

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "rating.h"
 #include "rating_events.pb-c.h"
 #include "svc_log.h"
@@ -17,8 +19,8 @@
 #include "svc_registry.h"
 #include "svc_stream.h"
 
-/* A loaded row: tag and up to 9 values (copied). */
-struct row { char tag[3]; int n; char *v[9]; };
+/* A loaded row: tag and up to 16 values (copied). */
+struct row { char tag[3]; int n; char *v[16]; };
 struct rows { struct row *v; size_t n, cap; };
 
 struct urow {
@@ -45,7 +47,10 @@ struct rating_closejob {
   /* Results for the event. */
   Whistle__Rating__Stars **stars; size_t n_stars;
   Whistle__Rating__Credit **credit; size_t n_credit;
-  char **credit_grade;
+  /* Held decisions (R-P3) the close or watermark publishes first. */
+  struct rating_decision *early; size_t n_early, cap_early;
+  int64_t until_us;            /* held decisions up to this event time go out */
+  char **strs; size_t n_strs, cap_strs; /* strings the held decisions point to */
 };
 
 static void rows_free(struct rows *r)
@@ -69,6 +74,10 @@ static void job_free(struct rating_closejob *j)
   for (size_t i = 0; i < j->n_credit; i++) free(j->credit[i]);
   free(j->credit);
   free(j->evloads);
+  for (size_t i = 0; i < j->n_early; i++) rating_decision_clear(&j->early[i]);
+  free(j->early);
+  for (size_t i = 0; i < j->n_strs; i++) free(j->strs[i]);
+  free(j->strs);
   free(j);
 }
 
@@ -77,6 +86,8 @@ void rating_close_free(struct rating_ctx *x)
   job_free(x->close);
   x->close = NULL;
 }
+
+static void on_held(struct rating_closejob *j, const struct row *r);
 
 static void on_row(void *arg, int n, const char *const *v)
 {
@@ -95,11 +106,12 @@ static void on_row(void *arg, int n, const char *const *v)
   struct row *r = &j->r.v[j->r.n++];
   memset(r, 0, sizeof *r);
   snprintf(r->tag, sizeof r->tag, "%s", v[0]);
-  for (int i = 1; i < n && i <= 9; i++) {
+  for (int i = 1; i < n && i <= 16; i++) {
     r->v[r->n] = strdup(v[i] ? v[i] : "");
     if (!r->v[r->n]) j->oom = 1;
     r->n++;
   }
+  if (strcmp(r->tag, "hd") == 0) on_held(j, r);
 }
 
 /* The rows with tag, and the one with tag whose first value is code. */
@@ -145,58 +157,143 @@ void rating_decision_clear(struct rating_decision *d)
   d->n_evidence = d->cap_evidence = 0;
 }
 
+static int publish(struct rating_ctx *x, struct svc_pg_batch *b, const struct rating_decision *d)
+{
+  Whistle__Rating__Decision m = WHISTLE__RATING__DECISION__INIT;
+  char *measures[RATING_MEASURES_MAX], *cc[2], *figures[6];
+  for (size_t i = 0; i < d->n_measures; i++) measures[i] = (char *)d->measures[i];
+  for (size_t i = 0; i < d->n_cc; i++) cc[i] = (char *)d->cc[i];
+  for (size_t i = 0; i < d->n_figures; i++) figures[i] = (char *)d->figures[i];
+  m.key = (char *)d->key;
+  m.rule = (char *)d->rule;
+  m.rule_id = (char *)d->rule_id;
+  m.decision = (char *)(d->n_measures ? d->measures[0] : "");
+  m.n_measures = d->n_measures;
+  m.measures = measures;
+  m.subject = (char *)d->subject;
+  m.subject_kind = (char *)d->subject_kind;
+  m.period = (char *)d->period;
+  m.event_us = d->event_us;
+  m.n_evidence = d->n_evidence;
+  m.evidence = d->evidence;
+  m.recipient = (char *)d->recipient;
+  m.n_cc = d->n_cc;
+  m.cc = cc;
+  m.company = (char *)d->company;
+  m.street = (char *)d->street;
+  m.district = (char *)d->district;
+  m.rule_set = (char *)(d->rule_set ? d->rule_set : x->table.version);
+  m.n_figures = d->n_figures;
+  m.figures = figures;
+  return svc_stream_append_msg(x->prod, b, d->event_us, "decision", SVC_STREAM_BROADCAST, &m.base);
+}
+
 int rating_decision_emit(struct rating_ctx *x, struct svc_pg_batch *b, const struct rating_decision *d)
 {
   struct rating_decision c = *d;
   c.rule_set = x->table.version;
-  Whistle__Rating__Decision m = WHISTLE__RATING__DECISION__INIT;
-  char *measures[RATING_MEASURES_MAX], *cc[2], *figures[6];
-  for (size_t i = 0; i < c.n_measures; i++) measures[i] = (char *)c.measures[i];
-  for (size_t i = 0; i < c.n_cc; i++) cc[i] = c.cc[i];
-  for (size_t i = 0; i < c.n_figures; i++) figures[i] = c.figures[i];
-  m.key = c.key;
-  m.rule = (char *)c.rule;
-  m.rule_id = c.rule_id;
-  m.decision = (char *)(c.n_measures ? c.measures[0] : "");
-  m.n_measures = c.n_measures;
-  m.measures = measures;
-  m.subject = c.subject;
-  m.subject_kind = (char *)c.subject_kind;
-  m.period = c.period;
-  m.event_us = c.event_us;
-  m.n_evidence = c.n_evidence;
-  m.evidence = c.evidence;
-  m.recipient = c.recipient;
-  m.n_cc = c.n_cc;
-  m.cc = cc;
-  m.company = c.company;
-  m.street = c.street;
-  m.district = c.district;
-  m.rule_set = (char *)c.rule_set;
-  m.n_figures = c.n_figures;
-  m.figures = figures;
-  if (rating_store_decision(x->store, b, &c)) return -1;
-  return svc_stream_append_msg(x->prod, b, c.event_us, "decision", SVC_STREAM_BROADCAST, &m.base);
+  if (rating_store_decision(x->store, b, &c, 1)) return -1;
+  return publish(x, b, &c);
+}
+
+int rating_decision_hold(struct rating_ctx *x, struct svc_pg_batch *b, const struct rating_decision *d)
+{
+  struct rating_decision c = *d;
+  c.rule_set = x->table.version;
+  return rating_store_decision(x->store, b, &c, 0);
+}
+
+/* A held decision as loaded (rating_store_held) back into a struct; its
+ * strings point into the row, which outlives it. */
+static const char *keep(struct rating_closejob *j, const char *s)
+{
+  if (j->n_strs == j->cap_strs) {
+    size_t c = j->cap_strs ? j->cap_strs * 2 : 16;
+    char **p = realloc(j->strs, c * sizeof *p);
+    if (!p) return NULL;
+    j->strs = p;
+    j->cap_strs = c;
+  }
+  char *d = strdup(s ? s : "");
+  if (d) j->strs[j->n_strs++] = d;
+  return d;
+}
+
+static int from_row(struct rating_closejob *j, const struct row *r, struct rating_decision *d)
+{
+  if (r->n < 16) return -1;
+  memset(d, 0, sizeof *d);
+  snprintf(d->key, sizeof d->key, "%s", r->v[0]);
+  d->rule = r->v[1];
+  snprintf(d->rule_id, sizeof d->rule_id, "%s", r->v[2]);
+  snprintf(d->subject, sizeof d->subject, "%s", r->v[4]);
+  d->subject_kind = r->v[5];
+  snprintf(d->period, sizeof d->period, "%s", r->v[6]);
+  d->event_us = strtoll(r->v[7], NULL, 10);
+  snprintf(d->recipient, sizeof d->recipient, "%s", r->v[10]);
+  d->rule_set = r->v[12];
+  snprintf(d->company, sizeof d->company, "%s", r->v[13]);
+  snprintf(d->street, sizeof d->street, "%s", r->v[14]);
+  snprintf(d->district, sizeof d->district, "%s", r->v[15]);
+  d->ev_kind = 'h';
+  json_t *ms = json_loads(r->v[3], 0, NULL), *ev = json_loads(r->v[8], 0, NULL);
+  json_t *fg = json_loads(r->v[9], 0, NULL), *cc = json_loads(r->v[11], 0, NULL);
+  int rc = ms && ev && fg && cc ? 0 : -1;
+  for (size_t i = 0; !rc && i < json_array_size(ms) && i < RATING_MEASURES_MAX; i++) {
+    const char *m = keep(j, json_string_value(json_array_get(ms, i)));
+    if (!m) rc = -1;
+    else d->measures[d->n_measures++] = m;
+  }
+  for (size_t i = 0; !rc && i < json_array_size(ev); i++)
+    rc = rating_decision_evidence(d, json_string_value(json_array_get(ev, i)) ?: "");
+  for (size_t i = 0; !rc && i < json_array_size(fg) && i < 6; i++)
+    snprintf(d->figures[d->n_figures++], sizeof d->figures[0], "%s", json_string_value(json_array_get(fg, i)) ?: "");
+  for (size_t i = 0; !rc && i < json_array_size(cc) && i < 2; i++)
+    snprintf(d->cc[d->n_cc++], sizeof d->cc[0], "%s", json_string_value(json_array_get(cc, i)) ?: "");
+  json_decref(ms);
+  json_decref(ev);
+  json_decref(fg);
+  json_decref(cc);
+  return rc;
+}
+
+static struct rating_decision *slot(struct rating_closejob *j, struct rating_decision **v, size_t *n,
+                                    size_t *cap)
+{
+  if (*n == *cap) {
+    size_t c = *cap ? *cap * 2 : 16;
+    struct rating_decision *p = realloc(*v, c * sizeof *p);
+    if (!p) {
+      j->oom = 1;
+      return NULL;
+    }
+    *v = p;
+    *cap = c;
+  }
+  struct rating_decision *d = &(*v)[*n];
+  memset(d, 0, sizeof *d);
+  (*n)++;
+  return d;
+}
+
+/* A held decision loaded back: published before the close's own ones, or
+ * among them when it has the close's event time (sorted by key). */
+static void on_held(struct rating_closejob *j, const struct row *r)
+{
+  int64_t at = r->n > 7 ? strtoll(r->v[7], NULL, 10) : 0;
+  struct rating_decision *d = !j->wm_only && at == j->end_us
+                                ? slot(j, &j->dec, &j->n_dec, &j->cap_dec)
+                                : slot(j, &j->early, &j->n_early, &j->cap_early);
+  if (d && from_row(j, r, d)) j->oom = 1;
 }
 
 static struct rating_decision *decide(struct rating_closejob *j, const char *rule, const char *subject,
                                       const char *kind, const char *period, const char *measure,
                                       char evidence_kind)
 {
-  if (j->n_dec == j->cap_dec) {
-    size_t c = j->cap_dec ? j->cap_dec * 2 : 16;
-    struct rating_decision *p = realloc(j->dec, c * sizeof *p);
-    if (!p) {
-      j->oom = 1;
-      return NULL;
-    }
-    j->dec = p;
-    j->cap_dec = c;
-  }
-  struct rating_decision *d = &j->dec[j->n_dec];
-  memset(d, 0, sizeof *d);
+  struct rating_decision *d = slot(j, &j->dec, &j->n_dec, &j->cap_dec);
+  if (!d) return NULL;
   d->ev_kind = evidence_kind;
-  j->n_dec++;
   snprintf(d->key, sizeof d->key, "%s|%s|%s", rule, subject, period);
   d->rule = rule;
   snprintf(d->rule_id, sizeof d->rule_id, "%s", rule);
@@ -594,8 +691,13 @@ static int write_results(struct rating_closejob *j, struct svc_pg_batch *b)
   for (size_t i = 0; i < j->n_stars && !rc; i++)
     rc |= rating_store_stars(x->store, b, j->quarter, j->stars[i]->compound, j->stars[i]->score_e1,
                              (int)j->stars[i]->stars);
+  for (size_t i = 0; i < j->n_early && !rc; i++) rc |= publish(x, b, &j->early[i]);
   qsort(j->dec, j->n_dec, sizeof *j->dec, cmp_dec);
   for (size_t i = 0; i < j->n_dec && !rc; i++) {
+    if (j->dec[i].ev_kind == 'h') {
+      rc |= publish(x, b, &j->dec[i]);
+      continue;
+    }
     if (strcmp(j->dec[i].rule, "R-U4") == 0) {
       int run = 0;
       for (size_t f = 0; f < j->dec[i].n_figures; f++)
@@ -631,6 +733,7 @@ static int write_results(struct rating_closejob *j, struct svc_pg_batch *b)
   pc.n_stars = j->n_stars;
   pc.stars = j->stars;
   if (!rc) rc = svc_stream_append_msg(x->prod, b, j->end_us, "period.closed", SVC_STREAM_BROADCAST, &pc.base);
+  if (!rc) rc = rating_store_emitted(x->store, b, j->until_us);
   if (!rc) rc = svc_stream_watermark(x->prod, b, j->end_us);
   if (!rc) rc = rating_store_closed(x->store, b, j->m, j->end_us);
   free(rk);
@@ -642,12 +745,27 @@ static int write_results(struct rating_closejob *j, struct svc_pg_batch *b)
 
 /* ---- the job ------------------------------------------------------------------------------ */
 
+/* Rating's watermark alone: the held decisions before it, then it. */
+static int write_watermark(struct rating_closejob *j, struct svc_pg_batch *b)
+{
+  struct rating_ctx *x = j->x;
+  int rc = j->oom ? -1 : 0;
+  for (size_t i = 0; i < j->n_early && !rc; i++) rc |= publish(x, b, &j->early[i]);
+  if (!rc) rc = rating_store_emitted(x->store, b, j->until_us);
+  if (!rc) rc = svc_stream_watermark(x->prod, b, j->wm);
+  if (!rc) rc = rating_store_closed(x->store, b, x->closed_month, j->wm);
+  return rc;
+}
+
 static void close_stage(struct svc_pg_batch *b, void *arg)
 {
   struct rating_closejob *j = arg;
-  if (j->wm_only) return;
   int rc = 0;
   j->stage++;
+  if (j->wm_only) {
+    if (j->stage == 1 && write_watermark(j, b)) svc_pg_batch_fail(b, "out of memory publishing a watermark");
+    return;
+  }
   if (j->stage == 1) {
     if (!j->oom) month_ranking(j);
     if (!j->oom) unit_scores(j);
@@ -716,8 +834,8 @@ void rating_close_run(struct rating_ctx *x)
   int rc = b ? 0 : -1;
   if (!close) {
     j->wm_only = 1;
-    if (!rc) rc = svc_stream_watermark(x->prod, b, wm);
-    if (!rc) rc = rating_store_closed(x->store, b, x->closed_month, wm);
+    j->until_us = wm - 1; /* the watermark promises nothing before wm follows */
+    if (!rc) rc = rating_store_held(x->store, b, j->until_us, on_row, j);
   } else {
     j->m = m;
     j->end_us = rating_month_end(m, x->off_s);
@@ -726,6 +844,8 @@ void rating_close_run(struct rating_ctx *x)
     j->quarter = m % 3 == 2 ? j->year * 4 + (m % 12) / 3 : -1;
     j->mq0 = m - m % 3;
     j->mh0 = m % 6 == 5 ? m - 5 : -1;
+    j->until_us = j->end_us;
+    if (!rc) rc = rating_store_held(x->store, b, j->until_us, on_row, j);
     if (!rc) rc = rating_store_close_load(x->store, b, m, j->end_us, j->quarter, j->mq0, j->year,
                                           j->half, j->mh0, on_row, j);
   }

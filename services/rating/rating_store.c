@@ -15,7 +15,7 @@
 
 enum {
   S_LOAD_T, S_LOAD_S, S_LOAD_P3, S_SAVE_T, S_SAVE_S, S_PDELTA, S_UDELTA, S_VIOL, S_PYEAR, S_CD4,
-  S_DEDUCT, S_DECISION, S_CLOCK, S_CLOSED,
+  S_DEDUCT, S_DECISION, S_HELD, S_EMITTED, S_CLOCK, S_CLOSED,
   S_C_PM, S_C_RK, S_C_UM, S_C_CR, S_C_US, S_C_SR, S_C_PQ, S_C_PD, S_C_PS, S_C_UH,
   S_E_T, S_E_S, S_E_D, S_E_I,
   S_RANKING, S_USCORE, S_SRUN, S_STARS, S_INSPECT,
@@ -68,9 +68,15 @@ static const struct { int nparams; const char *sql; } SQL[S_N] = {
   [S_CD4] = { 2, "INSERT INTO company_year VALUES ($1, $2, true) ON CONFLICT (company, year)"
                  " DO UPDATE SET d4_fired = true" },
   [S_DEDUCT] = { 5, "INSERT INTO deductions VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key) DO NOTHING" },
-  [S_DECISION] = { 13,
+  [S_DECISION] = { 17,
     "INSERT INTO decisions VALUES ($1, $2, $3, $4::text[], $5, $6, $7, $8, $9::text[],"
-    " $10::text[], $11, $12::text[], $13) ON CONFLICT (key) DO NOTHING" },
+    " $10::text[], $11, $12::text[], $13, $14, $15, $16, $17) ON CONFLICT (key) DO NOTHING" },
+  [S_HELD] = { 1,
+    "SELECT 'hd', key, rule, rule_id, array_to_json(measures)::text, subject, subject_kind, period,"
+    " event_us, array_to_json(evidence)::text, array_to_json(figures)::text, recipient,"
+    " array_to_json(cc)::text, rule_set, company, street, district FROM decisions"
+    " WHERE NOT emitted AND event_us <= $1 ORDER BY event_us, key COLLATE \"C\"" },
+  [S_EMITTED] = { 1, "UPDATE decisions SET emitted = true WHERE NOT emitted AND event_us <= $1" },
   [S_CLOCK] = { 4,
     "UPDATE clock SET intake_wm = greatest(intake_wm, $1), referral_wm = greatest(referral_wm, $2),"
     " first_month = CASE WHEN $3 = 0 THEN first_month WHEN first_month = 0 THEN $3"
@@ -165,8 +171,8 @@ static void rows_cb(void *arg, const PGresult *r)
 {
   const struct rows *w = arg;
   int nf = PQnfields(r);
-  const char *v[16];
-  if (nf > 16) nf = 16;
+  const char *v[24];
+  if (nf > 24) nf = 24;
   for (int i = 0; i < PQntuples(r); i++) {
     for (int j = 0; j < nf; j++) v[j] = PQgetisnull(r, i, j) ? NULL : PQgetvalue(r, i, j);
     w->cb(w->arg, nf, v);
@@ -411,7 +417,7 @@ int rating_store_deduction(struct rating_store *s, struct svc_pg_batch *b, const
 }
 
 int rating_store_decision(struct rating_store *s, struct svc_pg_batch *b,
-                          const struct rating_decision *d)
+                          const struct rating_decision *d, int emitted)
 {
   const char *figs[6], *cc[2];
   for (size_t i = 0; i < d->n_figures; i++) figs[i] = d->figures[i];
@@ -422,16 +428,31 @@ int rating_store_decision(struct rating_store *s, struct svc_pg_batch *b,
   char at[24];
   int rc = -1;
   if (measures && evidence && figures && ccs) {
-    const char *v[13] = { d->key, d->rule, d->rule_id, measures, d->subject, d->subject_kind,
+    const char *v[17] = { d->key, d->rule, d->rule_id, measures, d->subject, d->subject_kind,
                           d->period, I64(at, d->event_us), evidence, figures, d->recipient, ccs,
-                          d->rule_set };
-    rc = add(b, s->st[S_DECISION], 13, v, NULL, NULL, NULL, NULL);
+                          d->rule_set, d->company, d->street, d->district, BOOL(emitted) };
+    rc = add(b, s->st[S_DECISION], 17, v, NULL, NULL, NULL, NULL);
   }
   free(measures);
   free(evidence);
   free(figures);
   free(ccs);
   return rc;
+}
+
+int rating_store_held(struct rating_store *s, struct svc_pg_batch *b, int64_t until_us,
+                      rating_row_cb cb, void *arg)
+{
+  char u[24];
+  const char *v[1] = { I64(u, until_us) };
+  return add(b, s->st[S_HELD], 1, v, NULL, NULL, cb, arg);
+}
+
+int rating_store_emitted(struct rating_store *s, struct svc_pg_batch *b, int64_t until_us)
+{
+  char u[24];
+  const char *v[1] = { I64(u, until_us) };
+  return add(b, s->st[S_EMITTED], 1, v, NULL, NULL, NULL, NULL);
 }
 
 int rating_store_clock(struct rating_store *s, struct svc_pg_batch *b, int64_t intake_wm,

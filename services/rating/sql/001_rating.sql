@@ -166,7 +166,11 @@ CREATE TABLE stars (
 );
 CREATE INDEX stars_compound ON stars (compound, quarter);
 
--- Every decision, once, by its key (R-E3a, R-E4).
+-- Every decision, once, by its key (R-E3a, R-E4). A decision taken while
+-- applying an input (R-P3, at the violation) is held (emitted = false) until
+-- the inputs' watermark passes its event time, then published with the
+-- others in (event time, key) order, so rating's stream is the same on
+-- every replay (R-T2).
 CREATE TABLE decisions (
   key           text    PRIMARY KEY,
   rule          text    NOT NULL,
@@ -180,8 +184,13 @@ CREATE TABLE decisions (
   figures       text[]  NOT NULL,
   recipient     text    NOT NULL,
   cc            text[]  NOT NULL,
-  rule_set      text    NOT NULL
+  rule_set      text    NOT NULL,
+  company       text    NOT NULL,
+  street        text    NOT NULL,
+  district      text    NOT NULL,
+  emitted       boolean NOT NULL
 );
+CREATE INDEX decisions_held ON decisions (event_us, key) WHERE NOT emitted;
 
 -- The input watermarks applied, the last month closed (index; 0 = none
 -- yet), the first month with an input (0 = none yet) and rating's own
