@@ -35,7 +35,7 @@ static const struct svc_config_var vars[] = {
     .check = svc_curve_check_key_file, .needs = { "WHISTLE_CURVE" },
     .help = "File holding referral's Z85 public key; required with CURVE on." },
   { .name = "WHISTLE_REGISTRY", .def = "deploy/registry", .kind = SVC_CFG_DIR,
-    .check = svc_registry_check,
+    .check = rating_registry_check,
     .help = "Directory of registry CSV files and the optional rule table rating_rules.csv "
             "(deploy/registry is an example); reloaded on SIGHUP." },
   { .name = "WHISTLE_CLOCK", .def = "wall", .kind = SVC_CFG_ENUM, .choices = "wall|event",

@@ -47,6 +47,11 @@ void rating_table_defaults(struct rating_table *t);
  * stars or grades not decreasing, no version), t then being unchanged. */
 int rating_table_load(struct rating_table *t, const char *path, char *err, size_t errlen);
 
+/* The registry directory's check for --check-config and start-up: the
+ * registry (svc_registry_check) and its optional rule table
+ * rating_rules.csv. 0, or -1 with the reason in err. */
+int rating_registry_check(const char *dir, char *err, size_t errlen);
+
 /* Half away from zero: num / den rounded to an integer (den > 0). */
 int64_t rating_div_round(int64_t num, int64_t den);
 

@@ -4,6 +4,7 @@
  * stars (R-S1..R-S3) and unit assessment (R-U2..R-U5). No I/O except reading
  * the rule table file; all arithmetic is exact integer arithmetic. */
 #include "rating.h"
+#include "svc_registry.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -523,4 +524,14 @@ const char *rating_street_measure(int c) {
   if (c == 1) return "STREET_SUPERVISE";
   if (c == 2) return "STREET_INTERVIEW";
   return "STREET_ACCOUNTABILITY";
+}
+
+int rating_registry_check(const char *dir, char *err, size_t errlen)
+{
+  if (svc_registry_check(dir, err, errlen)) return -1;
+  char path[4096];
+  struct rating_table t;
+  rating_table_defaults(&t);
+  snprintf(path, sizeof path, "%s/rating_rules.csv", dir);
+  return rating_table_load(&t, path, err, errlen);
 }
