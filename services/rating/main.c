@@ -19,6 +19,17 @@
 
 extern const struct svc_migration rating_migrations[];
 
+/* WHISTLE_REGISTRY's check: the registry and the rule table in it, as
+ * start-up reads them, so --check-config refuses what start-up would. */
+static int check_registry(const char *dir, char *err, size_t errlen)
+{
+  char path[1024];
+  struct rating_table t;
+  if (svc_registry_check(dir, err, errlen)) return -1;
+  snprintf(path, sizeof path, "%s/rating_rules.csv", dir);
+  return rating_table_load(&t, path, err, errlen);
+}
+
 static const struct svc_config_var vars[] = {
   { .name = "WHISTLE_RATING_REQUESTS", .def = "tcp://*:7301", .kind = SVC_CFG_ENDPOINT,
     .help = "Request interface endpoint: inspections and queries (ROUTER; proto/rating.proto)." },
@@ -35,7 +46,7 @@ static const struct svc_config_var vars[] = {
     .check = svc_curve_check_key_file, .needs = { "WHISTLE_CURVE" },
     .help = "File holding referral's Z85 public key; required with CURVE on." },
   { .name = "WHISTLE_REGISTRY", .def = "deploy/registry", .kind = SVC_CFG_DIR,
-    .check = svc_registry_check,
+    .check = check_registry,
     .help = "Directory of registry CSV files and the optional rule table rating_rules.csv "
             "(deploy/registry is an example); reloaded on SIGHUP." },
   { .name = "WHISTLE_CLOCK", .def = "wall", .kind = SVC_CFG_ENUM, .choices = "wall|event",
