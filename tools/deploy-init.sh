@@ -5,17 +5,22 @@
 # deploy/secrets (Docker secrets, one file each, readable only by the image's
 # user 10001 and, for passwords, the postgres container's group 999); public
 # keys to deploy/public; client key pairs to deploy/clients (hand each .key to
-# its client system); each daemon's allowed client keys to deploy/allowed/<daemon>.
+# its client system); each daemon's allowed client keys to deploy/allowed/<daemon>
+# (with the daemons that read its stream: referral and rating read intake's,
+# intake and rating read referral's).
 # Never replaces an existing key or password: run it again to add clients.
 set -euo pipefail
 
 usage() {
   cat <<'EOF'
-usage: tools/deploy-init.sh [--dir DIR] [--client ID]... [--unit CODE]... [--no-chown]
+usage: tools/deploy-init.sh [--dir DIR] [--client ID]... [--unit CODE]... [--ops ID]...
+                            [--no-chown]
   --dir DIR     the deployment directory (default: deploy)
   --client ID   a client identity allowed by intake and referral (default: hotline,
                 operator, ops; repeatable, added to the defaults)
   --unit CODE   a department or street office allowed by referral (repeatable)
+  --ops ID      an ops tool allowed on rating's request interface, inspections and
+                queries (default: ops; repeatable, added to the defaults)
   --no-chown    leave files owned by the caller (only for running the daemons
                 outside containers as that user; containers cannot read them)
 Environment: WHISTLE_KEYGEN (default build/bin/whistle-keygen).
@@ -26,12 +31,14 @@ EOF
 DIR=deploy
 CLIENTS=(hotline operator ops)
 UNITS=()
+OPS=(ops)
 CHOWN=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) DIR=$2; shift 2 ;;
     --client) CLIENTS+=("$2"); shift 2 ;;
     --unit) UNITS+=("$2"); shift 2 ;;
+    --ops) OPS+=("$2"); shift 2 ;;
     --no-chown) CHOWN=0; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
@@ -39,7 +46,7 @@ while [ $# -gt 0 ]; do
 done
 KEYGEN=${WHISTLE_KEYGEN:-build/bin/whistle-keygen}
 APP_UID=10001 APP_GID=10001 PG_UID=999 PG_GID=999   # docker/Dockerfile, postgres image
-DAEMONS=(intake referral)
+DAEMONS=(intake referral rating)
 DB_ROLES=(intake referral rating escalation)
 
 die() { echo "deploy-init: $*" >&2; exit 1; }
@@ -93,15 +100,22 @@ done
 random_secret "$DIR/secrets/postgres-password" "$PG_UID" "$PG_GID" 0400
 
 # Client identities: key pairs for the client systems, public keys allowed.
-for c in "${CLIENTS[@]}" "${UNITS[@]}"; do keypair "$DIR/clients/$c"; done
+IDS=()   # each identity once ("ops" is both a client and an ops tool by default)
+for c in "${CLIENTS[@]}" "${UNITS[@]}" "${OPS[@]}"; do
+  case " ${IDS[*]} " in *" $c "*) ;; *) IDS+=("$c") ;; esac
+done
+for c in "${IDS[@]}"; do keypair "$DIR/clients/$c"; done
 allow() { install -m 0644 "$2" "$DIR/allowed/$1/$(basename "$2")"; }
 for c in "${CLIENTS[@]}"; do
   allow intake "$DIR/clients/$c.pub"
   allow referral "$DIR/clients/$c.pub"
 done
 for u in "${UNITS[@]}"; do allow referral "$DIR/clients/$u.pub"; done
+for o in "${OPS[@]}"; do allow rating "$DIR/clients/$o.pub"; done
 allow intake "$DIR/public/referral.pub"   # referral reads intake's stream as "referral"
 allow referral "$DIR/public/intake.pub"   # intake reads referral's closures as "intake"
+allow intake "$DIR/public/rating.pub"     # rating reads intake's stream as "rating"
+allow referral "$DIR/public/rating.pub"   # and referral's as "rating"
 
 if [ ! -f "$DIR/.env" ]; then
   install -m 0600 "$DIR/example.env" "$DIR/.env"

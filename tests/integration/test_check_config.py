@@ -1,9 +1,11 @@
 """--check-config agrees with start-up: for a table of good and bad settings of
-intake and referral, --check-config's exit status (0 or 2) matches what
-starting the daemon with the same settings does (it gets ready, or it exits
-non-zero without getting ready). Also: an unknown WHISTLE_* variable is warned
-about with the closest name, and --version prints the build's version."""
+intake, referral and rating, --check-config's exit status (0 or 2) matches
+what starting the daemon with the same settings does (it gets ready, or it
+exits non-zero without getting ready). Also: an unknown WHISTLE_* variable is
+warned about with the closest name, --version prints the build's version, and
+each daemon's --help exits 0 listing every variable --check-config shows."""
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -13,13 +15,15 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import wt  # noqa: E402
 import intake_client as ic  # noqa: E402
+import rating_client as rt  # noqa: E402
 import referral_client as rc  # noqa: E402
 
 w = wt.Workdir("checkcfg")
 keys = rc.Keys(w)
 keys.make("intake")
 keys.make("referral", allowed_by=("intake",))
-keys.make("ops", allowed_by=("intake", "referral"))
+keys.make("rating", allowed_by=("intake", "referral"))
+keys.make("ops", allowed_by=("intake", "referral", "rating"))
 keys.make("intake-cl", allowed_by=("referral",))
 with open(w.file("pseudonym.key"), "w") as f:
     f.write("a-pseudonym-key-of-enough-bytes\n")
@@ -29,6 +33,18 @@ broken_reg = w.file("registry-broken")
 shutil.copytree(ic.REGISTRY, broken_reg)
 with open(os.path.join(broken_reg, "compounds.csv"), "a") as f:
     f.write("\"unterminated,quote\n")
+# Rating's rule table lives in its registry directory (rating_rules.csv).
+bad_rules = {}
+for what, text in (("no-header", "top_k,30\n"),
+                   ("weights", "key,value\nversion,v9\nweight.sanitation,90\n")):
+    bad_rules[what] = w.file(f"registry-rules-{what}")
+    shutil.copytree(ic.REGISTRY, bad_rules[what])
+    with open(os.path.join(bad_rules[what], "rating_rules.csv"), "w") as f:
+        f.write(text)
+good_rules = w.file("registry-rules-good")
+shutil.copytree(ic.REGISTRY, good_rules)
+with open(os.path.join(good_rules, "rating_rules.csv"), "w") as f:
+    f.write("key,value\nversion,v1-city\ntop_k,20\n")
 
 
 def free_port():
@@ -67,6 +83,11 @@ curve_r = dict(WHISTLE_CURVE="1", WHISTLE_CURVE_SECRET_KEY=w.file("referral.key"
                WHISTLE_CURVE_ALLOWED_DIR=w.file("allowed-referral"),
                WHISTLE_CURVE_CLIENT_KEY=w.file("referral.key"),
                WHISTLE_INTAKE_SERVER_KEY=w.file("intake.pub"))
+curve_t = dict(WHISTLE_CURVE="1", WHISTLE_CURVE_SECRET_KEY=w.file("rating.key"),
+               WHISTLE_CURVE_ALLOWED_DIR=w.file("allowed-rating"),
+               WHISTLE_CURVE_CLIENT_KEY=w.file("rating.key"),
+               WHISTLE_INTAKE_SERVER_KEY=w.file("intake.pub"),
+               WHISTLE_REFERRAL_SERVER_KEY=w.file("referral.pub"))
 no_key = dict(curve_i)
 no_key.pop("WHISTLE_PSEUDONYM_KEY")
 CASES = [
@@ -99,15 +120,39 @@ CASES = [
     ("intake reading closures with CURVE but no referral key", "intake",
      dict(curve_i, WHISTLE_REFERRAL_STREAM_AT="tcp://127.0.0.1:1",
           WHISTLE_CURVE_CLIENT_KEY=w.file("intake.key")), None),
+    ("defaults, CURVE off", "rating", {}, None),
+    ("CURVE on with every key", "rating", curve_t, "rating"),
+    ("CURVE on without any key", "rating", {"WHISTLE_CURVE": "1"}, None),
+    ("CURVE on and no intake key", "rating",
+     {k: v for k, v in curve_t.items() if k != "WHISTLE_INTAKE_SERVER_KEY"}, None),
+    ("CURVE on and no referral key", "rating",
+     {k: v for k, v in curve_t.items() if k != "WHISTLE_REFERRAL_SERVER_KEY"}, None),
+    ("CURVE on and no client key", "rating",
+     {k: v for k, v in curve_t.items() if k != "WHISTLE_CURVE_CLIENT_KEY"}, None),
+    ("CURVE on and an allowed-keys directory that is missing", "rating",
+     dict(curve_t, WHISTLE_CURVE_ALLOWED_DIR=w.file("nope")), None),
+    ("a referral key file that is no key", "rating",
+     dict(curve_t, WHISTLE_REFERRAL_SERVER_KEY=w.file("short.key")), None),
+    ("a rule table of its own", "rating", {"WHISTLE_REGISTRY": good_rules}, None),
+    ("a rule table without its header", "rating", {"WHISTLE_REGISTRY": bad_rules["no-header"]}, None),
+    ("a rule table whose weights do not sum to 100", "rating",
+     {"WHISTLE_REGISTRY": bad_rules["weights"]}, None),
+    ("a registry with a broken CSV", "rating", {"WHISTLE_REGISTRY": broken_reg}, None),
+    ("WHISTLE_TICK_MS out of range", "rating", {"WHISTLE_TICK_MS": "5"}, None),
+    ("an unknown WHISTLE_CLOCK", "rating", {"WHISTLE_CLOCK": "lunar"}, None),
+    ("a stream endpoint that does not parse", "rating", {"WHISTLE_RATING_STREAM": "tcp:/x"}, None),
 ]
 
 try:
     ienv = ic.intake_env(w)
+    renv = rc.referral_env(w, ienv)
     for what, daemon, extra, probe in CASES:
         if daemon == "intake":
             prog, env = ic.INTAKE, dict(ienv, **extra)
-        else:
+        elif daemon == "referral":
             prog, env = rc.REFERRAL, rc.referral_env(w, ienv, **extra)
+        else:
+            prog, env = rt.RATING, rt.rating_env(w, ienv, renv, **extra)
         curve = keys.client(probe, "ops") if probe else None
         code, text = check_config(prog, env)
         got, exit_code = outcome(prog, env, curve)
@@ -120,12 +165,24 @@ try:
         if "misspelled" in what:
             wt.check("did you mean WHISTLE_BATCH?" in text,
                      "the misspelled variable is named with the closest setting")
-    for prog in (ic.INTAKE, rc.REFERRAL, os.path.join(wt.BUILD, "bin", "whistle-keygen"),
+    for prog in (ic.INTAKE, rc.REFERRAL, rt.RATING, os.path.join(wt.BUILD, "bin", "whistle-keygen"),
                  os.path.join(wt.BUILD, "bin", "whistle-hotline"),
                  os.path.join(wt.BUILD, "bin", "whistle-dept")):
         r = subprocess.run([prog, "--version"], capture_output=True, text=True)
         wt.check(r.returncode == 0 and len(r.stdout.split()) == 2,
                  f"{os.path.basename(prog)} --version: {r.stdout.strip()}")
+    # --help needs no valid setting and lists every variable start-up reads.
+    for name, prog, env in (("intake", ic.INTAKE, ienv), ("referral", rc.REFERRAL, renv),
+                            ("rating", rt.RATING, rt.rating_env(w, ienv, renv))):
+        code, text = check_config(prog, env)
+        shown = set(re.findall(r"^(WHISTLE_\w+)=", text, re.M))
+        r = subprocess.run([prog, "--help"], env=dict(os.environ, WHISTLE_CURVE="1"),
+                           capture_output=True, text=True, timeout=30)
+        listed = set(re.findall(r"^  (WHISTLE_\w+) ", r.stdout, re.M))
+        wt.check(r.returncode == 0 and r.stdout.startswith(f"usage: {name} ") and code == 0
+                 and len(shown) > 10 and shown == listed,
+                 f"{name} --help (exit {r.returncode}) lists the {len(listed)} variables"
+                 f" --check-config shows" + ("" if shown == listed else f": {shown ^ listed}"))
 finally:
     w.cleanup()
 wt.done()

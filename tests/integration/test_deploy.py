@@ -6,10 +6,14 @@ the compose file names every business daemon, pinned images, health checks
 with a start_period, log limits, and no password in any environment
 variable; each daemon mounts only its own secrets; every file compose mounts
 exists and the container's user (uid 10001 for the daemons, 999 for postgres)
-can read it, and nobody else can read a secret. Finally intake and referral
-start outside containers from the same files, as uid 10001 when the test runs
-as root, and answer /healthz. A second run of the init script replaces
-nothing, and whistle-keygen refuses to overwrite a key pair. The Dockerfile
+can read it, and nobody else can read a secret; every variable compose sets
+is one the daemon lists in --help. Finally intake, referral and rating start
+outside containers from the same files, as uid 10001 when the test runs as
+root, and answer /healthz; rating reads both streams (intake and referral
+count it as a subscriber), the ops client's key from deploy/clients is
+answered on rating's request interface and the hotline's is not; each drains
+on SIGTERM with exit 0 and logs no secret. A second run of the init script
+replaces nothing, and whistle-keygen refuses to overwrite a key pair. The Dockerfile
 (no linter in Debian) is checked for pinned bases and the uid the files are for."""
 import os
 import re
@@ -23,6 +27,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import wt  # noqa: E402
+import rating_client as rt  # noqa: E402
 
 COMPOSE = shutil.which("docker-compose")
 if not COMPOSE:
@@ -119,8 +124,8 @@ try:
                               capture_output=True, text=True, check=True).stdout
     cfg = yaml.safe_load(cfg_text)
     svcs = cfg["services"]
-    wt.check({"postgres", "intake", "referral"} <= set(svcs),
-             "compose runs postgres and every business daemon (intake, referral)")
+    wt.check({"postgres", "intake", "referral", "rating"} <= set(svcs),
+             "compose runs postgres and every business daemon (intake, referral, rating)")
     for name, s in svcs.items():
         image = s["image"]
         wt.check(":" in image and not image.endswith(":latest"), f"{name}: pinned image {image}")
@@ -131,13 +136,20 @@ try:
                  if ("PASSWORD" in k and not k.endswith("_FILE")) or "password=" in str(v)]
         wt.check(not leaks, f"{name}: no password in an environment variable {leaks or ''}")
     own = {"intake": {"intake_db_password", "intake_curve_key", "pseudonym_key"},
-           "referral": {"referral_db_password", "referral_curve_key"}}
+           "referral": {"referral_db_password", "referral_curve_key"},
+           "rating": {"rating_db_password", "rating_curve_key"}}
     for name, want in own.items():
         got = {x["source"] if isinstance(x, dict) else x for x in svcs[name].get("secrets", [])}
         wt.check(got == want, f"{name} mounts only its own secrets: {sorted(got)}")
         vols = [v for v in svcs[name].get("volumes", [])]
         wt.check(not any("secrets" in (v["source"] if isinstance(v, dict) else v.split(":")[0])
                          for v in vols), f"{name}: no secret directory bind-mounted")
+        helptext = subprocess.run([os.path.join(wt.BUILD, "bin", f"whistle-{name}"), "--help"],
+                                  capture_output=True, text=True).stdout
+        listed = set(re.findall(r"^  (WHISTLE_\w+) ", helptext, re.M))
+        unknown = sorted(set(svcs[name].get("environment") or {}) - listed)
+        wt.check(listed and not unknown, f"{name}: every variable compose sets is in its --help"
+                 + (f" (not: {unknown})" if unknown else ""))
 
     # Every mounted file and directory: present, readable by the container's user.
     sec_files = {k: v["file"] for k, v in cfg["secrets"].items()}
@@ -167,14 +179,15 @@ try:
             ok = all(readable_by(f, *user) for f in files) if ROOT_RUN else os.path.isdir(src)
             wt.check(ok, f"{name}: {dst} ({len(files) - 1} files) readable by uid {user[0]}")
     if ROOT_RUN:
-        for key in ("intake-curve.key", "referral-curve.key", "pseudonym.key"):
+        for key in ("intake-curve.key", "referral-curve.key", "rating-curve.key", "pseudonym.key"):
             st = os.stat(os.path.join(dep, "secrets", key))
             wt.check((st.st_uid, st.st_gid, st.st_mode & 0o777) == (10001, 10001, 0o400),
                      f"secrets/{key}: owner 10001:10001, mode 0400")
 
     # The daemons from the same files, outside containers.
     pg = wt.pg_env()
-    ports = {p: free_port() for p in ("7101", "7102", "7201", "7202", "7180", "7280")}
+    ports = {p: free_port() for p in ("7101", "7102", "7201", "7202", "7180", "7280",
+                                      "7301", "7302", "7380")}
 
     def host_env(name):
         e = {}
@@ -199,9 +212,11 @@ try:
             return ["setpriv", "--reuid", "10001", "--regid", "10001", "--clear-groups", *argv]
         return argv
 
-    for name in ("intake", "referral"):
+    DAEMONS = ("intake", "referral", "rating")
+    envs = {}
+    for name in DAEMONS:
         prog = os.path.join(wt.BUILD, "bin", f"whistle-{name}")
-        e = host_env(name)
+        e = envs[name] = host_env(name)
         r = subprocess.run(as_app([prog, "--check-config"]), env=dict(os.environ, **e),
                            capture_output=True, text=True, cwd="/")
         wt.check(r.returncode == 0, f"{name} --check-config with the compose settings and files"
@@ -221,10 +236,48 @@ try:
         wt.check(wt.wait_for(healthy, 60, f"{name} /healthz"),
                  f"{name} runs {'as uid 10001 ' if ROOT_RUN else ''}from the deployment files "
                  "and /healthz answers 200")
-    for p, name in zip(daemons, ("intake", "referral")):
+
+    def metric(name, series):
+        try:
+            with urllib.request.urlopen(f"http://{envs[name]['WHISTLE_HTTP']}/metrics",
+                                        timeout=2) as resp:
+                m = re.search(rf"^{series}{{service=\"{name}\"}} (\S+)$", resp.read().decode(), re.M)
+                return float(m.group(1)) if m else None
+        except Exception:
+            return None
+    # Rating reads intake's stream (beside referral) and referral's (beside
+    # intake's closures), admitted by the keys deploy-init allowed.
+    wt.check(wt.wait_for(lambda: (metric("intake", "whistle_stream_subscribers") or 0) >= 2
+                         and (metric("referral", "whistle_stream_subscribers") or 0) >= 2, 30,
+                         "subscribers"),
+             "intake's and referral's streams each have two subscribers, rating one of them")
+    wt.check(all(metric(n, "whistle_zap_denied_total") == 0 for n in DAEMONS),
+             "no daemon refused a handshake among them")
+
+    def ask_rating(client):
+        """A query on rating's request interface with deploy/clients/<client>.key."""
+        def key(path):
+            with open(path, "rb") as f:
+                return f.read().strip()
+        s = wt.zmq.Context.instance().socket(wt.zmq.DEALER)
+        s.linger = 0
+        s.curve_serverkey = key(os.path.join(dep, "public", "rating.pub"))
+        s.curve_publickey = key(os.path.join(dep, "clients", f"{client}.pub"))
+        s.curve_secretkey = key(os.path.join(dep, "clients", f"{client}.key"))
+        s.connect(envs["rating"]["WHISTLE_RATING_REQUESTS"])
+        s.send(rt.query(7, rt.Q.DECISIONS))
+        reply = rt.RM.FromString(s.recv()).reply if s.poll(5000) else None
+        s.close()
+        return reply
+    reply = ask_rating("ops")
+    wt.check(reply is not None and reply.request_id == 7 and reply.status == rt.Reply.APPLIED,
+             "the ops client's key (deploy/clients/ops.key) is answered on rating's request interface")
+    wt.check(ask_rating("hotline") is None and metric("rating", "whistle_zap_denied_total") >= 1,
+             "the hotline's key is not allowed on rating's request interface")
+    for p, name in zip(daemons[::-1], DAEMONS[::-1]):
         p.send_signal(15)
         wt.check(p.wait(30) == 0, f"{name} stops cleanly (SIGTERM, exit 0)")
-    for name in ("intake", "referral"):
+    for name in DAEMONS:
         text = open(w.file(f"{name}.log")).read()
         secrets = [open(f).read().strip() for f in sec_files.values() if os.access(f, os.R_OK)]
         wt.check(not any(s and s in text for s in secrets), f"{name}'s log holds no secret")

@@ -1,6 +1,6 @@
-"""Secrets never reach a log: intake and referral run with a Postgres password
-read from WHISTLE_PG_PASSWORD_FILE, CURVE key files and a pseudonym key, and
-are made to fail every way that could show them (a connection string that does
+"""Secrets never reach a log: intake, referral and rating run with a Postgres
+password read from WHISTLE_PG_PASSWORD_FILE, CURVE key files and (intake) a
+pseudonym key, and are made to fail every way that could show them (a connection string that does
 not parse with a password in it, a wrong password against a server that asks
 for it, key files that are not keys, a failed SIGHUP reload). Then every log and
 every --check-config output of the run is searched for the passwords and the
@@ -17,6 +17,7 @@ import threading
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import wt  # noqa: E402
 import intake_client as ic  # noqa: E402
+import rating_client as rt  # noqa: E402
 import referral_client as rc  # noqa: E402
 
 PW_GOOD = "Pw-Good-7f3a9c w'rd\\x"   # a space, a quote and a backslash: escaping
@@ -30,6 +31,8 @@ keys.make("intake")
 keys.make("referral", allowed_by=("intake",))
 keys.make("hotline", allowed_by=("intake", "referral"))
 keys.make("intake-client", allowed_by=("referral",))
+keys.make("rating", allowed_by=("intake", "referral"))
+keys.make("ops", allowed_by=("rating",))
 secret_texts = [PW_GOOD, PW_BAD, PSEUDONYM, GARBAGE_KEY]
 for name in keys.keys:
     secret_texts.append(keys.keys[name][1].decode())
@@ -50,10 +53,11 @@ garbage = write("garbage.key", GARBAGE_KEY)
 outputs = []   # (what, text) of every command run here
 
 
-def run(env, args, what, timeout=60):
-    """Runs intake to the end (a check, or a start that must fail); its exit status."""
+def run(env, args, what, timeout=60, prog=ic.INTAKE):
+    """Runs a daemon (intake unless prog) to the end (a check, or a start that
+    must fail); its exit status."""
     full = dict(os.environ, **wt.pg_env(), **env)
-    r = subprocess.run([ic.INTAKE, *args], env=full, capture_output=True, text=True,
+    r = subprocess.run([prog, *args], env=full, capture_output=True, text=True,
                        timeout=timeout)
     outputs.append((what, r.stdout + r.stderr))
     return r.returncode, r.stdout + r.stderr
@@ -148,6 +152,34 @@ try:
                          "the old key refused"), "rotation: once removed, the old key is refused")
     wt.check(wt.status(base["WHISTLE_CONTROL"], 2.0, curve=new_curve) is not None,
              "rotation: the new key goes on")
+
+    # 1b. Rating with its password file and keys reads intake's stream as
+    # "rating" (its client key), then refuses a broken allowed key on SIGHUP.
+    tbase = rt.rating_env(w, base, rc.referral_env(w, base), WHISTLE_CURVE="1",
+                          WHISTLE_CURVE_SECRET_KEY=w.file("rating.key"),
+                          WHISTLE_CURVE_CLIENT_KEY=w.file("rating.key"),
+                          WHISTLE_CURVE_ALLOWED_DIR=w.file("allowed-rating"),
+                          WHISTLE_INTAKE_SERVER_KEY=w.file("intake.pub"),
+                          WHISTLE_REFERRAL_SERVER_KEY=w.file("referral.pub"),
+                          WHISTLE_PG_PASSWORD_FILE=pw_good)
+    tcurve = keys.client("rating", "ops")
+    code, out = run(tbase, ["--check-config"], "rating check-config, good", prog=rt.RATING)
+    wt.check(code == 0 and "WHISTLE_PG_PASSWORD_FILE=" + pw_good in out,
+             "rating --check-config accepts the password file and the key files")
+    t = wt.Daemon(rt.RATING, tbase, w.file("rating-good.log")).start()
+    wt.check(wt.wait_for(lambda: (wt.status(tbase["WHISTLE_CONTROL"], 1.0, curve=tcurve) or {})
+                         .get("pg.up") == 1, 60, "rating's pg.up"),
+             "rating starts with WHISTLE_PG_PASSWORD_FILE and CURVE on, Postgres up")
+    wt.check(wt.wait_for(lambda: (wt.status(base["WHISTLE_CONTROL"], 1.0, curve=new_curve) or {})
+                         .get("stream.subscribers", 0) >= 1, 30, "rating's subscription"),
+             "rating reads intake's stream with its client key (admitted as rating)")
+    write("allowed-rating/broken.pub", GARBAGE_KEY)
+    t.p.send_signal(1)
+    wt.check(wt.wait_for(lambda: (wt.status(tbase["WHISTLE_CONTROL"], 1.0, curve=tcurve) or {})
+                         .get("reload.failures") == 1, 10, "rating's reload.failures"),
+             "rating: a reload that cannot read a key is counted, the previous keys stay")
+    os.unlink(w.file("allowed-rating/broken.pub"))
+    wt.check(t.stop() == 0, "rating stops cleanly")
     wt.check(d.stop() == 0, "intake stops cleanly")
 
     # 2. A connection string that does not parse, with a password inside it.
@@ -177,6 +209,13 @@ try:
     run(spaced, [], "start, password with a space and quotes", timeout=30)
     wt.check(seen and seen[0] == PW_GOOD, "a password with a space, a quote and a backslash "
              "reaches libpq intact")
+    tfake = dict(tbase, WHISTLE_CURVE="0", WHISTLE_PG=f"host={fake_dir} port=5999 user=rating",
+                 WHISTLE_PG_PASSWORD_FILE=pw_bad, WHISTLE_PG_WAIT_S="1")
+    seen.clear()
+    code, out = run(tfake, [], "rating start, wrong password", timeout=30, prog=rt.RATING)
+    wt.check(code == 1 and "password authentication failed" in out and seen
+             and all(x == PW_BAD for x in seen),
+             "rating: a wrong password is sent from the file, refused, and start-up gives up (exit 1)")
     srv.close()
 
     # 4. Key files that are not keys, and one that cannot be read.
@@ -197,6 +236,25 @@ try:
     code, out = run(pwcheck, [], "start, missing password file", timeout=20)
     wt.check(code == 2 and "WHISTLE_PG_PASSWORD_FILE" in out,
              "a missing password file is refused at start (exit 2)")
+    # Rating's key files that are not keys (its secret key, its client key,
+    # the servers' public keys), a conninfo with a password, no password file.
+    for var in ("WHISTLE_CURVE_SECRET_KEY", "WHISTLE_CURVE_CLIENT_KEY",
+                "WHISTLE_INTAKE_SERVER_KEY", "WHISTLE_REFERRAL_SERVER_KEY"):
+        code, out = run(dict(tbase, **{var: garbage}), ["--check-config"],
+                        f"rating check {var} garbage", prog=rt.RATING)
+        code2, out2 = run(dict(tbase, **{var: garbage}), [], f"rating start {var} garbage",
+                          timeout=20, prog=rt.RATING)
+        wt.check(code == 2 and "Z85" in out and code2 == 2,
+                 f"rating refuses a {var} that is no key (--check-config {code}, start {code2})")
+    bad_t = dict(tbase, WHISTLE_PG=f"user=rating w'rd password={PW_GOOD.split()[0]}")
+    bad_t.pop("WHISTLE_PG_PASSWORD_FILE")
+    code, out = run(bad_t, [], "rating start, bad conninfo", timeout=20, prog=rt.RATING)
+    wt.check(code == 2 and "the string is not shown" in out,
+             "rating refuses a connection string that does not parse without showing it (exit 2)")
+    code, out = run(dict(tbase, WHISTLE_PG_PASSWORD_FILE=w.file("no-such-password")), [],
+                    "rating start, missing password file", timeout=20, prog=rt.RATING)
+    wt.check(code == 2 and "WHISTLE_PG_PASSWORD_FILE" in out,
+             "rating: a missing password file is refused at start (exit 2)")
 
     # 5. Nothing secret anywhere.
     texts = [(f"command: {what}", text) for what, text in outputs]
