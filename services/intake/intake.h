@@ -313,6 +313,33 @@ extern const struct svc_server_ops intake_hotline_ops;
 /* Frees the overlay. */
 void intake_handlers_free(struct intake_ctx *x);
 
+/* ---- intake_privacy.c: the pseudonym key and the retention purge (R-I6) ---- */
+
+#define INTAKE_KEY_MIN 16  /* bytes of a pseudonym key */
+#define INTAKE_KEY_MAX 256
+/* The configuration's check of WHISTLE_PSEUDONYM_KEY: 0 when the file can be
+ * read and holds at least INTAKE_KEY_MIN bytes, else -1 with a reason in err
+ * (never the content). */
+int intake_key_check(const char *path, char *err, size_t errlen);
+/* Reads the pseudonym key from path (trailing newlines dropped) into key,
+ * its length into *len. An empty path means the development key, which is
+ * refused with CURVE on (curve 1). 0, or -1 (logged). */
+int intake_key_load(const char *path, int curve, uint8_t key[INTAKE_KEY_MAX], size_t *len);
+
+/* R-I6 retention: the purge a timer runs. */
+struct intake_purge {
+  struct intake_ctx *x;  /* its store, clock and counters */
+  struct svc_pg *pg;     /* the connection its batches run on */
+  int64_t retention_us;  /* personal data is kept this long after closing */
+  const int *stopping;   /* non-zero while the daemon drains: no new chunk */
+  int running;           /* a chunk is in flight */
+  uint64_t erasing;      /* rows the chunk in flight erases */
+};
+/* Erases one chunk (intake_store_purge, cut-off now - retention_us, "now"
+ * the system clock in wall mode), unless one is in flight or the daemon is
+ * draining; after a full chunk committed, the next one. */
+void intake_purge_run(struct intake_purge *p);
+
 /* ---- intake_closure.c (and its SQL in intake_store.c): referral's closures ---- */
 
 /* R-I5 and R-I6 need to know when a ticket's referral closed (销号), which
