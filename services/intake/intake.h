@@ -297,7 +297,9 @@ struct intake_ctx {
   struct svc_stream_producer *prod;
   struct svc_clock clock;
   const uint8_t *key; size_t keylen; /* pseudonym key (R-I6) */
-  int64_t watermark_us;             /* the last watermark committed */
+  int64_t watermark_us;             /* the last watermark committed from the hotline (or
+                                       restored at start) */
+  int64_t watermark_lag_us;         /* wall mode: how far intake's own watermark trails */
   int64_t pending_watermark_us;     /* the highest one staged in the open batch */
   struct intake_overlay *overlay;   /* new tickets staged in the open batch */
   size_t n_overlay, cap_overlay;
@@ -312,6 +314,13 @@ struct intake_ctx {
 extern const struct svc_server_ops intake_hotline_ops;
 /* Frees the overlay. */
 void intake_handlers_free(struct intake_ctx *x);
+/* The latest watermark on intake's stream: the hotline's (or the one
+ * restored at start) or intake's own in wall mode, whichever is later. */
+int64_t intake_last_watermark(const struct intake_ctx *x);
+/* R-T3 wall mode: the stream producer's watermark_fn (arg: the context).
+ * The system clock less watermark_lag_us, when that is past the latest
+ * watermark; else 0 (nothing to publish). */
+int64_t intake_wall_watermark(void *arg);
 
 /* ---- intake_privacy.c: the pseudonym key and the retention purge (R-I6) ---- */
 

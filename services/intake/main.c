@@ -1,6 +1,7 @@
 /* whistle-intake: the 12345 hotline feed. Wiring only: configuration,
  * migrations, registry, Postgres connections, the hotline server, the intake
- * stream, the retention purge timer, status, signals. */
+ * stream (with its wall-clock watermarks), the retention purge timer, status,
+ * signals. */
 #include "intake.h"
 #include "svc_daemon.h"
 #include "svc_log.h"
@@ -21,6 +22,11 @@ static const struct svc_config_var vars[] = {
     .help = "File holding the secret key of caller pseudonyms (R-I6); required with CURVE on." },
   { .name = "WHISTLE_CLOCK", .def = "wall", .kind = SVC_CFG_ENUM, .choices = "wall|event",
     .help = "wall: now is the system clock; event: now moves only with event times (R-T3)." },
+  { .name = "WHISTLE_WATERMARK_MS", .def = "1000", .kind = SVC_CFG_INT, .min = 10, .max = 3600000,
+    .help = "wall mode: how often intake publishes its own watermark, at the system clock (R-T3)." },
+  { .name = "WHISTLE_WATERMARK_LAG_S", .def = "0", .kind = SVC_CFG_INT, .min = 0, .max = 86400,
+    .help = "wall mode: how far that watermark trails the system clock; an input accepted later "
+            "with an earlier time is published at the watermark, its payload unchanged (R-T3)." },
   { .name = "WHISTLE_RETENTION_DAYS", .def = "180", .kind = SVC_CFG_INT, .min = 1, .max = 36500,
     .help = "Days after closing that a caller's phone and name are kept (R-I6)." },
   { .name = "WHISTLE_PURGE_INTERVAL_S", .def = "3600", .kind = SVC_CFG_INT, .min = 1,
@@ -120,6 +126,12 @@ int main(int argc, char **argv)
   svc_daemon_clock_restored(&in.x.clock);
   in.x.store = intake_store_new(in.pgw);
   struct svc_stream_producer_opts po = { .name = "intake" };
+  if (in.x.clock.mode == SVC_CLOCK_WALL) { /* R-T3: intake's watermark follows the wall clock */
+    po.watermark_ms = (int)svc_daemon_int(&in.d, "WHISTLE_WATERMARK_MS");
+    po.watermark_fn = intake_wall_watermark;
+    po.watermark_arg = &in.x;
+    in.x.watermark_lag_us = svc_daemon_int(&in.d, "WHISTLE_WATERMARK_LAG_S") * 1000000;
+  }
   in.x.prod = svc_daemon_producer(&in.d, "WHISTLE_INTAKE_STREAM", in.pgw, in.pgr, &po);
   struct svc_server_opts so = { .max_batch = (size_t)svc_daemon_int(&in.d, "WHISTLE_BATCH"),
                                 .producer = in.x.prod };
