@@ -45,7 +45,10 @@ struct svc_stream_producer_opts {
   const char *full_access;     /* comma-separated identities that see everything */
   /* Periodic watermarks (wall clock mode): every watermark_ms the producer
    * commits a WATERMARK event at watermark_fn(watermark_arg), if that is later
-   * than the last one. 0 / NULL: the service emits its own. */
+   * than the last one. The value is asked for when its transaction runs on
+   * pg_write, after every batch submitted before it has ended, so a watermark
+   * the service appended meanwhile is known (and the stream's watermarks never
+   * go back). 0 / NULL: the service emits its own. */
   int watermark_ms;
   int64_t (*watermark_fn)(void *arg);
   void *watermark_arg;
@@ -94,6 +97,10 @@ int svc_stream_rewrite(PGconn *c, const char *kind, svc_stream_rewrite_fn fn, vo
 
 /* The last committed sequence number known to this process. */
 uint64_t svc_stream_head(const struct svc_stream_producer *p);
+/* The latest watermark committed by this process (periodic or appended by
+ * the service), 0 before the first. A service that stamps its events with
+ * business times keeps them at or after it (the watermark's promise). */
+int64_t svc_stream_last_watermark(const struct svc_stream_producer *p);
 /* Refuses new subscriptions and stops sending (drain). */
 void svc_stream_producer_stop(struct svc_stream_producer *p);
 struct svc_stream_producer_stats {

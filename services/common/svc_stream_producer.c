@@ -72,7 +72,7 @@ struct svc_stream_producer {
   uv_timer_t timer, wm_timer;
   int64_t (*wm_fn)(void *);
   void *wm_arg;
-  int wm_busy;
+  int wm_busy; /* a periodic watermark batch: 1 submitted, 2 its value decided */
   int open_handles;
   char *name, *full_access;
   size_t ring_cap;
@@ -306,6 +306,11 @@ out:
 uint64_t svc_stream_head(const struct svc_stream_producer *p)
 {
   return p->head;
+}
+
+int64_t svc_stream_last_watermark(const struct svc_stream_producer *p)
+{
+  return p->watermark_us;
 }
 
 /* ---- sending -------------------------------------------------------------- */
@@ -687,18 +692,26 @@ static void wm_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *
   p->wm_busy = 0;
 }
 
+/* The watermark is decided once its transaction runs (its first stage is in):
+ * every batch submitted before it has ended by then, and with it any
+ * watermark the service appended, so it never goes back. */
+static void wm_stage(struct svc_pg_batch *b, void *arg)
+{
+  struct svc_stream_producer *p = arg;
+  if (p->wm_busy != 1) return; /* the insert's stage is in: nothing more */
+  p->wm_busy = 2;
+  int64_t us = p->wm_fn(p->wm_arg);
+  if (us > p->watermark_us && svc_stream_watermark(p, b, us)) /* inserted before commit */
+    svc_pg_batch_fail(b, "cannot append a watermark");
+}
+
 static void wm_timer_cb(uv_timer_t *t)
 {
   struct svc_stream_producer *p = t->data;
   if (p->stopped || p->wm_busy || !p->head_known || !svc_pg_is_up(p->pgw)) return;
-  int64_t us = p->wm_fn(p->wm_arg);
-  if (us <= p->watermark_us) return;
-  struct svc_pg_batch *b = svc_pg_batch_new(p->pgw, NULL, wm_done, p);
+  if (p->wm_fn(p->wm_arg) <= p->watermark_us) return; /* nothing new to promise now */
+  struct svc_pg_batch *b = svc_pg_batch_new(p->pgw, wm_stage, wm_done, p);
   if (!b) return;
-  if (svc_stream_watermark(p, b, us) || svc_stream_flush(p, b) <= 0) {
-    svc_pg_batch_discard(&b);
-    return;
-  }
   p->wm_busy = 1;
   svc_pg_submit(b);
 }

@@ -297,7 +297,9 @@ struct intake_ctx {
   struct svc_stream_producer *prod;
   struct svc_clock clock;
   const uint8_t *key; size_t keylen; /* pseudonym key (R-I6) */
-  int64_t watermark_us;             /* the last watermark committed */
+  int64_t watermark_us;             /* the last watermark committed from the hotline (or
+                                       restored at start) */
+  int64_t watermark_lag_us;         /* wall mode: how far intake's own watermark trails */
   int64_t pending_watermark_us;     /* the highest one staged in the open batch */
   struct intake_overlay *overlay;   /* new tickets staged in the open batch */
   size_t n_overlay, cap_overlay;
@@ -312,6 +314,40 @@ struct intake_ctx {
 extern const struct svc_server_ops intake_hotline_ops;
 /* Frees the overlay. */
 void intake_handlers_free(struct intake_ctx *x);
+/* The latest watermark on intake's stream: the hotline's (or the one
+ * restored at start) or intake's own in wall mode, whichever is later. */
+int64_t intake_last_watermark(const struct intake_ctx *x);
+/* R-T3 wall mode: the stream producer's watermark_fn (arg: the context).
+ * The system clock less watermark_lag_us, when that is past the latest
+ * watermark; else 0 (nothing to publish). */
+int64_t intake_wall_watermark(void *arg);
+
+/* ---- intake_privacy.c: the pseudonym key and the retention purge (R-I6) ---- */
+
+#define INTAKE_KEY_MIN 16  /* bytes of a pseudonym key */
+#define INTAKE_KEY_MAX 256
+/* The configuration's check of WHISTLE_PSEUDONYM_KEY: 0 when the file can be
+ * read and holds at least INTAKE_KEY_MIN bytes, else -1 with a reason in err
+ * (never the content). */
+int intake_key_check(const char *path, char *err, size_t errlen);
+/* Reads the pseudonym key from path (trailing newlines dropped) into key,
+ * its length into *len. An empty path means the development key, which is
+ * refused with CURVE on (curve 1). 0, or -1 (logged). */
+int intake_key_load(const char *path, int curve, uint8_t key[INTAKE_KEY_MAX], size_t *len);
+
+/* R-I6 retention: the purge a timer runs. */
+struct intake_purge {
+  struct intake_ctx *x;  /* its store, clock and counters */
+  struct svc_pg *pg;     /* the connection its batches run on */
+  int64_t retention_us;  /* personal data is kept this long after closing */
+  const int *stopping;   /* non-zero while the daemon drains: no new chunk */
+  int running;           /* a chunk is in flight */
+  uint64_t erasing;      /* rows the chunk in flight erases */
+};
+/* Erases one chunk (intake_store_purge, cut-off now - retention_us, "now"
+ * the system clock in wall mode), unless one is in flight or the daemon is
+ * draining; after a full chunk committed, the next one. */
+void intake_purge_run(struct intake_purge *p);
 
 /* ---- intake_closure.c (and its SQL in intake_store.c): referral's closures ---- */
 

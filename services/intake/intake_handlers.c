@@ -114,11 +114,31 @@ static void reject(struct ireq *r, const char *why)
   snprintf(r->reason, sizeof r->reason, "%s", why);
 }
 
+int64_t intake_last_watermark(const struct intake_ctx *x)
+{
+  int64_t p = x->prod ? svc_stream_last_watermark(x->prod) : 0;
+  return p > x->watermark_us ? p : x->watermark_us;
+}
+
+int64_t intake_wall_watermark(void *arg)
+{
+  const struct intake_ctx *x = arg;
+  int64_t us = svc_wall_us() - x->watermark_lag_us;
+  return us > intake_last_watermark(x) ? us : 0; /* R-T3: only forward */
+}
+
 /* Appends an event to batch b; if it cannot, b fails as a whole (nothing of
- * it commits, so no state change goes without its event). */
+ * it commits, so no state change goes without its event). In wall mode the
+ * stream promises no event before its last watermark (R-T3): an input
+ * accepted after it with an earlier business time (a ticket the hotline
+ * delivers late) is published at the watermark, its payload keeping its own
+ * time. Batches run one at a time, so every watermark committed before this
+ * one is known here; this batch's own go after its events. */
 static void append(struct intake_ctx *x, struct svc_pg_batch *b, int64_t at, const char *kind,
                    const ProtobufCMessage *m)
 {
+  int64_t wm = x->clock.mode == SVC_CLOCK_WALL ? intake_last_watermark(x) : 0;
+  if (at < wm) at = wm;
   if (svc_stream_append_msg(x->prod, b, at, kind, SVC_STREAM_INTERNAL, m))
     svc_pg_batch_fail(b, "cannot append a stream event");
 }
@@ -640,7 +660,9 @@ static int on_stage_next(void *arg, struct svc_req *req, struct svc_pg_batch *b,
   if (r->kind == K_SUBMIT) return submit_next(x, r, n);
   if (r->kind == K_WATERMARK) {
     if (n < STAGE_WATERMARK) return 1;
-    if (r->at_us <= x->pending_watermark_us) return r->status = ST_DUPLICATE, 0;
+    /* Not past the stream's last watermark (in wall mode maybe intake's own): DUPLICATE. */
+    if (r->at_us <= x->pending_watermark_us || r->at_us <= intake_last_watermark(x))
+      return r->status = ST_DUPLICATE, 0;
     x->pending_watermark_us = r->at_us; /* R-T3: only forward */
     if (svc_stream_watermark(x->prod, b, r->at_us)) return -1;
     return 0;

@@ -1,44 +1,13 @@
 /* whistle-intake: the 12345 hotline feed. Wiring only: configuration,
  * migrations, registry, Postgres connections, the hotline server, the intake
- * stream, the retention purge timer, status, signals. */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
+ * stream (with its wall-clock watermarks), the retention purge timer, status,
+ * signals. */
 #include "intake.h"
 #include "svc_daemon.h"
 #include "svc_log.h"
-#include "svc_migrate.h"
-#include "svc_pg.h"
 #include "svc_registry.h"
-#include "svc_server.h"
-#include "svc_status.h"
-#include "svc_stream.h"
 
 extern const struct svc_migration intake_migrations[];
-
-#define KEY_MIN 16
-
-/* Reads the pseudonym key file (trailing newlines dropped); its length, or -1. */
-static long read_pseudonym_key(const char *path, uint8_t *key, size_t cap)
-{
-  FILE *f = fopen(path, "rb");
-  size_t n = f ? fread(key, 1, cap, f) : 0;
-  if (!f) return -1;
-  fclose(f);
-  while (n && (key[n - 1] == '\n' || key[n - 1] == '\r')) n--;
-  return (long)n;
-}
-
-static int check_pseudonym_key(const char *path, char *err, size_t errlen)
-{
-  uint8_t key[256];
-  long n = read_pseudonym_key(path, key, sizeof key);
-  memset(key, 0, sizeof key);
-  if (n >= KEY_MIN) return 0;
-  snprintf(err, errlen, n < 0 ? "cannot be read" : "shorter than %d bytes", KEY_MIN);
-  return -1;
-}
 
 static const struct svc_config_var vars[] = {
   { .name = "WHISTLE_INTAKE_HOTLINE", .def = "tcp://*:7101", .kind = SVC_CFG_ENDPOINT,
@@ -48,11 +17,16 @@ static const struct svc_config_var vars[] = {
   { .name = "WHISTLE_REGISTRY", .def = "deploy/registry", .kind = SVC_CFG_DIR,
     .check = svc_registry_check,
     .help = "Directory of registry CSV files (deploy/registry is an example); reloaded on SIGHUP." },
-  { .name = "WHISTLE_PSEUDONYM_KEY", .def = "", .kind = SVC_CFG_FILE, .check = check_pseudonym_key,
+  { .name = "WHISTLE_PSEUDONYM_KEY", .def = "", .kind = SVC_CFG_FILE, .check = intake_key_check,
     .needs = { "WHISTLE_CURVE" },
     .help = "File holding the secret key of caller pseudonyms (R-I6); required with CURVE on." },
   { .name = "WHISTLE_CLOCK", .def = "wall", .kind = SVC_CFG_ENUM, .choices = "wall|event",
     .help = "wall: now is the system clock; event: now moves only with event times (R-T3)." },
+  { .name = "WHISTLE_WATERMARK_MS", .def = "1000", .kind = SVC_CFG_INT, .min = 10, .max = 3600000,
+    .help = "wall mode: how often intake publishes its own watermark, at the system clock (R-T3)." },
+  { .name = "WHISTLE_WATERMARK_LAG_S", .def = "0", .kind = SVC_CFG_INT, .min = 0, .max = 86400,
+    .help = "wall mode: how far that watermark trails the system clock; an input accepted later "
+            "with an earlier time is published at the watermark, its payload unchanged (R-T3)." },
   { .name = "WHISTLE_RETENTION_DAYS", .def = "180", .kind = SVC_CFG_INT, .min = 1, .max = 36500,
     .help = "Days after closing that a caller's phone and name are kept (R-I6)." },
   { .name = "WHISTLE_PURGE_INTERVAL_S", .def = "3600", .kind = SVC_CFG_INT, .min = 1,
@@ -80,73 +54,14 @@ struct intake {
   struct svc_pg *pgw, *pgr;
   struct svc_server *srv;
   struct svc_stream_consumer *closures; /* referral's ticket.closed, or NULL */
-  uv_timer_t purge;
-  int purging, stopping;   /* a purge chunk in flight; draining */
-  uint64_t erasing;
-  uint8_t key[256];
+  uv_timer_t purge_timer;
+  struct intake_purge purge;
+  uint8_t key[INTAKE_KEY_MAX];
 };
-
-static int load_key(struct intake *in)
-{
-  const char *path = svc_daemon_str(&in->d, "WHISTLE_PSEUDONYM_KEY");
-  if (!*path) {
-    if (svc_zctx_curve(in->d.z)) {
-      svc_error("WHISTLE_PSEUDONYM_KEY is required with CURVE on", "%s", "");
-      return -1;
-    }
-    svc_warn("no pseudonym key: using the development key (pseudonyms are guessable)", "%s", "");
-    memcpy(in->key, "whistle-development-key", 23);
-    in->x.key = in->key;
-    in->x.keylen = 23;
-    return 0;
-  }
-  long n = read_pseudonym_key(path, in->key, sizeof in->key);
-  if (n < KEY_MIN) {
-    svc_error("pseudonym key file missing or shorter than 16 bytes", " path=%s", path);
-    return -1;
-  }
-  in->x.key = in->key;
-  in->x.keylen = (size_t)n;
-  return 0;
-}
-
-static void purge_run(struct intake *in);
-
-static void purge_done(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err, void *arg)
-{
-  struct intake *in = arg;
-  (void)b;
-  in->purging = 0;
-  if (oc == SVC_PG_COMMITTED && in->erasing) {
-    in->x.n.purged += in->erasing;
-    svc_info("retention purge", " erased=%llu", (unsigned long long)in->erasing);
-    if (in->erasing == INTAKE_PURGE_CHUNK) purge_run(in); /* more to erase: the next chunk */
-  } else if (oc == SVC_PG_FAILED) {
-    svc_warn("retention purge failed", " error=\"%s\"", err ? err : "");
-  }
-}
-
-/* One chunk of the retention purge (R-I6); purge_done runs the next. */
-static void purge_run(struct intake *in)
-{
-  /* R-T3: in wall mode the purge of personal data runs on the system clock
-   * only, never on a clock that inputs could have moved. */
-  int64_t now = in->x.clock.mode == SVC_CLOCK_WALL ? svc_wall_us() : svc_clock_now(&in->x.clock);
-  if (!now || in->purging || in->stopping) return;
-  int64_t cutoff = now - svc_daemon_int(&in->d, "WHISTLE_RETENTION_DAYS") * INTAKE_DAY_US;
-  struct svc_pg_batch *b = svc_pg_batch_new(in->pgw, NULL, purge_done, in);
-  if (!b) return;
-  if (intake_store_purge(in->x.store, b, now, cutoff, &in->erasing)) {
-    svc_pg_batch_discard(&b);
-    return;
-  }
-  in->purging = 1;
-  svc_pg_submit(b);
-}
 
 static void purge_cb(uv_timer_t *t)
 {
-  purge_run(t->data);
+  intake_purge_run(t->data);
 }
 
 static void fill_status(void *arg, struct svc_status_out *o)
@@ -168,53 +83,25 @@ static void fill_status(void *arg, struct svc_status_out *o)
   if (in->closures) svc_stream_consumer_status(in->closures, "closures", o);
 }
 
-static void finish(void *arg)
+/* What the library does not tear down: the store and the handlers' state. */
+static void release(void *arg)
 {
   struct intake *in = arg;
-  uv_timer_stop(&in->purge);
-  uv_close((uv_handle_t *)&in->purge, NULL);
-  svc_pg_destroy(&in->pgw);
-  svc_pg_destroy(&in->pgr);
-  svc_server_destroy(&in->srv);
-  svc_stream_consumer_destroy(&in->closures);
-  svc_stream_producer_destroy(&in->x.prod);
   intake_store_destroy(&in->x.store);
-  svc_registry_destroy(&in->x.reg);
   intake_handlers_free(&in->x);
-  svc_daemon_close(&in->d);
-}
-
-static void on_stop(void *arg)
-{
-  struct intake *in = arg;
-  in->stopping = 1;
-  svc_stream_producer_stop(in->x.prod);
-  struct svc_drain_step steps[] = { svc_drain_consumer(in->closures), svc_drain_server(in->srv) };
-  svc_daemon_drain(&in->d, steps, 2, finish, in);
 }
 
 /* Reads referral's stream for closures when WHISTLE_REFERRAL_STREAM_AT is set.
  * Its batches run on the write connection, after the hotline's. 0 or -1. */
 static int start_closures(struct intake *in)
 {
-  const char *at = svc_daemon_str(&in->d, "WHISTLE_REFERRAL_STREAM_AT");
-  char key[SVC_Z85_KEY_LEN + 1];
-  if (!*at) return 0;
-  if (svc_daemon_server_key(&in->d, "WHISTLE_REFERRAL_SERVER_KEY", key)) return -1;
+  if (!*svc_daemon_str(&in->d, "WHISTLE_REFERRAL_STREAM_AT")) return 0;
   struct svc_pg_stmt *st = intake_store_prepare_closed(in->pgw);
-  struct svc_stream_consumer_opts co = { .endpoint = at, .consumer = "intake",
-                                         .producer = "referral",
-                                         .server_key = key[0] ? key : NULL };
-  in->closures = st ? svc_stream_consumer_new(&in->d.loop, in->d.z, in->pgw, &co,
-                                              intake_closure_apply, st) : NULL;
+  struct svc_stream_consumer_opts co = { .consumer = "intake", .producer = "referral" };
+  in->closures = st ? svc_daemon_consumer(&in->d, "WHISTLE_REFERRAL_STREAM_AT",
+                                          "WHISTLE_REFERRAL_SERVER_KEY", in->pgw, &co,
+                                          intake_closure_apply, st) : NULL;
   return in->closures ? 0 : -1;
-}
-
-static void on_reload(void *arg)
-{
-  struct intake *in = arg;
-  svc_daemon_registry(&in->d, &in->x.reg, 1); /* on failure the old registry stays */
-  svc_zctx_reload(in->d.z);
 }
 
 int main(int argc, char **argv)
@@ -224,39 +111,40 @@ int main(int argc, char **argv)
                            "whistle-intake: takes 12345 hotline tickets, classifies them and "
                            "publishes the intake stream.", vars);
   if (rc) return rc > 0 ? 0 : 2;
+  svc_daemon_on_release(&in.d, release, &in);
   svc_daemon_clock(&in.d, &in.x.clock);
-  if (load_key(&in) || svc_daemon_registry(&in.d, &in.x.reg, 0)) return 2;
+  in.x.key = in.key;
+  if (intake_key_load(svc_daemon_str(&in.d, "WHISTLE_PSEUDONYM_KEY"), svc_zctx_curve(in.d.z), in.key,
+                      &in.x.keylen) || svc_daemon_registry(&in.d, &in.x.reg, 0))
+    return svc_daemon_abort(&in.d, 2);
   const char *pg = svc_daemon_str(&in.d, "WHISTLE_PG");
-  if (svc_migrate(pg, "intake", intake_migrations, (int)svc_daemon_int(&in.d, "WHISTLE_PG_WAIT_S")))
-    return svc_stop_requested() ? 0 : 1;
   int64_t latest;
-  if (intake_scrub(pg) || intake_store_load_clock(pg, &in.x.watermark_us, &latest)) return 1;
+  if (svc_daemon_open_pg(&in.d, "intake", intake_migrations, &in.pgw, &in.pgr) ||
+      intake_scrub(pg) || intake_store_load_clock(pg, &in.x.watermark_us, &latest))
+    return svc_daemon_abort(&in.d, 1);
   svc_clock_observe(&in.x.clock, latest > in.x.watermark_us ? latest : in.x.watermark_us);
   svc_daemon_clock_restored(&in.x.clock);
-  in.pgw = svc_pg_new(&in.d.loop, "write", pg);
-  in.pgr = svc_pg_new(&in.d.loop, "read", pg);
-  in.x.store = in.pgw ? intake_store_new(in.pgw) : NULL;
-  struct svc_stream_producer_opts po = {
-    .endpoint = svc_daemon_str(&in.d, "WHISTLE_INTAKE_STREAM"), .name = "intake",
-    .full_access = svc_daemon_str(&in.d, "WHISTLE_STREAM_FULL_ACCESS"),
-  };
-  in.x.prod = in.pgr ? svc_stream_producer_new(&in.d.loop, in.d.z, in.pgw, in.pgr, &po) : NULL;
-  struct svc_server_opts so = { .endpoint = svc_daemon_str(&in.d, "WHISTLE_INTAKE_HOTLINE"),
-                                .max_batch = (size_t)svc_daemon_int(&in.d, "WHISTLE_BATCH"),
-                                .producer = in.x.prod };
-  in.srv = in.x.prod && in.x.store
-             ? svc_server_new(&in.d.loop, in.d.z, in.pgw, &so, &intake_hotline_ops, &in.x) : NULL;
-  uv_timer_init(&in.d.loop, &in.purge);
-  in.purge.data = &in;
-  uint64_t every = (uint64_t)svc_daemon_int(&in.d, "WHISTLE_PURGE_INTERVAL_S") * 1000;
-  uv_timer_start(&in.purge, purge_cb, every, every);
-  if (!in.srv || start_closures(&in) || svc_daemon_status(&in.d, fill_status, &in) ||
-      svc_daemon_signals(&in.d, on_stop, on_reload, &in)) {
-    in.d.exit_code = 1;
-    finish(&in);
-  } else {
-    svc_info("ready", " hotline=%s stream=%s clock=%s", so.endpoint, po.endpoint,
-             svc_daemon_str(&in.d, "WHISTLE_CLOCK"));
+  in.x.store = intake_store_new(in.pgw);
+  struct svc_stream_producer_opts po = { .name = "intake" };
+  if (in.x.clock.mode == SVC_CLOCK_WALL) { /* R-T3: intake's watermark follows the wall clock */
+    po.watermark_ms = (int)svc_daemon_int(&in.d, "WHISTLE_WATERMARK_MS");
+    po.watermark_fn = intake_wall_watermark;
+    po.watermark_arg = &in.x;
+    in.x.watermark_lag_us = svc_daemon_int(&in.d, "WHISTLE_WATERMARK_LAG_S") * 1000000;
   }
+  in.x.prod = svc_daemon_producer(&in.d, "WHISTLE_INTAKE_STREAM", in.pgw, in.pgr, &po);
+  struct svc_server_opts so = { .max_batch = (size_t)svc_daemon_int(&in.d, "WHISTLE_BATCH"),
+                                .producer = in.x.prod };
+  in.srv = in.x.prod && in.x.store ? svc_daemon_server(&in.d, "WHISTLE_INTAKE_HOTLINE", in.pgw,
+                                                       &so, &intake_hotline_ops, &in.x) : NULL;
+  in.purge = (struct intake_purge){
+    .x = &in.x, .pg = in.pgw, .stopping = &in.d.stopping,
+    .retention_us = svc_daemon_int(&in.d, "WHISTLE_RETENTION_DAYS") * INTAKE_DAY_US };
+  uint64_t every = (uint64_t)svc_daemon_int(&in.d, "WHISTLE_PURGE_INTERVAL_S") * 1000;
+  if (!in.srv || svc_daemon_timer(&in.d, &in.purge_timer, purge_cb, &in.purge, every) ||
+      start_closures(&in) || svc_daemon_serve(&in.d, fill_status, &in))
+    return svc_daemon_abort(&in.d, 1);
+  svc_info("ready", " hotline=%s stream=%s clock=%s", svc_daemon_str(&in.d, "WHISTLE_INTAKE_HOTLINE"),
+           svc_daemon_str(&in.d, "WHISTLE_INTAKE_STREAM"), svc_daemon_str(&in.d, "WHISTLE_CLOCK"));
   return svc_daemon_run(&in.d);
 }

@@ -3,18 +3,11 @@
  * batch runs on, the intake stream consumer, the unit interface, the
  * referral stream, the clock timer, status and signals. */
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "referral.h"
 #include "svc_daemon.h"
 #include "svc_log.h"
-#include "svc_migrate.h"
-#include "svc_pg.h"
 #include "svc_registry.h"
-#include "svc_server.h"
-#include "svc_status.h"
-#include "svc_stream.h"
 
 extern const struct svc_migration referral_migrations[];
 
@@ -56,13 +49,12 @@ struct referral {
   struct svc_server *srv;
   struct svc_stream_consumer *cons;
   uv_timer_t tick;
-  int draining;
 };
 
 static void tick_cb(uv_timer_t *t)
 {
   struct referral *rf = t->data;
-  if (!rf->draining) referral_clock_run(&rf->x);
+  if (!rf->d.stopping) referral_clock_run(&rf->x);
 }
 
 static void fill_status(void *arg, struct svc_status_out *o)
@@ -90,72 +82,35 @@ static void fill_status(void *arg, struct svc_status_out *o)
   svc_pg_status(rf->pgw, "pg", o);
 }
 
-static void finish(void *arg)
+/* What the library does not tear down: the store and the handlers' state. */
+static void release(void *arg)
 {
   struct referral *rf = arg;
-  uv_timer_stop(&rf->tick);
-  uv_close((uv_handle_t *)&rf->tick, NULL);
-  svc_pg_destroy(&rf->pgw);
-  svc_pg_destroy(&rf->pgr);
-  svc_server_destroy(&rf->srv);
-  svc_stream_consumer_destroy(&rf->cons);
-  svc_stream_producer_destroy(&rf->x.prod);
   referral_store_destroy(&rf->x.store);
   referral_handlers_free(&rf->x);
-  svc_registry_destroy(&rf->x.reg);
-  svc_daemon_close(&rf->d);
 }
 
-static void on_stop(void *arg)
+/* Every batch runs on pgw: the consumer's, the server's and the clock's, one
+ * after the other, so each sees the others' committed tickets. 0 or -1. */
+static int start(struct referral *rf)
 {
-  struct referral *rf = arg;
-  rf->draining = 1;
-  svc_stream_producer_stop(rf->x.prod);
-  struct svc_drain_step steps[] = { svc_drain_consumer(rf->cons), svc_drain_server(rf->srv) };
-  svc_daemon_drain(&rf->d, steps, 2, finish, rf);
-}
-
-static void on_reload(void *arg)
-{
-  struct referral *rf = arg;
-  svc_daemon_registry(&rf->d, &rf->x.reg, 1); /* on failure the old registry stays */
-  svc_zctx_reload(rf->d.z);
-}
-
-static int start(struct referral *rf, const char *pg, const char *intake_key)
-{
-  rf->pgw = svc_pg_new(&rf->d.loop, "write", pg);
-  rf->pgr = svc_pg_new(&rf->d.loop, "read", pg);
-  if (!rf->pgw || !rf->pgr || !(rf->x.store = referral_store_new(rf->pgw)) ||
-      referral_handlers_init(&rf->x))
-    return -1;
+  if (!(rf->x.store = referral_store_new(rf->pgw)) || referral_handlers_init(&rf->x)) return -1;
   rf->x.pg = rf->pgw;
-  struct svc_stream_producer_opts po = {
-    .endpoint = svc_daemon_str(&rf->d, "WHISTLE_REFERRAL_STREAM"), .name = "referral",
-    .full_access = svc_daemon_str(&rf->d, "WHISTLE_STREAM_FULL_ACCESS"),
-  };
-  if (!(rf->x.prod = svc_stream_producer_new(&rf->d.loop, rf->d.z, rf->pgw, rf->pgr, &po)))
-    return -1;
-  struct svc_stream_consumer_opts co = {
-    .endpoint = svc_daemon_str(&rf->d, "WHISTLE_INTAKE_STREAM_AT"), .consumer = "referral",
-    .producer = "intake", .server_key = intake_key[0] ? intake_key : NULL,
-    .max_batch = (size_t)svc_daemon_int(&rf->d, "WHISTLE_BATCH"),
-  };
-  /* Every batch runs on pgw: the consumer's, the server's and the clock's,
-   * one after the other, so each sees the others' committed tickets. */
-  rf->cons = svc_stream_consumer_new(&rf->d.loop, rf->d.z, rf->pgw, &co, referral_intake_apply, &rf->x);
+  struct svc_stream_producer_opts po = { .name = "referral" };
+  rf->x.prod = svc_daemon_producer(&rf->d, "WHISTLE_REFERRAL_STREAM", rf->pgw, rf->pgr, &po);
+  if (!rf->x.prod) return -1;
+  size_t batch = (size_t)svc_daemon_int(&rf->d, "WHISTLE_BATCH");
+  struct svc_stream_consumer_opts co = { .consumer = "referral", .producer = "intake",
+                                         .max_batch = batch };
+  rf->cons = svc_daemon_consumer(&rf->d, "WHISTLE_INTAKE_STREAM_AT", "WHISTLE_INTAKE_SERVER_KEY",
+                                 rf->pgw, &co, referral_intake_apply, &rf->x);
   if (!rf->cons) return -1;
   svc_stream_consumer_stages(rf->cons, referral_intake_apply_next, rf->x.prod);
-  struct svc_server_opts so = { .endpoint = svc_daemon_str(&rf->d, "WHISTLE_REFERRAL_UNITS"),
-                                .max_batch = (size_t)svc_daemon_int(&rf->d, "WHISTLE_BATCH"),
-                                .producer = rf->x.prod };
-  if (!(rf->srv = svc_server_new(&rf->d.loop, rf->d.z, rf->pgw, &so, &referral_unit_ops, &rf->x)))
-    return -1;
-  uint64_t every = (uint64_t)svc_daemon_int(&rf->d, "WHISTLE_TICK_MS");
-  uv_timer_start(&rf->tick, tick_cb, every, every);
-  svc_info("ready", " units=%s stream=%s intake=%s clock=%s", so.endpoint, po.endpoint,
-           co.endpoint, svc_daemon_str(&rf->d, "WHISTLE_CLOCK"));
-  return 0;
+  struct svc_server_opts so = { .max_batch = batch, .producer = rf->x.prod };
+  rf->srv = svc_daemon_server(&rf->d, "WHISTLE_REFERRAL_UNITS", rf->pgw, &so, &referral_unit_ops,
+                              &rf->x);
+  return rf->srv ? svc_daemon_timer(&rf->d, &rf->tick, tick_cb, rf,
+                                    (uint64_t)svc_daemon_int(&rf->d, "WHISTLE_TICK_MS")) : -1;
 }
 
 int main(int argc, char **argv)
@@ -166,27 +121,23 @@ int main(int argc, char **argv)
                            "and streets, runs their clocks and publishes the referral stream.",
                            vars);
   if (rc) return rc > 0 ? 0 : 2;
+  svc_daemon_on_release(&rf.d, release, &rf);
   svc_daemon_clock(&rf.d, &rf.x.clock);
   rf.x.curve = svc_zctx_curve(rf.d.z);
   snprintf(rf.x.operators, sizeof rf.x.operators, "%s",
            svc_daemon_str(&rf.d, "WHISTLE_REFERRAL_OPERATORS"));
-  char intake_key[SVC_Z85_KEY_LEN + 1];
-  if (svc_daemon_server_key(&rf.d, "WHISTLE_INTAKE_SERVER_KEY", intake_key) || svc_daemon_registry(&rf.d, &rf.x.reg, 0))
-    return 2;
+  if (svc_daemon_registry(&rf.d, &rf.x.reg, 0)) return svc_daemon_abort(&rf.d, 2);
   const char *pg = svc_daemon_str(&rf.d, "WHISTLE_PG");
-  if (svc_migrate(pg, "referral", referral_migrations,
-                  (int)svc_daemon_int(&rf.d, "WHISTLE_PG_WAIT_S")) ||
+  if (svc_daemon_open_pg(&rf.d, "referral", referral_migrations, &rf.pgw, &rf.pgr) ||
       referral_scrub(pg) ||
       referral_store_load_clock(pg, &rf.x.in_watermark_us, &rf.x.out_watermark_us))
-    return svc_stop_requested() ? 0 : 1;
+    return svc_daemon_abort(&rf.d, 1);
   svc_clock_observe(&rf.x.clock, rf.x.in_watermark_us);
   svc_daemon_clock_restored(&rf.x.clock);
-  uv_timer_init(&rf.d.loop, &rf.tick);
-  rf.tick.data = &rf;
-  if (start(&rf, pg, intake_key) || svc_daemon_status(&rf.d, fill_status, &rf) ||
-      svc_daemon_signals(&rf.d, on_stop, on_reload, &rf)) {
-    rf.d.exit_code = 1;
-    finish(&rf);
-  }
+  if (start(&rf) || svc_daemon_serve(&rf.d, fill_status, &rf)) return svc_daemon_abort(&rf.d, 1);
+  svc_info("ready", " units=%s stream=%s intake=%s clock=%s",
+           svc_daemon_str(&rf.d, "WHISTLE_REFERRAL_UNITS"),
+           svc_daemon_str(&rf.d, "WHISTLE_REFERRAL_STREAM"),
+           svc_daemon_str(&rf.d, "WHISTLE_INTAKE_STREAM_AT"), svc_daemon_str(&rf.d, "WHISTLE_CLOCK"));
   return svc_daemon_run(&rf.d);
 }

@@ -13,7 +13,9 @@ ticket.accepted per stored ticket and none for a refused one, one
 ticket.feedback per stored callback, one ticket.exempted per exemption, one
 ticket.triaged per triaged ticket, nothing twice, seqs gapless.
 The probe first: tickets A, B, C, then X whose insert fails, then a
-watermark, sent together, must give exactly A B C WATERMARK."""
+watermark, sent together, must give exactly A B C WATERMARK. Intake runs on
+the event clock, where the watermarks are the hotline's (on the wall clock it
+would add its own, R-T3)."""
 import os
 import random
 import sys
@@ -26,7 +28,7 @@ import intake_client as ic  # noqa: E402
 wt.pgdev("start")
 wt.pgdev("reset", "intake")
 w = wt.Workdir("intake-once")
-env = ic.intake_env(w)
+env = ic.intake_env(w, WHISTLE_CLOCK="event")
 log = w.file("intake.log")
 intake, ok = ic.start_intake(w, env)
 wt.check(ok, "intake starts and connects to Postgres")

@@ -304,6 +304,12 @@ def stream_head():
     return int(wt.scalar("SELECT last_seq FROM intake.stream_head"))
 
 
+def data_events():
+    """Events in intake's outbox other than watermarks (in wall mode intake adds
+    its own every WHISTLE_WATERMARK_MS, R-T3)."""
+    return int(wt.scalar("SELECT count(*) FROM intake.stream_outbox WHERE kind <> 'WATERMARK'"))
+
+
 def wait_sink_caught_up(schema="i_sink", timeout=120):
     """Until sinkd's table holds every event of intake's outbox."""
     return wt.wait_for(lambda: wt.scalar(f"SELECT coalesce(max(seq), 0) FROM {schema}.sink")
