@@ -42,6 +42,8 @@ struct svc_daemon {
   struct svc_registry **registry;
   void (*release)(void *);
   void *release_arg;
+  void (*reload)(void *);
+  void *reload_arg;
 };
 
 /* Parses the configuration (common + own, a NULL-name-terminated table; an
@@ -88,6 +90,10 @@ void svc_daemon_clock_restored(const struct svc_clock *c);
  * in svc_daemon_finish once the registered parts are destroyed, before the
  * registry is. */
 void svc_daemon_on_release(struct svc_daemon *d, void (*release)(void *), void *arg);
+/* The service's own data reloaded on SIGHUP with the registry (e.g. a rule
+ * table kept beside it): reload(arg) runs after the registry's reload, and
+ * keeps what is in force when it refuses the new data. */
+void svc_daemon_on_reload(struct svc_daemon *d, void (*reload)(void *), void *arg);
 /* Starts the status endpoints (svc_daemon_status, answering with fill's
  * counters) and the signal handling: SIGTERM/SIGINT run svc_daemon_stop,
  * SIGHUP reloads the registry (svc_daemon_registry's slot) and the allowed

@@ -59,6 +59,12 @@ void svc__daemon_add(struct svc_daemon *d, enum svc__part_kind kind, void *obj)
   d->parts[d->parts_n++] = (struct svc__daemon_part){ (int)kind, obj };
 }
 
+void svc_daemon_on_reload(struct svc_daemon *d, void (*reload)(void *), void *arg)
+{
+  d->reload = reload;
+  d->reload_arg = arg;
+}
+
 void svc_daemon_on_release(struct svc_daemon *d, void (*release)(void *), void *arg)
 {
   d->release = release;
@@ -168,6 +174,7 @@ static void on_reload(void *arg)
 {
   struct svc_daemon *d = arg;
   if (d->registry) svc_daemon_registry(d, d->registry, 1); /* on failure the old one stays */
+  if (d->reload) d->reload(d->reload_arg);
   svc_zctx_reload(d->z);
 }
 

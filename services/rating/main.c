@@ -3,10 +3,6 @@
  * rule table, the write connection every batch runs on, the intake and
  * referral stream consumers, the request interface, the rating stream, the
  * close timer, status and signals. */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "rating.h"
 #include "svc_daemon.h"
 #include "svc_log.h"
@@ -65,21 +61,19 @@ struct rating {
 
 static void tick_cb(uv_timer_t *t)
 {
-  rating_close_run(&((struct rating *)t->data)->x);
+  struct rating *rt = t->data;
+  if (!rt->d.stopping) rating_close_run(&rt->x);
 }
 
 static void fill_status(void *arg, struct svc_status_out *o)
 {
   struct rating *rt = arg;
   const struct rating_counters *n = &rt->x.n;
-  svc_status_add(o, "rating.tickets", (int64_t)n->tickets);
-  svc_status_add(o, "rating.steps", (int64_t)n->steps);
-  svc_status_add(o, "rating.violations", (int64_t)n->violations);
-  svc_status_add(o, "rating.decisions", (int64_t)n->decisions);
-  svc_status_add(o, "rating.closes", (int64_t)n->closes);
-  svc_status_add(o, "rating.inspections", (int64_t)n->inspections);
-  svc_status_add(o, "rating.queries", (int64_t)n->queries);
-  svc_status_add(o, "rating.late", (int64_t)n->late);
+  const char *names[] = { "rating.tickets", "rating.steps", "rating.violations", "rating.decisions",
+                          "rating.closes", "rating.inspections", "rating.queries", "rating.late" };
+  const uint64_t v[] = { n->tickets, n->steps, n->violations, n->decisions, n->closes,
+                         n->inspections, n->queries, n->late };
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) svc_status_add(o, names[i], (int64_t)v[i]);
   svc_status_add(o, "rating.closed_month", rt->x.closed_month);
   svc_server_status(rt->srv, "server", o);
   svc_stream_producer_status(rt->x.prod, "stream", o);
@@ -91,98 +85,47 @@ static void fill_status(void *arg, struct svc_status_out *o)
   svc_pg_status(rt->pgw, "pg", o);
 }
 
-static void finish(void *arg)
+/* What the library does not tear down: the store and the handlers' state. */
+static void release(void *arg)
 {
   struct rating *rt = arg;
-  uv_timer_stop(&rt->tick);
-  uv_close((uv_handle_t *)&rt->tick, NULL);
-  svc_pg_destroy(&rt->pgw);
-  svc_pg_destroy(&rt->pgr);
-  svc_server_destroy(&rt->srv);
-  svc_stream_consumer_destroy(&rt->cons[0]);
-  svc_stream_consumer_destroy(&rt->cons[1]);
-  svc_stream_producer_destroy(&rt->x.prod);
   rating_store_destroy(&rt->x.store);
   rating_input_free(&rt->in[0]);
   rating_input_free(&rt->in[1]);
   rating_close_free(&rt->x);
-  svc_registry_destroy(&rt->x.reg);
-  svc_daemon_close(&rt->d);
 }
 
-static void on_stop(void *arg)
+static void reload_table(void *arg)
 {
   struct rating *rt = arg;
-  rt->x.draining = 1;
-  svc_stream_producer_stop(rt->x.prod);
-  struct svc_drain_step steps[] = { svc_drain_consumer(rt->cons[0]), svc_drain_consumer(rt->cons[1]),
-                                    svc_drain_server(rt->srv) };
-  svc_daemon_drain(&rt->d, steps, 3, finish, rt);
+  rating_load_table(&rt->x, svc_daemon_str(&rt->d, "WHISTLE_REGISTRY"), 1);
 }
 
-/* The registry and the rule table, at start and on SIGHUP (a refused reload
- * keeps the ones in force). */
-static int load(struct rating *rt, int reloading)
+/* Both consumers, the request server and the close timer run their
+ * batches on pgw, one after the other, so each sees the others' commits. */
+static int start(struct rating *rt)
 {
-  char path[1024], err[512];
-  struct rating_table t;
-  rating_table_defaults(&t);
-  snprintf(path, sizeof path, "%s/rating_rules.csv", svc_daemon_str(&rt->d, "WHISTLE_REGISTRY"));
-  if (rating_table_load(&t, path, err, sizeof err)) {
-    if (reloading) svc_reload_failed("rule table", err);
-    else svc_error("rule table refused", " error=\"%s\"", err);
-    return -1;
-  }
-  if (svc_daemon_registry(&rt->d, &rt->x.reg, reloading)) return -1;
-  rt->x.table = t;
-  svc_info("rule table loaded", " version=%s top_k=%d", t.version, t.top_k);
-  return 0;
-}
-
-static void on_reload(void *arg)
-{
-  struct rating *rt = arg;
-  load(rt, 1);
-  svc_zctx_reload(rt->d.z);
-}
-
-static struct svc_stream_consumer *consumer(struct rating *rt, int which, const char *key)
-{
-  struct svc_stream_consumer_opts co = {
-    .endpoint = svc_daemon_str(&rt->d, which ? "WHISTLE_REFERRAL_STREAM_AT" : "WHISTLE_INTAKE_STREAM_AT"),
-    .consumer = "rating", .producer = which ? "referral" : "intake", .server_key = key[0] ? key : NULL,
-    .max_batch = (size_t)svc_daemon_int(&rt->d, "WHISTLE_BATCH"),
-  };
-  rt->in[which] = (struct rating_input){ &rt->x, which, NULL };
-  struct svc_stream_consumer *c = svc_stream_consumer_new(&rt->d.loop, rt->d.z, rt->pgw, &co,
-                                                          rating_apply, &rt->in[which]);
-  if (c) svc_stream_consumer_stages(c, rating_apply_next, rt->x.prod);
-  return c;
-}
-
-static int start(struct rating *rt, const char *pg, const char keys[2][SVC_Z85_KEY_LEN + 1])
-{
-  rt->pgw = svc_pg_new(&rt->d.loop, "write", pg);
-  rt->pgr = svc_pg_new(&rt->d.loop, "read", pg);
-  if (!rt->pgw || !rt->pgr || !(rt->x.store = rating_store_new(rt->pgw))) return -1;
+  if (!(rt->x.store = rating_store_new(rt->pgw))) return -1;
   rt->x.pg = rt->pgw;
-  struct svc_stream_producer_opts po = {
-    .endpoint = svc_daemon_str(&rt->d, "WHISTLE_RATING_STREAM"), .name = "rating",
-    .full_access = svc_daemon_str(&rt->d, "WHISTLE_STREAM_FULL_ACCESS"),
-  };
-  if (!(rt->x.prod = svc_stream_producer_new(&rt->d.loop, rt->d.z, rt->pgw, rt->pgr, &po)) ||
-      !(rt->cons[0] = consumer(rt, 0, keys[0])) || !(rt->cons[1] = consumer(rt, 1, keys[1])))
-    return -1;
-  struct svc_server_opts so = { .endpoint = svc_daemon_str(&rt->d, "WHISTLE_RATING_REQUESTS"),
-                                .max_batch = (size_t)svc_daemon_int(&rt->d, "WHISTLE_BATCH") };
-  if (!(rt->srv = svc_server_new(&rt->d.loop, rt->d.z, rt->pgw, &so, &rating_request_ops, &rt->x)))
-    return -1;
-  uint64_t every = (uint64_t)svc_daemon_int(&rt->d, "WHISTLE_TICK_MS");
-  uv_timer_start(&rt->tick, tick_cb, every, every);
-  svc_info("ready", " requests=%s stream=%s intake=%s referral=%s", so.endpoint, po.endpoint,
-           svc_daemon_str(&rt->d, "WHISTLE_INTAKE_STREAM_AT"),
-           svc_daemon_str(&rt->d, "WHISTLE_REFERRAL_STREAM_AT"));
-  return 0;
+  struct svc_stream_producer_opts po = { .name = "rating" };
+  rt->x.prod = svc_daemon_producer(&rt->d, "WHISTLE_RATING_STREAM", rt->pgw, rt->pgr, &po);
+  if (!rt->x.prod) return -1;
+  size_t batch = (size_t)svc_daemon_int(&rt->d, "WHISTLE_BATCH");
+  static const char *const at[2] = { "WHISTLE_INTAKE_STREAM_AT", "WHISTLE_REFERRAL_STREAM_AT" };
+  static const char *const key[2] = { "WHISTLE_INTAKE_SERVER_KEY", "WHISTLE_REFERRAL_SERVER_KEY" };
+  for (int i = 0; i < 2; i++) {
+    struct svc_stream_consumer_opts co = { .consumer = "rating", .producer = i ? "referral" : "intake",
+                                           .max_batch = batch };
+    rt->in[i] = (struct rating_input){ &rt->x, i, NULL };
+    rt->cons[i] = svc_daemon_consumer(&rt->d, at[i], key[i], rt->pgw, &co, rating_apply, &rt->in[i]);
+    if (!rt->cons[i]) return -1;
+    svc_stream_consumer_stages(rt->cons[i], rating_apply_next, rt->x.prod);
+  }
+  struct svc_server_opts so = { .max_batch = batch };
+  rt->srv = svc_daemon_server(&rt->d, "WHISTLE_RATING_REQUESTS", rt->pgw, &so, &rating_request_ops,
+                              &rt->x);
+  return rt->srv ? svc_daemon_timer(&rt->d, &rt->tick, tick_cb, rt,
+                                    (uint64_t)svc_daemon_int(&rt->d, "WHISTLE_TICK_MS")) : -1;
 }
 
 int main(int argc, char **argv)
@@ -193,25 +136,22 @@ int main(int argc, char **argv)
                            "unit assessment, closed in event time; publishes the rating stream.",
                            vars);
   if (rc) return rc > 0 ? 0 : 2;
+  svc_daemon_on_release(&rt.d, release, &rt);
+  svc_daemon_on_reload(&rt.d, reload_table, &rt);
   svc_daemon_clock(&rt.d, &rt.x.clock);
   rt.x.off_s = SVC_DEFAULT_UTC_OFFSET;
-  char keys[2][SVC_Z85_KEY_LEN + 1];
-  if (svc_daemon_server_key(&rt.d, "WHISTLE_INTAKE_SERVER_KEY", keys[0]) ||
-      svc_daemon_server_key(&rt.d, "WHISTLE_REFERRAL_SERVER_KEY", keys[1]) || load(&rt, 0))
-    return 2;
-  const char *pg = svc_daemon_str(&rt.d, "WHISTLE_PG");
+  rt.x.stopping = &rt.d.stopping;
+  if (rating_load_table(&rt.x, svc_daemon_str(&rt.d, "WHISTLE_REGISTRY"), 0) ||
+      svc_daemon_registry(&rt.d, &rt.x.reg, 0)) return svc_daemon_abort(&rt.d, 2);
   struct rating_clock_row c;
-  if (svc_migrate(pg, "rating", rating_migrations, (int)svc_daemon_int(&rt.d, "WHISTLE_PG_WAIT_S")) ||
-      rating_store_load_clock(pg, &c))
-    return svc_stop_requested() ? 0 : 1;
-  rt.x.intake_wm = c.intake_wm, rt.x.referral_wm = c.referral_wm, rt.x.out_wm = c.out_wm;
-  rt.x.closed_month = c.closed_month, rt.x.first_month = c.first_month, rt.x.n.late = (uint64_t)c.late;
-  uv_timer_init(&rt.d.loop, &rt.tick);
-  rt.tick.data = &rt;
-  if (start(&rt, pg, keys) || svc_daemon_status(&rt.d, fill_status, &rt) ||
-      svc_daemon_signals(&rt.d, on_stop, on_reload, &rt)) {
-    rt.d.exit_code = 1;
-    finish(&rt);
-  }
+  if (svc_daemon_open_pg(&rt.d, "rating", rating_migrations, &rt.pgw, &rt.pgr) ||
+      rating_store_load_clock(svc_daemon_str(&rt.d, "WHISTLE_PG"), &c))
+    return svc_daemon_abort(&rt.d, 1);
+  rating_restore(&rt.x, &c);
+  if (start(&rt) || svc_daemon_serve(&rt.d, fill_status, &rt)) return svc_daemon_abort(&rt.d, 1);
+  svc_info("ready", " requests=%s stream=%s intake=%s referral=%s clock=%s",
+           svc_daemon_str(&rt.d, "WHISTLE_RATING_REQUESTS"), svc_daemon_str(&rt.d, "WHISTLE_RATING_STREAM"),
+           svc_daemon_str(&rt.d, "WHISTLE_INTAKE_STREAM_AT"),
+           svc_daemon_str(&rt.d, "WHISTLE_REFERRAL_STREAM_AT"), svc_daemon_str(&rt.d, "WHISTLE_CLOCK"));
   return svc_daemon_run(&rt.d);
 }

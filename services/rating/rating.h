@@ -346,7 +346,8 @@ struct rating_ctx {
   /* Committed state. */
   int64_t intake_wm, referral_wm, out_wm;
   int32_t closed_month, first_month;
-  int close_busy, draining;
+  int close_busy;
+  const int *stopping;             /* the daemon's: 1 once it drains */
   struct rating_closejob *close;   /* the close in flight */
   struct rating_counters n;        /* of what committed */
 };
@@ -374,6 +375,13 @@ void rating_input_free(struct rating_input *in);
  * call at any time (does nothing while a close runs or Postgres is down). */
 void rating_close_run(struct rating_ctx *x);
 void rating_close_free(struct rating_ctx *x);
+/* Loads the rule table rating_rules.csv of the registry directory dir into
+ * x (at start, reloading 0, or on SIGHUP: a refused file keeps the table in
+ * force, logged and counted as a failed reload). 0 or -1. */
+int rating_load_table(struct rating_ctx *x, const char *dir, int reloading);
+/* At start: the committed state saved in the clock row. */
+struct rating_clock_row;
+void rating_restore(struct rating_ctx *x, const struct rating_clock_row *c);
 /* The month after which nothing is closed: months <= it are final. */
 int32_t rating_next_close(const struct rating_ctx *x);
 

@@ -581,6 +581,7 @@ static void committed(struct svc_pg_batch *b, enum svc_pg_outcome o, const char 
   if (o == SVC_PG_COMMITTED) {
     int64_t *wm = dn->in->which ? &x->referral_wm : &x->intake_wm;
     if (dn->wm > *wm) *wm = dn->wm;
+    svc_clock_observe(&x->clock, x->intake_wm < x->referral_wm ? x->intake_wm : x->referral_wm);
     if (dn->first && (!x->first_month || dn->first < x->first_month)) x->first_month = dn->first;
     x->n.tickets += dn->tickets;
     x->n.steps += dn->steps;

@@ -17,6 +17,7 @@
 #include "svc_log.h"
 #include "svc_pg.h"
 #include "svc_registry.h"
+#include "svc_signal.h"
 #include "svc_stream.h"
 
 /* A loaded row: tag and up to 16 values (copied). */
@@ -814,6 +815,33 @@ static void close_done(struct svc_pg_batch *b, enum svc_pg_outcome o, const char
   if (o == SVC_PG_RETRY) rating_close_run(x);
 }
 
+int rating_load_table(struct rating_ctx *x, const char *dir, int reloading)
+{
+  char path[1024], err[512];
+  struct rating_table t;
+  rating_table_defaults(&t);
+  snprintf(path, sizeof path, "%s/rating_rules.csv", dir);
+  if (rating_table_load(&t, path, err, sizeof err)) {
+    if (reloading) svc_reload_failed("rule table", err);
+    else svc_error("rule table refused", " error=\"%s\"", err);
+    return -1;
+  }
+  x->table = t;
+  svc_info("rule table loaded", " version=%s top_k=%d", t.version, t.top_k);
+  return 0;
+}
+
+void rating_restore(struct rating_ctx *x, const struct rating_clock_row *c)
+{
+  x->intake_wm = c->intake_wm;
+  x->referral_wm = c->referral_wm;
+  x->out_wm = c->out_wm;
+  x->closed_month = c->closed_month;
+  x->first_month = c->first_month;
+  x->n.late = (uint64_t)c->late;
+  svc_clock_observe(&x->clock, x->intake_wm < x->referral_wm ? x->intake_wm : x->referral_wm);
+}
+
 int32_t rating_next_close(const struct rating_ctx *x)
 {
   return x->closed_month ? x->closed_month + 1 : x->first_month;
@@ -821,7 +849,7 @@ int32_t rating_next_close(const struct rating_ctx *x)
 
 void rating_close_run(struct rating_ctx *x)
 {
-  if (x->close_busy || x->draining || !svc_pg_is_up(x->pg)) return;
+  if (x->close_busy || (x->stopping && *x->stopping) || !svc_pg_is_up(x->pg)) return;
   int64_t wm = x->intake_wm < x->referral_wm ? x->intake_wm : x->referral_wm;
   int32_t m = rating_next_close(x);
   int close = m > 0 && rating_month_end(m, x->off_s) <= wm;

@@ -83,26 +83,28 @@ static const struct { int nparams; const char *sql; } SQL[S_N] = {
     " ELSE least(first_month, $3) END, late = late + $4" },
   [S_CLOSED] = { 2, "UPDATE clock SET closed_month = $1, out_wm = greatest(out_wm, $2)" },
   [S_C_PM] = { 1, "SELECT 'pm', compound, company, count::text FROM project_month"
-                  " WHERE month = $1 AND count > 0" },
-  [S_C_RK] = { 1, "SELECT 'rk', compound, streak::text FROM rankings WHERE month = $1 - 1 AND in_top" },
+                  " WHERE month = $1 AND count > 0 ORDER BY compound" },
+  [S_C_RK] = { 1, "SELECT 'rk', compound, streak::text FROM rankings WHERE month = $1 - 1 AND in_top"
+                  " ORDER BY compound" },
   [S_C_UM] = { 1, "SELECT 'um', unit, street_unit::text, district, population::text, accepted::text,"
                   " resolved::text, callbacks::text, satisfied::text FROM unit_month"
-                  " WHERE month = $1 AND (population > 0 OR callbacks > 0)" },
+                  " WHERE month = $1 AND (population > 0 OR callbacks > 0) ORDER BY unit" },
   [S_C_CR] = { 2, "SELECT 'cr', company, sum(points)::text FROM deductions"
-                  " WHERE half = $1 AND at_us < $2 GROUP BY company" },
+                  " WHERE half = $1 AND at_us < $2 GROUP BY company ORDER BY company" },
   [S_C_US] = { 2, "SELECT 'us', unit, street_unit::text, month::text, score_e2::text FROM unit_scores"
-                  " WHERE month >= $1 AND month < $2" },
-  [S_C_SR] = { 1, "SELECT 'sr', street, run::text FROM street_runs WHERE quarter = $1 - 1" },
+                  " WHERE month >= $1 AND month < $2 ORDER BY unit, month" },
+  [S_C_SR] = { 1, "SELECT 'sr', street, run::text FROM street_runs WHERE quarter = $1 - 1 ORDER BY street" },
   [S_C_PQ] = { 1, "SELECT 'pq', compound, raw_sum::text, n::text FROM project_quarter"
-                  " WHERE quarter = $1 AND n > 0" },
+                  " WHERE quarter = $1 AND n > 0 ORDER BY compound" },
   [S_C_PD] = { 2, "SELECT 'pd', compound, count(DISTINCT prohibition)::text FROM violations"
-                  " WHERE year = $1 AND at_us < $2 GROUP BY compound" },
+                  " WHERE year = $1 AND at_us < $2 GROUP BY compound ORDER BY compound" },
   [S_C_PS] = { 1, "SELECT DISTINCT ON (s.compound) 'ps', s.compound, s.stars::text FROM stars s"
                   " JOIN project_quarter q ON q.compound = s.compound AND q.quarter = $1"
                   " WHERE s.quarter < $1 ORDER BY s.compound, s.quarter DESC" },
   [S_C_UH] = { 2, "SELECT 'uh', district, sum(population)::text, sum(accepted)::text,"
                   " sum(resolved)::text, sum(callbacks)::text, sum(satisfied)::text FROM unit_month"
-                  " WHERE street_unit AND month >= $1 AND month < $2 GROUP BY district" },
+                  " WHERE street_unit AND month >= $1 AND month < $2 GROUP BY district"
+                  " ORDER BY district" },
   [S_E_T] = { 2, "SELECT compound, ticket_no FROM tickets WHERE month = $1 AND counted"
                  " AND compound = ANY($2::text[]) ORDER BY compound, ticket_no" },
   [S_E_S] = { 3, "SELECT unit, ticket_no || '#' || step FROM steps WHERE month >= $1 AND month <= $2"

@@ -2,19 +2,21 @@
 -- referral streams tell them, the per-period sums kept up to date as the
 -- facts change (so a month close reads one row per project and per unit,
 -- never the tickets), the published results of closed periods, and the
--- decisions. Months are indexes: local year * 12 + month - 1 (R-T1).
+-- decisions. Months are indexes: local year * 12 + month - 1 (R-T1). Codes
+-- and keys sort bytewise (COLLATE "C"), as the exports require, whatever the
+-- database's collation.
 
 -- R-C1: a ticket and whether it counts in its project's month (as of close).
 CREATE TABLE tickets (
-  ticket_no          text    PRIMARY KEY,
+  ticket_no          text COLLATE "C"    PRIMARY KEY,
   known              boolean NOT NULL,           -- intake's ticket.accepted applied
-  request_type       text    NOT NULL,
-  category           text    NOT NULL,
-  compound           text    NOT NULL,
-  company            text    NOT NULL,
-  street             text    NOT NULL,
-  district           text    NOT NULL,
-  management         text    NOT NULL,
+  request_type       text COLLATE "C"    NOT NULL,
+  category           text COLLATE "C"    NOT NULL,
+  compound           text COLLATE "C"    NOT NULL,
+  company            text COLLATE "C"    NOT NULL,
+  street             text COLLATE "C"    NOT NULL,
+  district           text COLLATE "C"    NOT NULL,
+  management         text COLLATE "C"    NOT NULL,
   received_us        bigint  NOT NULL,
   month              int     NOT NULL,
   counting_category  boolean NOT NULL,
@@ -29,11 +31,11 @@ CREATE INDEX tickets_counted ON tickets (compound, month) WHERE counted;
 -- R-U1/R-U2: a referral step and its contribution to its unit's month (the
 -- month of its resolve deadline).
 CREATE TABLE steps (
-  ticket_no      text    NOT NULL,
+  ticket_no      text COLLATE "C"    NOT NULL,
   step           int     NOT NULL,
-  unit           text    NOT NULL,
+  unit           text COLLATE "C"    NOT NULL,
   street_unit    boolean NOT NULL,
-  district       text    NOT NULL,
+  district       text COLLATE "C"    NOT NULL,
   issued_us      bigint  NOT NULL,
   accept_by_us   bigint  NOT NULL,
   resolve_by_us  bigint  NOT NULL,
@@ -52,8 +54,8 @@ CREATE INDEX steps_unit_month ON steps (unit, month) WHERE in_pop;
 -- C(p, m): counted tickets per project and month.
 CREATE TABLE project_month (
   month     int    NOT NULL,
-  compound  text   NOT NULL,
-  company   text   NOT NULL,
+  compound  text COLLATE "C"   NOT NULL,
+  company   text COLLATE "C"   NOT NULL,
   count     int    NOT NULL,
   PRIMARY KEY (month, compound)
 );
@@ -61,9 +63,9 @@ CREATE TABLE project_month (
 -- P(u, m) and its on-time parts; callbacks received in m for u (R-U2).
 CREATE TABLE unit_month (
   month        int     NOT NULL,
-  unit         text    NOT NULL,
+  unit         text COLLATE "C"    NOT NULL,
   street_unit  boolean NOT NULL,
-  district     text    NOT NULL,
+  district     text COLLATE "C"    NOT NULL,
   population   int     NOT NULL DEFAULT 0,
   accepted     int     NOT NULL DEFAULT 0,
   resolved     int     NOT NULL DEFAULT 0,
@@ -76,23 +78,23 @@ CREATE TABLE unit_month (
 -- prohibitions per project and year (bit p for Pp), and the company-wide
 -- D = 4 threshold per year.
 CREATE TABLE violations (
-  ticket_no    text   PRIMARY KEY,
+  ticket_no    text COLLATE "C"   PRIMARY KEY,
   step         int    NOT NULL,
-  compound     text   NOT NULL,
-  company      text   NOT NULL,
+  compound     text COLLATE "C"   NOT NULL,
+  company      text COLLATE "C"   NOT NULL,
   prohibition  int    NOT NULL,
   at_us        bigint NOT NULL,
   year         int    NOT NULL
 );
 CREATE INDEX violations_project ON violations (compound, year);
 CREATE TABLE project_year (
-  compound  text NOT NULL,
+  compound  text COLLATE "C" NOT NULL,
   year      int  NOT NULL,
   mask      int  NOT NULL,
   PRIMARY KEY (compound, year)
 );
 CREATE TABLE company_year (
-  company   text    NOT NULL,
+  company   text COLLATE "C"    NOT NULL,
   year      int     NOT NULL,
   d4_fired  boolean NOT NULL,
   PRIMARY KEY (company, year)
@@ -100,8 +102,8 @@ CREATE TABLE company_year (
 
 -- R-K1: every deduction, keyed by what caused it; half = year * 2 + (0|1).
 CREATE TABLE deductions (
-  key      text   PRIMARY KEY,
-  company  text   NOT NULL,
+  key      text COLLATE "C"   PRIMARY KEY,
+  company  text COLLATE "C"   NOT NULL,
   half     int    NOT NULL,
   points   int    NOT NULL,
   at_us    bigint NOT NULL
@@ -110,8 +112,8 @@ CREATE INDEX deductions_half ON deductions (half, company);
 
 -- R-S1: inspections and their sums per project and quarter (year * 4 + q - 1).
 CREATE TABLE inspections (
-  inspection_id  text    PRIMARY KEY,
-  compound       text    NOT NULL,
+  inspection_id  text COLLATE "C"    PRIMARY KEY,
+  compound       text COLLATE "C"    NOT NULL,
   at_us          bigint  NOT NULL,
   quarter        int     NOT NULL,
   dims           int[]   NOT NULL,
@@ -120,7 +122,7 @@ CREATE TABLE inspections (
 );
 CREATE TABLE project_quarter (
   quarter   int    NOT NULL,
-  compound  text   NOT NULL,
+  compound  text COLLATE "C"   NOT NULL,
   raw_sum   bigint NOT NULL,
   n         int    NOT NULL,
   PRIMARY KEY (quarter, compound)
@@ -129,8 +131,8 @@ CREATE TABLE project_quarter (
 -- Published results of closed periods.
 CREATE TABLE rankings (
   month     int     NOT NULL,
-  compound  text    NOT NULL,
-  company   text    NOT NULL,
+  compound  text COLLATE "C"    NOT NULL,
+  company   text COLLATE "C"    NOT NULL,
   count     int     NOT NULL,
   rank      int     NOT NULL,
   in_top    boolean NOT NULL,
@@ -139,9 +141,9 @@ CREATE TABLE rankings (
 );
 CREATE TABLE unit_scores (
   month            int     NOT NULL,
-  unit             text    NOT NULL,
+  unit             text COLLATE "C"    NOT NULL,
   street_unit      boolean NOT NULL,
-  district         text    NOT NULL,
+  district         text COLLATE "C"    NOT NULL,
   population       int     NOT NULL,
   response_e4      int     NOT NULL,
   resolution_e4    int     NOT NULL,
@@ -153,13 +155,13 @@ CREATE TABLE unit_scores (
 -- R-U4: a street's run of consecutive bottom checkpoints at a quarter.
 CREATE TABLE street_runs (
   quarter  int  NOT NULL,
-  street   text NOT NULL,
+  street   text COLLATE "C" NOT NULL,
   run      int  NOT NULL,
   PRIMARY KEY (quarter, street)
 );
 CREATE TABLE stars (
   quarter   int  NOT NULL,
-  compound  text NOT NULL,
+  compound  text COLLATE "C" NOT NULL,
   score_e1  int  NOT NULL,
   stars     int  NOT NULL,               -- 0 = NONCOMPLIANT
   PRIMARY KEY (quarter, compound)
@@ -172,22 +174,22 @@ CREATE INDEX stars_compound ON stars (compound, quarter);
 -- others in (event time, key) order, so rating's stream is the same on
 -- every replay (R-T2).
 CREATE TABLE decisions (
-  key           text    PRIMARY KEY,
-  rule          text    NOT NULL,
-  rule_id       text    NOT NULL,
+  key           text COLLATE "C"    PRIMARY KEY,
+  rule          text COLLATE "C"    NOT NULL,
+  rule_id       text COLLATE "C"    NOT NULL,
   measures      text[]  NOT NULL,
-  subject       text    NOT NULL,
-  subject_kind  text    NOT NULL,
-  period        text    NOT NULL,
+  subject       text COLLATE "C"    NOT NULL,
+  subject_kind  text COLLATE "C"    NOT NULL,
+  period        text COLLATE "C"    NOT NULL,
   event_us      bigint  NOT NULL,
   evidence      text[]  NOT NULL,
   figures       text[]  NOT NULL,
-  recipient     text    NOT NULL,
+  recipient     text COLLATE "C"    NOT NULL,
   cc            text[]  NOT NULL,
-  rule_set      text    NOT NULL,
-  company       text    NOT NULL,
-  street        text    NOT NULL,
-  district      text    NOT NULL,
+  rule_set      text COLLATE "C"    NOT NULL,
+  company       text COLLATE "C"    NOT NULL,
+  street        text COLLATE "C"    NOT NULL,
+  district      text COLLATE "C"    NOT NULL,
   emitted       boolean NOT NULL
 );
 CREATE INDEX decisions_held ON decisions (event_us, key) WHERE NOT emitted;
