@@ -741,7 +741,8 @@ wt.check(closed and [len(c.rankings) for c in closed] == [len(EXP["rankings"][m]
 ahead = max(int(time.time()) * S, st.rating_clock()) + 10 * rf.DAY
 r = st.cl.inspect("I-AHEAD", "C0012", ahead, (80,) * 7)
 wt.check(r is not None and r.status == rtc.Reply.REFUSED,
-         f"R-T3: an inspection dated 10 days past both rating's clock and the system clock is REFUSED "
+         f"R-T3 (proto/rating.proto: refused more than a day ahead of rating's clock): an inspection dated "
+         f"10 days past both rating's clock and the system clock is REFUSED "
          f"({r and rtc.Reply.Status.Name(r.status)} {r and r.reason!r})")
 
 st.close()

@@ -10,6 +10,7 @@ import datetime
 import json
 import os
 import shutil
+import time
 
 import wt
 import intake_client as ic
@@ -200,8 +201,10 @@ class Stack:
         env = {"intake": self.ienv, "referral": self.renv, "rating": self.tenv}[which]
         return wt.status(env["WHISTLE_CONTROL"], 1.0) or {}
 
-    def pump(self):
-        self.rsub.pump(0)
+    def pump(self, wait_ms=0):
+        """Takes what the readers have received (waiting up to wait_ms for
+        referral's next events); notes the steps issued."""
+        self.rsub.pump(wait_ms)
         self.tsub.pump(0)
         while self.seen < len(self.rsub.events):
             _, kind, _, _, data = self.rsub.events[self.seen]
@@ -210,9 +213,19 @@ class Stack:
                 p = rc.payload(kind, data)
                 self.steps[(p.ticket_no, p.step)] = p
 
+    def _until(self, cond, timeout, what):
+        """Pumps the readers (waiting on referral's stream, not sleeping)
+        until cond() holds; False on timeout."""
+        end = time.time() + timeout
+        while time.time() < end:
+            self.pump(2)
+            if cond():
+                return True
+        wt.log("timed out waiting for", what)
+        return False
+
     def wait_step(self, ticket_no, step, timeout=30):
-        ok = rc.pump_all([], lambda: self.pump() or (ticket_no, step) in self.steps, timeout,
-                         f"step {ticket_no}#{step} issued")
+        ok = self._until(lambda: (ticket_no, step) in self.steps, timeout, f"step {ticket_no}#{step} issued")
         return self.steps.get((ticket_no, step)) if ok else None
 
     def settle(self, timeout=30):
@@ -220,13 +233,11 @@ class Stack:
         reader has everything referral published (every step an earlier
         action caused is known)."""
         head = self.status("intake").get("stream.head")
-        if head is None or not wt.wait_for(
-                lambda: self.status("referral").get("intake.position", -1) >= head, timeout,
-                "referral to take intake's stream"):
+        if head is None or not self._until(lambda: self.status("referral").get("intake.position", -1) >= head,
+                                           timeout, "referral to take intake's stream"):
             return False
         rhead = self.status("referral").get("stream.head", 0)
-        return rc.pump_all([], lambda: self.pump() or self.rsub.last >= rhead, timeout,
-                           "the referral stream")
+        return self._until(lambda: self.rsub.last >= rhead, timeout, "the referral stream")
 
     def rating_clock(self):
         return int(self.status("rating").get("clock.out_watermark_us", 0))
