@@ -147,6 +147,20 @@ SVC_MUST_CHECK int svc_pg_batch_hook(struct svc_pg_batch *b, svc_pg_done_cb hook
  * stream producer to insert the events nobody flushed. 0, or -1 (OOM). */
 SVC_MUST_CHECK int svc_pg_batch_before_commit(struct svc_pg_batch *b, svc_pg_stage_cb fn, void *arg);
 
+/* ---- svc_pg_rows.c ---- */
+/* A row of a statement added with svc_pg_batch_add_rows: n text values (NULL
+ * for SQL NULL), valid only during the call. */
+typedef void (*svc_pg_row_cb)(void *arg, int n, const char *const *v);
+/* svc_pg_batch_add with text results handed to cb(arg) row by row (at most
+ * 32 columns); cb NULL: no rows wanted. 0 or -1 (out of memory). */
+SVC_MUST_CHECK int svc_pg_batch_add_rows(struct svc_pg_batch *b, struct svc_pg_stmt *st,
+                                         int nparams, const char *const *values,
+                                         const int *lengths, const int *formats, svc_pg_row_cb cb,
+                                         void *arg);
+/* The text form of a text[] parameter, {"a","b"} with quotes and
+ * backslashes escaped (malloc'd), or NULL (out of memory). */
+char *svc_pg_text_array(const char *const *v, size_t n);
+
 /* Binary array parameters (for unnest-based bulk statements). */
 struct svc_pgarr { char *buf; size_t len, cap; int32_t n; Oid elem; int oom; };
 void svc_pgarr_init(struct svc_pgarr *a, Oid elem); /* 20 int8, 25 text, 17 bytea */

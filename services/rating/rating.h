@@ -200,7 +200,7 @@ struct rating_store;
 
 /* A row of a load or query: n text values (NULL for SQL NULL), valid only
  * during the call; the columns are listed with each function. */
-typedef void (*rating_row_cb)(void *arg, int n, const char *const *v);
+typedef void (*rating_row_cb)(void *arg, int n, const char *const *v); /* = svc_pg_row_cb */
 typedef void (*rating_ticket_cb)(void *arg, const struct rating_ticket *t);
 typedef void (*rating_step_cb)(void *arg, const struct rating_step *s);
 

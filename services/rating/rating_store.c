@@ -166,41 +166,19 @@ void rating_store_destroy(struct rating_store **s)
 
 /* ---- helpers --------------------------------------------------------------- */
 
-struct rows { rating_row_cb cb; void *arg; };
 struct loads { rating_ticket_cb tcb; rating_step_cb scb; void *arg; };
 
-static void rows_cb(void *arg, const PGresult *r)
-{
-  const struct rows *w = arg;
-  int nf = PQnfields(r);
-  const char *v[24];
-  if (nf > 24) nf = 24;
-  for (int i = 0; i < PQntuples(r); i++) {
-    for (int j = 0; j < nf; j++) v[j] = PQgetisnull(r, i, j) ? NULL : PQgetvalue(r, i, j);
-    w->cb(w->arg, nf, v);
-  }
-}
-
-/* Adds st with text values; rows (if cb) go to cb(arg) through a small
- * record that the batch's end frees (a hook). */
 static void free_hook(struct svc_pg_batch *b, enum svc_pg_outcome o, const char *e, void *arg)
 {
   (void)b; (void)o; (void)e;
   free(arg);
 }
 
+/* Adds st with text values; rows (if cb) go to cb(arg). */
 static int add(struct svc_pg_batch *b, struct svc_pg_stmt *st, int n, const char *const *v,
                const int *len, const int *fmt, rating_row_cb cb, void *arg)
 {
-  if (!cb) return svc_pg_batch_add(b, st, n, v, len, fmt, 0, NULL, NULL);
-  struct rows *w = malloc(sizeof *w);
-  if (!w) return -1;
-  *w = (struct rows){ cb, arg };
-  if (svc_pg_batch_hook(b, free_hook, w)) {
-    free(w);
-    return -1;
-  }
-  return svc_pg_batch_add(b, st, n, v, len, fmt, 0, rows_cb, w);
+  return svc_pg_batch_add_rows(b, st, n, v, len, fmt, cb, arg);
 }
 
 #define I64(buf, x) (snprintf(buf, sizeof buf, "%lld", (long long)(x)), buf)
@@ -220,28 +198,6 @@ static char *int_array(const int32_t *v, size_t n)
   if (!s) return NULL;
   *p++ = '{';
   for (size_t i = 0; i < n; i++) p += sprintf(p, "%s%d", i ? "," : "", (int)v[i]);
-  *p++ = '}';
-  *p = 0;
-  return s;
-}
-
-/* "{a,b}" of quoted text values for a text[] parameter in text format. */
-static char *text_literal(const char *const *v, size_t n)
-{
-  size_t cap = 3;
-  for (size_t i = 0; i < n; i++) cap += 2 * strlen(v[i]) + 3;
-  char *s = malloc(cap), *p = s;
-  if (!s) return NULL;
-  *p++ = '{';
-  for (size_t i = 0; i < n; i++) {
-    if (i) *p++ = ',';
-    *p++ = '"';
-    for (const char *c = v[i]; *c; c++) {
-      if (*c == '"' || *c == '\\') *p++ = '\\';
-      *p++ = *c;
-    }
-    *p++ = '"';
-  }
   *p++ = '}';
   *p = 0;
   return s;
@@ -327,7 +283,7 @@ int rating_store_load_p3(struct rating_store *s, struct svc_pg_batch *b,
                          const char *const *compounds, const char *const *companies,
                          const int32_t *years, size_t n, rating_row_cb cb, void *arg)
 {
-  char *c1 = text_literal(compounds, n), *c2 = text_literal(companies, n), *y = int_array(years, n);
+  char *c1 = svc_pg_text_array(compounds, n), *c2 = svc_pg_text_array(companies, n), *y = int_array(years, n);
   int rc = -1;
   if (c1 && c2 && y) {
     const char *v[3] = { c1, c2, y };
@@ -424,9 +380,9 @@ int rating_store_decision(struct rating_store *s, struct svc_pg_batch *b,
   const char *figs[6], *cc[2];
   for (size_t i = 0; i < d->n_figures; i++) figs[i] = d->figures[i];
   for (size_t i = 0; i < d->n_cc; i++) cc[i] = d->cc[i];
-  char *measures = text_literal(d->measures, d->n_measures);
-  char *evidence = text_literal((const char *const *)d->evidence, d->n_evidence);
-  char *figures = text_literal(figs, d->n_figures), *ccs = text_literal(cc, d->n_cc);
+  char *measures = svc_pg_text_array(d->measures, d->n_measures);
+  char *evidence = svc_pg_text_array((const char *const *)d->evidence, d->n_evidence);
+  char *figures = svc_pg_text_array(figs, d->n_figures), *ccs = svc_pg_text_array(cc, d->n_cc);
   char at[24];
   int rc = -1;
   if (measures && evidence && figures && ccs) {
@@ -518,7 +474,7 @@ int rating_store_evidence(struct rating_store *s, struct svc_pg_batch *b, char t
                           void *arg)
 {
   char a[24], z[24];
-  char *lit = text_literal(codes, n);
+  char *lit = svc_pg_text_array(codes, n);
   if (!lit) return -1;
   int rc;
   if (tag == 't' || tag == 'i') {
