@@ -19,6 +19,7 @@
 #include "svc_registry.h"
 #include "svc_signal.h"
 #include "svc_stream.h"
+#include "svc_time.h"
 
 /* A loaded row: tag and up to 16 values (copied). */
 struct row { char tag[3]; int n; char *v[16]; };
@@ -36,6 +37,7 @@ struct evload;
 struct rating_closejob {
   struct rating_ctx *x;
   int wm_only;
+  int64_t t0_us;               /* monotonic: when the close was submitted */
   int32_t m, quarter, mq0, year, half, mh0;
   int64_t end_us, wm;
   int stage;
@@ -803,8 +805,8 @@ static void close_done(struct svc_pg_batch *b, enum svc_pg_outcome o, const char
       if (j->end_us > x->out_wm) x->out_wm = j->end_us;
       x->n.closes++;
       x->n.decisions += j->n_dec;
-      svc_info("month closed", " month=%s projects=%zu units=%zu rated=%zu decisions=%zu", month,
-               j->n_rank, j->n_u, j->n_stars, j->n_dec);
+      svc_info("month closed", " month=%s projects=%zu units=%zu rated=%zu decisions=%zu close_ms=%.1f",
+               month, j->n_rank, j->n_u, j->n_stars, j->n_dec, (double)(svc_mono_us() - j->t0_us) / 1000.0);
     }
     job_free(j);
     rating_close_run(x);
@@ -884,5 +886,6 @@ void rating_close_run(struct rating_ctx *x)
   }
   x->close_busy = 1;
   x->close = j;
+  j->t0_us = svc_mono_us();
   svc_pg_submit(b);
 }
