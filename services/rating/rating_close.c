@@ -657,10 +657,12 @@ static int write_results(struct rating_closejob *j, struct svc_pg_batch *b)
   rating_month_name(j->m, month);
   Whistle__Rating__Ranking *rk = calloc(j->n_rank + 1, sizeof *rk), **rkp = calloc(j->n_rank + 1, sizeof *rkp);
   Whistle__Rating__UnitScore *us = calloc(j->n_u + 1, sizeof *us), **usp = calloc(j->n_u + 1, sizeof *usp);
-  if (!rk || !rkp || !us || !usp) rc = -1;
+  struct rating_unit_score *ur = calloc(j->n_u + 1, sizeof *ur);
+  struct rating_star *sr = calloc(j->n_stars + 1, sizeof *sr);
+  if (!rk || !rkp || !us || !usp || !ur || !sr) rc = -1;
+  if (!rc) rc = rating_store_rankings(x->store, b, j->m, j->rank, j->n_rank);
   for (size_t i = 0; i < j->n_rank && !rc; i++) {
     const struct rating_rank_row *k = &j->rank[i];
-    rc |= rating_store_ranking(x->store, b, j->m, k);
     if (k->in_top) { /* R-K1: 2 points per (project, month) in a top list */
       char key[200];
       snprintf(key, sizeof key, "R-K1|top|%s|%s", k->compound, month);
@@ -678,8 +680,8 @@ static int write_results(struct rating_closejob *j, struct svc_pg_batch *b)
   }
   for (size_t i = 0; i < j->n_u && !rc; i++) {
     const struct urow *u = &j->u[i];
-    rc |= rating_store_unit_score(x->store, b, j->m, u->unit, u->street, u->district, u->pop,
-                                  u->resp, u->resol, u->satr, u->score, u->rank);
+    ur[i] = (struct rating_unit_score){ u->unit, u->district, u->street, u->pop, u->resp,
+                                        u->resol, u->satr, u->score, u->rank };
     whistle__rating__unit_score__init(&us[i]);
     us[i].unit = (char *)u->unit;
     us[i].unit_kind = u->street ? "STREET" : "DEPARTMENT";
@@ -691,9 +693,10 @@ static int write_results(struct rating_closejob *j, struct svc_pg_batch *b)
     us[i].rank = (uint32_t)u->rank;
     usp[i] = &us[i];
   }
+  if (!rc) rc = rating_store_unit_scores(x->store, b, j->m, ur, j->n_u);
   for (size_t i = 0; i < j->n_stars && !rc; i++)
-    rc |= rating_store_stars(x->store, b, j->quarter, j->stars[i]->compound, j->stars[i]->score_e1,
-                             (int)j->stars[i]->stars);
+    sr[i] = (struct rating_star){ j->stars[i]->compound, j->stars[i]->score_e1, (int)j->stars[i]->stars };
+  if (!rc) rc = rating_store_stars(x->store, b, j->quarter, sr, j->n_stars);
   for (size_t i = 0; i < j->n_early && !rc; i++) rc |= publish(x, b, &j->early[i]);
   qsort(j->dec, j->n_dec, sizeof *j->dec, cmp_dec);
   for (size_t i = 0; i < j->n_dec && !rc; i++) {
@@ -743,6 +746,8 @@ static int write_results(struct rating_closejob *j, struct svc_pg_batch *b)
   free(rkp);
   free(us);
   free(usp);
+  free(ur);
+  free(sr);
   return rc ? -1 : 0;
 }
 
