@@ -33,6 +33,9 @@ struct urow {
   int rank;
 };
 
+/* A loaded row's place in the lookup index: sorted by tag, first value, load order. */
+struct rowkey { const char *tag, *code; size_t i; };
+
 struct evload;
 struct rating_closejob {
   struct rating_ctx *x;
@@ -42,6 +45,7 @@ struct rating_closejob {
   int64_t end_us, wm;
   int stage;
   struct rows r;
+  struct rowkey *ix;           /* the rows of r, sorted for find() */
   struct rating_rank_row *rank; size_t n_rank;
   struct urow *u; size_t n_u;
   struct rating_decision *dec; size_t n_dec, cap_dec;
@@ -68,6 +72,7 @@ static void job_free(struct rating_closejob *j)
 {
   if (!j) return;
   rows_free(&j->r);
+  free(j->ix);
   free(j->rank);
   free(j->u);
   for (size_t i = 0; i < j->n_dec; i++) rating_decision_clear(&j->dec[i]);
@@ -123,10 +128,39 @@ static int is(const struct row *r, const char *tag)
   return strcmp(r->tag, tag) == 0;
 }
 
+static int cmp_rowkey(const void *pa, const void *pb)
+{
+  const struct rowkey *a = pa, *b = pb;
+  int c = strcmp(a->tag, b->tag);
+  if (!c) c = strcmp(a->code, b->code);
+  return c ? c : (a->i > b->i) - (a->i < b->i);
+}
+
+/* Sorts the loaded rows for find() (once they are all in). */
+static void index_rows(struct rating_closejob *j)
+{
+  j->ix = calloc(j->r.n ? j->r.n : 1, sizeof *j->ix);
+  if (!j->ix) {
+    j->oom = 1;
+    return;
+  }
+  for (size_t i = 0; i < j->r.n; i++)
+    j->ix[i] = (struct rowkey){ j->r.v[i].tag, j->r.v[i].n > 0 ? j->r.v[i].v[0] : "", i };
+  qsort(j->ix, j->r.n, sizeof *j->ix, cmp_rowkey);
+}
+
+/* The first loaded row (in load order) with tag whose first value is code. */
 static const struct row *find(const struct rating_closejob *j, const char *tag, const char *code)
 {
-  for (size_t i = 0; i < j->r.n; i++)
-    if (is(&j->r.v[i], tag) && strcmp(j->r.v[i].v[0], code) == 0) return &j->r.v[i];
+  size_t lo = 0, hi = j->r.n;
+  const struct rowkey want = { tag, code, 0 };
+  while (lo < hi) { /* the first key >= want */
+    size_t mid = lo + (hi - lo) / 2;
+    if (cmp_rowkey(&j->ix[mid], &want) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo < j->r.n && strcmp(j->ix[lo].tag, tag) == 0 && strcmp(j->ix[lo].code, code) == 0)
+    return &j->r.v[j->ix[lo].i];
   return NULL;
 }
 
@@ -578,21 +612,25 @@ static void credit(struct rating_closejob *j)
 {
   const struct rating_ctx *x = j->x;
   j->credit = calloc(x->reg->n_companies + 1, sizeof *j->credit);
-  if (!j->credit) {
+  size_t *top = calloc(j->n_rank + 1, sizeof *top), n_top = 0; /* the ranks in a top list */
+  if (!j->credit || !top) {
     j->oom = 1;
+    free(top);
     return;
   }
+  for (size_t k = 0; k < j->n_rank; k++)
+    if (j->rank[k].in_top) top[n_top++] = k;
   for (size_t i = 0; i < x->reg->n_companies; i++) {
     const char *code = x->reg->companies[i].code;
     const struct row *r = find(j, "cr", code);
     int64_t points = r ? num(r->v[1]) : 0;
-    for (size_t k = 0; k < j->n_rank; k++)
-      if (j->rank[k].in_top && strcmp(j->rank[k].company, code) == 0) points += x->table.deduct_top;
+    for (size_t k = 0; k < n_top; k++)
+      if (strcmp(j->rank[top[k]].company, code) == 0) points += x->table.deduct_top;
     int64_t score = rating_credit_score(&x->table, points);
     Whistle__Rating__Credit *c = malloc(sizeof *c);
     if (!c) {
       j->oom = 1;
-      return;
+      break;
     }
     whistle__rating__credit__init(c);
     c->company = (char *)code;
@@ -600,6 +638,7 @@ static void credit(struct rating_closejob *j)
     c->grade = (char *)rating_credit_grade(&x->table, score);
     j->credit[j->n_credit++] = c;
   }
+  free(top);
 }
 
 struct evload { struct rating_closejob *j; char kind; };
@@ -775,6 +814,7 @@ static void close_stage(struct svc_pg_batch *b, void *arg)
     return;
   }
   if (j->stage == 1) {
+    if (!j->oom) index_rows(j);
     if (!j->oom) month_ranking(j);
     if (!j->oom) unit_scores(j);
     if (!j->oom && j->quarter >= 0) quarter_units(j);
