@@ -286,19 +286,25 @@ SVC_MUST_CHECK int rating_store_evidence(struct rating_store *s, struct svc_pg_b
                                          int32_t m0, int32_t m1, const char *const *codes,
                                          size_t n, rating_row_cb cb, void *arg);
 struct rating_close_rows;
-/* Published results of a close. */
-SVC_MUST_CHECK int rating_store_ranking(struct rating_store *s, struct svc_pg_batch *b,
-                                        int32_t month, const struct rating_rank_row *r);
-SVC_MUST_CHECK int rating_store_unit_score(struct rating_store *s, struct svc_pg_batch *b,
-                                           int32_t month, const char *unit, int street_unit,
-                                           const char *district, int64_t pop, int64_t resp_e4,
-                                           int64_t resol_e4, int64_t sat_e4, int64_t score_e2,
-                                           int rank);
+/* Published results of a close: a month's ranking lines, unit scores and a
+ * quarter's stars, each table in one statement (rows in the order given;
+ * nothing is staged for n = 0). */
+struct rating_unit_score {
+  const char *unit, *district;
+  int street_unit;
+  int64_t pop, resp_e4, resol_e4, sat_e4, score_e2; /* sat_e4 < 0: no callbacks (NULL) */
+  int rank;
+};
+struct rating_star { const char *compound; int64_t score_e1; int stars; };
+SVC_MUST_CHECK int rating_store_rankings(struct rating_store *s, struct svc_pg_batch *b,
+                                         int32_t month, const struct rating_rank_row *r, size_t n);
+SVC_MUST_CHECK int rating_store_unit_scores(struct rating_store *s, struct svc_pg_batch *b,
+                                            int32_t month, const struct rating_unit_score *u,
+                                            size_t n);
 SVC_MUST_CHECK int rating_store_street_run(struct rating_store *s, struct svc_pg_batch *b,
                                            int32_t quarter, const char *street, int run);
 SVC_MUST_CHECK int rating_store_stars(struct rating_store *s, struct svc_pg_batch *b,
-                                      int32_t quarter, const char *compound, int64_t score_e1,
-                                      int stars);
+                                      int32_t quarter, const struct rating_star *st, size_t n);
 /* An inspection (R-S1), kept unless its id is known or its quarter closed:
  * cb gets one row: inserted (t/f), same (t/f/NULL: the known one has the
  * same fields), closed (t/f). */

@@ -19,6 +19,7 @@
 #include "svc_registry.h"
 #include "svc_signal.h"
 #include "svc_stream.h"
+#include "svc_time.h"
 
 /* A loaded row: tag and up to 16 values (copied). */
 struct row { char tag[3]; int n; char *v[16]; };
@@ -32,14 +33,19 @@ struct urow {
   int rank;
 };
 
+/* A loaded row's place in the lookup index: sorted by tag, first value, load order. */
+struct rowkey { const char *tag, *code; size_t i; };
+
 struct evload;
 struct rating_closejob {
   struct rating_ctx *x;
   int wm_only;
+  int64_t t0_us;               /* monotonic: when the close was submitted */
   int32_t m, quarter, mq0, year, half, mh0;
   int64_t end_us, wm;
   int stage;
   struct rows r;
+  struct rowkey *ix;           /* the rows of r, sorted for find() */
   struct rating_rank_row *rank; size_t n_rank;
   struct urow *u; size_t n_u;
   struct rating_decision *dec; size_t n_dec, cap_dec;
@@ -66,6 +72,7 @@ static void job_free(struct rating_closejob *j)
 {
   if (!j) return;
   rows_free(&j->r);
+  free(j->ix);
   free(j->rank);
   free(j->u);
   for (size_t i = 0; i < j->n_dec; i++) rating_decision_clear(&j->dec[i]);
@@ -121,10 +128,39 @@ static int is(const struct row *r, const char *tag)
   return strcmp(r->tag, tag) == 0;
 }
 
+static int cmp_rowkey(const void *pa, const void *pb)
+{
+  const struct rowkey *a = pa, *b = pb;
+  int c = strcmp(a->tag, b->tag);
+  if (!c) c = strcmp(a->code, b->code);
+  return c ? c : (a->i > b->i) - (a->i < b->i);
+}
+
+/* Sorts the loaded rows for find() (once they are all in). */
+static void index_rows(struct rating_closejob *j)
+{
+  j->ix = calloc(j->r.n ? j->r.n : 1, sizeof *j->ix);
+  if (!j->ix) {
+    j->oom = 1;
+    return;
+  }
+  for (size_t i = 0; i < j->r.n; i++)
+    j->ix[i] = (struct rowkey){ j->r.v[i].tag, j->r.v[i].n > 0 ? j->r.v[i].v[0] : "", i };
+  qsort(j->ix, j->r.n, sizeof *j->ix, cmp_rowkey);
+}
+
+/* The first loaded row (in load order) with tag whose first value is code. */
 static const struct row *find(const struct rating_closejob *j, const char *tag, const char *code)
 {
-  for (size_t i = 0; i < j->r.n; i++)
-    if (is(&j->r.v[i], tag) && strcmp(j->r.v[i].v[0], code) == 0) return &j->r.v[i];
+  size_t lo = 0, hi = j->r.n;
+  const struct rowkey want = { tag, code, 0 };
+  while (lo < hi) { /* the first key >= want */
+    size_t mid = lo + (hi - lo) / 2;
+    if (cmp_rowkey(&j->ix[mid], &want) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo < j->r.n && strcmp(j->ix[lo].tag, tag) == 0 && strcmp(j->ix[lo].code, code) == 0)
+    return &j->r.v[j->ix[lo].i];
   return NULL;
 }
 
@@ -576,21 +612,25 @@ static void credit(struct rating_closejob *j)
 {
   const struct rating_ctx *x = j->x;
   j->credit = calloc(x->reg->n_companies + 1, sizeof *j->credit);
-  if (!j->credit) {
+  size_t *top = calloc(j->n_rank + 1, sizeof *top), n_top = 0; /* the ranks in a top list */
+  if (!j->credit || !top) {
     j->oom = 1;
+    free(top);
     return;
   }
+  for (size_t k = 0; k < j->n_rank; k++)
+    if (j->rank[k].in_top) top[n_top++] = k;
   for (size_t i = 0; i < x->reg->n_companies; i++) {
     const char *code = x->reg->companies[i].code;
     const struct row *r = find(j, "cr", code);
     int64_t points = r ? num(r->v[1]) : 0;
-    for (size_t k = 0; k < j->n_rank; k++)
-      if (j->rank[k].in_top && strcmp(j->rank[k].company, code) == 0) points += x->table.deduct_top;
+    for (size_t k = 0; k < n_top; k++)
+      if (strcmp(j->rank[top[k]].company, code) == 0) points += x->table.deduct_top;
     int64_t score = rating_credit_score(&x->table, points);
     Whistle__Rating__Credit *c = malloc(sizeof *c);
     if (!c) {
       j->oom = 1;
-      return;
+      break;
     }
     whistle__rating__credit__init(c);
     c->company = (char *)code;
@@ -598,6 +638,7 @@ static void credit(struct rating_closejob *j)
     c->grade = (char *)rating_credit_grade(&x->table, score);
     j->credit[j->n_credit++] = c;
   }
+  free(top);
 }
 
 struct evload { struct rating_closejob *j; char kind; };
@@ -655,10 +696,12 @@ static int write_results(struct rating_closejob *j, struct svc_pg_batch *b)
   rating_month_name(j->m, month);
   Whistle__Rating__Ranking *rk = calloc(j->n_rank + 1, sizeof *rk), **rkp = calloc(j->n_rank + 1, sizeof *rkp);
   Whistle__Rating__UnitScore *us = calloc(j->n_u + 1, sizeof *us), **usp = calloc(j->n_u + 1, sizeof *usp);
-  if (!rk || !rkp || !us || !usp) rc = -1;
+  struct rating_unit_score *ur = calloc(j->n_u + 1, sizeof *ur);
+  struct rating_star *sr = calloc(j->n_stars + 1, sizeof *sr);
+  if (!rk || !rkp || !us || !usp || !ur || !sr) rc = -1;
+  if (!rc) rc = rating_store_rankings(x->store, b, j->m, j->rank, j->n_rank);
   for (size_t i = 0; i < j->n_rank && !rc; i++) {
     const struct rating_rank_row *k = &j->rank[i];
-    rc |= rating_store_ranking(x->store, b, j->m, k);
     if (k->in_top) { /* R-K1: 2 points per (project, month) in a top list */
       char key[200];
       snprintf(key, sizeof key, "R-K1|top|%s|%s", k->compound, month);
@@ -676,8 +719,8 @@ static int write_results(struct rating_closejob *j, struct svc_pg_batch *b)
   }
   for (size_t i = 0; i < j->n_u && !rc; i++) {
     const struct urow *u = &j->u[i];
-    rc |= rating_store_unit_score(x->store, b, j->m, u->unit, u->street, u->district, u->pop,
-                                  u->resp, u->resol, u->satr, u->score, u->rank);
+    ur[i] = (struct rating_unit_score){ u->unit, u->district, u->street, u->pop, u->resp,
+                                        u->resol, u->satr, u->score, u->rank };
     whistle__rating__unit_score__init(&us[i]);
     us[i].unit = (char *)u->unit;
     us[i].unit_kind = u->street ? "STREET" : "DEPARTMENT";
@@ -689,9 +732,10 @@ static int write_results(struct rating_closejob *j, struct svc_pg_batch *b)
     us[i].rank = (uint32_t)u->rank;
     usp[i] = &us[i];
   }
+  if (!rc) rc = rating_store_unit_scores(x->store, b, j->m, ur, j->n_u);
   for (size_t i = 0; i < j->n_stars && !rc; i++)
-    rc |= rating_store_stars(x->store, b, j->quarter, j->stars[i]->compound, j->stars[i]->score_e1,
-                             (int)j->stars[i]->stars);
+    sr[i] = (struct rating_star){ j->stars[i]->compound, j->stars[i]->score_e1, (int)j->stars[i]->stars };
+  if (!rc) rc = rating_store_stars(x->store, b, j->quarter, sr, j->n_stars);
   for (size_t i = 0; i < j->n_early && !rc; i++) rc |= publish(x, b, &j->early[i]);
   qsort(j->dec, j->n_dec, sizeof *j->dec, cmp_dec);
   for (size_t i = 0; i < j->n_dec && !rc; i++) {
@@ -741,6 +785,8 @@ static int write_results(struct rating_closejob *j, struct svc_pg_batch *b)
   free(rkp);
   free(us);
   free(usp);
+  free(ur);
+  free(sr);
   return rc ? -1 : 0;
 }
 
@@ -768,6 +814,7 @@ static void close_stage(struct svc_pg_batch *b, void *arg)
     return;
   }
   if (j->stage == 1) {
+    if (!j->oom) index_rows(j);
     if (!j->oom) month_ranking(j);
     if (!j->oom) unit_scores(j);
     if (!j->oom && j->quarter >= 0) quarter_units(j);
@@ -803,8 +850,8 @@ static void close_done(struct svc_pg_batch *b, enum svc_pg_outcome o, const char
       if (j->end_us > x->out_wm) x->out_wm = j->end_us;
       x->n.closes++;
       x->n.decisions += j->n_dec;
-      svc_info("month closed", " month=%s projects=%zu units=%zu rated=%zu decisions=%zu", month,
-               j->n_rank, j->n_u, j->n_stars, j->n_dec);
+      svc_info("month closed", " month=%s projects=%zu units=%zu rated=%zu decisions=%zu close_ms=%.1f",
+               month, j->n_rank, j->n_u, j->n_stars, j->n_dec, (double)(svc_mono_us() - j->t0_us) / 1000.0);
     }
     job_free(j);
     rating_close_run(x);
@@ -884,5 +931,6 @@ void rating_close_run(struct rating_ctx *x)
   }
   x->close_busy = 1;
   x->close = j;
+  j->t0_us = svc_mono_us();
   svc_pg_submit(b);
 }

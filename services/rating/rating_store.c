@@ -116,12 +116,21 @@ static const struct { int nparams; const char *sql; } SQL[S_N] = {
   [S_E_I] = { 2, "SELECT compound, 'inspection:' || inspection_id FROM inspections"
                  " WHERE quarter = $1 AND compound = ANY($2::text[])"
                  " ORDER BY compound, inspection_id" },
-  [S_RANKING] = { 7, "INSERT INTO rankings VALUES ($1, $2, $3, $4, $5, $6, $7)"
-                     " ON CONFLICT (month, compound) DO NOTHING" },
-  [S_USCORE] = { 10, "INSERT INTO unit_scores VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-                     " ON CONFLICT (month, unit) DO NOTHING" },
+  /* A close's results, one statement per table (arrays in binary, in the
+   * order given; booleans as 0/1, a NULL satisfaction as -1). */
+  [S_RANKING] = { 7,
+    "INSERT INTO rankings SELECT $1::int, c, co, n, r, t <> 0, k FROM unnest($2::text[],"
+    " $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[]) AS x (c, co, n, r, t, k)"
+    " ON CONFLICT (month, compound) DO NOTHING" },
+  [S_USCORE] = { 10,
+    "INSERT INTO unit_scores SELECT $1::int, u, st <> 0, d, p, a, r,"
+    " CASE WHEN sa < 0 THEN NULL ELSE sa END, sc, k FROM unnest($2::text[], $3::int8[],"
+    " $4::text[], $5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[])"
+    " AS x (u, st, d, p, a, r, sa, sc, k) ON CONFLICT (month, unit) DO NOTHING" },
   [S_SRUN] = { 3, "INSERT INTO street_runs VALUES ($1, $2, $3) ON CONFLICT DO NOTHING" },
-  [S_STARS] = { 4, "INSERT INTO stars VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING" },
+  [S_STARS] = { 4,
+    "INSERT INTO stars SELECT $1::int, c, sc, st FROM unnest($2::text[], $3::int8[], $4::int8[])"
+    " AS x (c, sc, st) ON CONFLICT DO NOTHING" },
   [S_INSPECT] = { 8,
     "WITH ins AS (INSERT INTO inspections SELECT $1, $2, $3, $4, $6::int[], $7, $8"
     "  WHERE (SELECT closed_month FROM clock) < $5"
@@ -488,25 +497,71 @@ int rating_store_evidence(struct rating_store *s, struct svc_pg_batch *b, char t
   return rc;
 }
 
-int rating_store_ranking(struct rating_store *s, struct svc_pg_batch *b, int32_t month,
-                         const struct rating_rank_row *r)
+/* Stages st with $1 = a as text and $2.. = the n arrays in binary (each
+ * finished by the caller, or failed: -1). */
+static int add_arrays(struct svc_pg_batch *b, struct svc_pg_stmt *st, const char *a,
+                      struct svc_pgarr *arr, int n)
 {
-  char m[24], c[24], k[24], st[24];
-  const char *v[7] = { I64(m, month), r->compound, r->company, I64(c, r->count), I64(k, r->rank),
-                       BOOL(r->in_top), I64(st, r->streak) };
-  return add(b, s->st[S_RANKING], 7, v, NULL, NULL, NULL, NULL);
+  const char *v[16];
+  int len[16], fmt[16];
+  v[0] = a;
+  len[0] = (int)strlen(a); /* lengths are read for text values too */
+  fmt[0] = 0;
+  for (int i = 0; i < n; i++) {
+    if (svc_pgarr_finish(&arr[i])) return -1;
+    v[i + 1] = arr[i].buf;
+    len[i + 1] = (int)arr[i].len;
+    fmt[i + 1] = 1;
+  }
+  return add(b, st, n + 1, v, len, fmt, NULL, NULL);
 }
 
-int rating_store_unit_score(struct rating_store *s, struct svc_pg_batch *b, int32_t month,
-                            const char *unit, int street_unit, const char *district, int64_t pop,
-                            int64_t resp_e4, int64_t resol_e4, int64_t sat_e4, int64_t score_e2,
-                            int rank)
+static void arrays_free(struct svc_pgarr *arr, int n)
 {
-  char m[24], p[24], a[24], r[24], sa[24], sc[24], k[24];
-  const char *v[10] = { I64(m, month), unit, BOOL(street_unit), district, I64(p, pop),
-                        I64(a, resp_e4), I64(r, resol_e4), sat_e4 < 0 ? NULL : I64(sa, sat_e4),
-                        I64(sc, score_e2), I64(k, rank) };
-  return add(b, s->st[S_USCORE], 10, v, NULL, NULL, NULL, NULL);
+  for (int i = 0; i < n; i++) svc_pgarr_free(&arr[i]);
+}
+
+int rating_store_rankings(struct rating_store *s, struct svc_pg_batch *b, int32_t month,
+                          const struct rating_rank_row *r, size_t n)
+{
+  struct svc_pgarr a[6];
+  char m[24];
+  if (!n) return 0;
+  for (int i = 0; i < 6; i++) svc_pgarr_init(&a[i], i < 2 ? SVC_OID_TEXT : SVC_OID_INT8);
+  for (size_t i = 0; i < n; i++) {
+    svc_pgarr_add(&a[0], r[i].compound, strlen(r[i].compound));
+    svc_pgarr_add(&a[1], r[i].company, strlen(r[i].company));
+    svc_pgarr_add_i64(&a[2], r[i].count);
+    svc_pgarr_add_i64(&a[3], r[i].rank);
+    svc_pgarr_add_i64(&a[4], r[i].in_top ? 1 : 0);
+    svc_pgarr_add_i64(&a[5], r[i].streak);
+  }
+  int rc = add_arrays(b, s->st[S_RANKING], I64(m, month), a, 6);
+  arrays_free(a, 6);
+  return rc;
+}
+
+int rating_store_unit_scores(struct rating_store *s, struct svc_pg_batch *b, int32_t month,
+                             const struct rating_unit_score *u, size_t n)
+{
+  struct svc_pgarr a[9];
+  char m[24];
+  if (!n) return 0;
+  for (int i = 0; i < 9; i++) svc_pgarr_init(&a[i], i == 0 || i == 2 ? SVC_OID_TEXT : SVC_OID_INT8);
+  for (size_t i = 0; i < n; i++) {
+    svc_pgarr_add(&a[0], u[i].unit, strlen(u[i].unit));
+    svc_pgarr_add_i64(&a[1], u[i].street_unit ? 1 : 0);
+    svc_pgarr_add(&a[2], u[i].district, strlen(u[i].district));
+    svc_pgarr_add_i64(&a[3], u[i].pop);
+    svc_pgarr_add_i64(&a[4], u[i].resp_e4);
+    svc_pgarr_add_i64(&a[5], u[i].resol_e4);
+    svc_pgarr_add_i64(&a[6], u[i].sat_e4 < 0 ? -1 : u[i].sat_e4);
+    svc_pgarr_add_i64(&a[7], u[i].score_e2);
+    svc_pgarr_add_i64(&a[8], u[i].rank);
+  }
+  int rc = add_arrays(b, s->st[S_USCORE], I64(m, month), a, 9);
+  arrays_free(a, 9);
+  return rc;
 }
 
 int rating_store_street_run(struct rating_store *s, struct svc_pg_batch *b, int32_t quarter,
@@ -518,11 +573,22 @@ int rating_store_street_run(struct rating_store *s, struct svc_pg_batch *b, int3
 }
 
 int rating_store_stars(struct rating_store *s, struct svc_pg_batch *b, int32_t quarter,
-                       const char *compound, int64_t score_e1, int stars)
+                       const struct rating_star *st, size_t n)
 {
-  char q[24], sc[24], st[24];
-  const char *v[4] = { I64(q, quarter), compound, I64(sc, score_e1), I64(st, stars) };
-  return add(b, s->st[S_STARS], 4, v, NULL, NULL, NULL, NULL);
+  struct svc_pgarr a[3];
+  char q[24];
+  if (!n) return 0;
+  svc_pgarr_init(&a[0], SVC_OID_TEXT);
+  svc_pgarr_init(&a[1], SVC_OID_INT8);
+  svc_pgarr_init(&a[2], SVC_OID_INT8);
+  for (size_t i = 0; i < n; i++) {
+    svc_pgarr_add(&a[0], st[i].compound, strlen(st[i].compound));
+    svc_pgarr_add_i64(&a[1], st[i].score_e1);
+    svc_pgarr_add_i64(&a[2], st[i].stars);
+  }
+  int rc = add_arrays(b, s->st[S_STARS], I64(q, quarter), a, 3);
+  arrays_free(a, 3);
+  return rc;
 }
 
 int rating_store_inspection(struct rating_store *s, struct svc_pg_batch *b, const char *id,
