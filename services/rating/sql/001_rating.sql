@@ -50,6 +50,12 @@ CREATE TABLE steps (
   PRIMARY KEY (ticket_no, step)
 );
 CREATE INDEX steps_unit_month ON steps (unit, month) WHERE in_pop;
+-- The evidence of a unit's or district's decision (R-E5): its steps that
+-- missed a clock, read without touching the steps that did not.
+CREATE INDEX steps_missed ON steps (unit, month) INCLUDE (ticket_no, step)
+  WHERE in_pop AND NOT (acc_ok AND res_ok);
+CREATE INDEX steps_missed_district ON steps (district, month) INCLUDE (ticket_no, step)
+  WHERE street_unit AND in_pop AND NOT (acc_ok AND res_ok);
 
 -- C(p, m): counted tickets per project and month.
 CREATE TABLE project_month (
