@@ -9,11 +9,14 @@ half-year ends at June) is run twice into fresh schemas:
   (b) while rating is killed with SIGKILL and restarted, again and again:
       - at random moments while it applies the intake and referral streams
         (when it has applied a random number of the events at hand);
-      - during two month closes: a trigger the test installs (as superuser)
-        holds the close's insert of June's rankings, then of July's R-C4
-        decisions, until the test lets it go; rating is killed while
-        pg_stat_activity shows its backend held in that statement, and the
-        held transaction must leave nothing behind;
+      - during three month closes: a trigger the test installs (as
+        superuser) holds the close's insert of June's rankings, then of
+        July's R-C4 decisions, until the test lets it go; rating is killed
+        while pg_stat_activity shows its backend held in that statement,
+        and the held transaction must leave nothing behind; and May's close
+        is held at its COMMIT (a deferred trigger: a slow commit), rating is
+        killed there and restarted before that commit completes, which must
+        not make it close May a second time;
       - and Postgres itself is restarted while rating applies a backlog.
 
 The feed: several hundred tickets on the registry's PROFESSIONAL compounds
@@ -521,7 +524,8 @@ CREATE SCHEMA rfault;
 GRANT USAGE ON SCHEMA rfault TO rating;
 CREATE TABLE rfault.gate (open boolean NOT NULL);
 INSERT INTO rfault.gate VALUES (false);
--- Holds the inserting statement until the test opens the gate (at most a minute).
+-- Holds the calling statement (or COMMIT, for a deferred trigger) until the
+-- test opens the gate (at most a minute).
 CREATE FUNCTION rfault.hold() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = rfault, pg_temp AS $$
 BEGIN
@@ -531,44 +535,79 @@ BEGIN
   END LOOP;
   RETURN NEW;
 END $$;
+"""
+HOLD_INSERT = """
 CREATE TRIGGER rfault_hold BEFORE INSERT ON rating.{table} FOR EACH ROW WHEN ({when})
   EXECUTE FUNCTION rfault.hold();
 """
+HOLD_COMMIT = """
+CREATE CONSTRAINT TRIGGER rfault_hold AFTER INSERT ON rating.{table} DEFERRABLE INITIALLY DEFERRED
+  FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION rfault.hold();
+"""
 
 
-def kill_during_close(run, y, mo, table, when):
-    """Holds the month's close in its insert into rating.<table>, kills rating
-    there, lets the orphaned transaction go on and checks that nothing of the
-    close committed; then rating restarts and closes the month."""
-    psql_script(HOLD_SQL.format(table=table, when=when))
+def kill_during_close(run, y, mo, table, when, at_commit=False):
+    """Holds the month's close in its insert into rating.<table>, or at its
+    COMMIT (a slow commit: a deferred trigger on that insert), kills rating
+    there and lets the orphaned transaction go on. Held in the insert, it
+    must leave nothing behind, and rating closes the month once restarted.
+    Held at COMMIT, it commits; rating restarts while it is still committing,
+    and must not close the month a second time."""
+    psql_script(HOLD_SQL + (HOLD_COMMIT if at_commit else HOLD_INSERT).format(table=table, when=when))
     m = month_name(y, mo)
+    where = "COMMIT" if at_commit else f"INSERT INTO {table}"
 
     def held():
         rows = wt.sql("SELECT pid, query FROM pg_stat_activity WHERE usename = 'rating'"
                       f" AND application_name = '{APP}' AND wait_event = 'PgSleep'"
-                      f" AND query LIKE 'INSERT INTO {table} %'")
+                      f" AND query LIKE '{where}%'")
         return rows[0] if rows else None
 
+    def left():
+        """Rating's closed month, the month's rankings and how many period.closed."""
+        return [int(x) for x in wt.sql(
+            f"SELECT (SELECT closed_month FROM rating.clock),"
+            f" (SELECT count(*) FROM rating.rankings WHERE month = {month_index(y, mo)}),"
+            " (SELECT count(*) FROM rating.stream_outbox WHERE kind = 'period.closed')")[0]]
+
     def close_hook():
-        got = wt.wait_for(held, 60, f"rating's close held in its insert into {table}", interval=0.02)
-        wt.check(got is not None, f"{run.name}: {m}'s close is held in its insert into rating.{table}")
+        got = wt.wait_for(held, 60, f"rating's close held in {where}", interval=0.02)
+        wt.check(got is not None, f"{run.name}: {m}'s close is held in {where} ({table})")
         if not got:
             return
         pid = got[0]
-        run.kill_rating("during the close", f"of {m}, held in INSERT INTO {table} (backend {pid})")
-        wt.check(held() is not None, f"{run.name}: the killed rating's backend is still in the close's statement")
+        before = left()
+        run.kill_rating("during the close", f"of {m}, held in {where} ({table}; backend {pid})")
+        wt.check(held() is not None, f"{run.name}: the killed rating's backend is still in {where}")
+        if at_commit:
+            # Rating comes back while its last close is still committing: it
+            # has read its clock once its status answers.
+            run.spawn_rating()
+            up = wt.wait_ready(run.tenv["WHISTLE_CONTROL"], timeout=10)
+            wt.log(f"{run.name}: rating restarted while the close commits (closed month"
+                   f" {(up or {}).get('rating.closed_month')})")
         wt.sql("UPDATE rfault.gate SET open = true")
         gone = wt.wait_for(lambda: wt.scalar(f"SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}") == "0",
                            30, "the orphaned backend to end")
-        wt.check(gone, f"{run.name}: the orphaned close transaction ended once its statement went on")
-        left = wt.sql(f"SELECT (SELECT closed_month FROM rating.clock),"
-                      f" (SELECT count(*) FROM rating.rankings WHERE month = {month_index(y, mo)}),"
-                      " (SELECT count(*) FROM rating.stream_outbox WHERE kind = 'period.closed')")[0]
-        wt.check(int(left[0]) < month_index(y, mo) and left[1] == "0" and int(left[2]) == MONTHS.index((y, mo)),
-                 f"{run.name}: nothing of the interrupted close of {m} committed (closed month, rankings,"
-                 f" period.closed: {left})")
+        wt.check(gone, f"{run.name}: the orphaned close transaction ended once it went on")
+        now = left()
+        if at_commit:
+            wt.check(now[0] == month_index(y, mo) and now[1] > 0 and now[2] > before[2],
+                     f"{run.name}: the close of {m} held at COMMIT committed (closed month, rankings,"
+                     f" period.closed: {before} before, {now} after)")
+        else:
+            wt.check(now == before and now[0] < month_index(y, mo) and now[1] == 0,
+                     f"{run.name}: nothing of the close of {m} interrupted in its statement committed"
+                     f" (closed month, rankings, period.closed: {before} before, {now} after)")
         psql_script("DROP SCHEMA rfault CASCADE;")
-        run.start_rating()
+        run.start_rating(spawned=at_commit)
+        if at_commit:
+            wt.wait_for(lambda: run.rstatus().get("rating.closed_month", 0) >= month_index(y, mo), 30,
+                        f"the restarted rating to know {m} closed")
+            now = left()
+            wt.check(now[2] == before[2] + 1,
+                     f"{run.name}: the restarted rating did not close {m} again (period.closed events:"
+                     f" expected {before[2] + 1}, got {now[2]})")
 
     return close_hook
 
@@ -583,6 +622,8 @@ def faulty_hooks(run, y, mo):
             "steps": lambda: (ts.pop().join(), run.start_rating(),
                               ts.append(run.kill_at_random("applying unit updates", PER_MONTH))),
             "callbacks": lambda: (ts.pop().join(), run.start_rating()),
+            "close": kill_during_close(run, y, mo, "decisions", f"NEW.key LIKE 'R-C4|%|{month_name(y, mo)}'",
+                                       at_commit=True),
         }
     if mo == 6:
         ts = []
@@ -665,7 +706,7 @@ for s in ("intake", "referral"):
 # ---- the faults happened -------------------------------------------------------------------
 applying = [k for k in b.kills if k[0].startswith("applying") and k[1][0] < k[1][1]]
 closing = [k for k in b.kills if k[0] == "during the close"]
-wt.check(len(b.kills) >= 4 and len(applying) >= 3 and len(closing) == 2,
+wt.check(len(b.kills) >= 4 and len(applying) >= 3 and len(closing) == 3,
          f"rating was killed {len(b.kills)} times: {len(applying)} while it had events to apply,"
          f" {len(closing)} during a month close")
 wt.check(b.starts == len(b.kills) + 1, f"and restarted each time ({b.starts} starts)")
@@ -724,9 +765,12 @@ for run in (a, b):
     wms = [e[1] for e in out if e[2] == "WATERMARK"]
     wt.check(wms and all(x < y for x, y in zip(wms, wms[1:])) and wms[-1] == month_end(*MONTHS[-1]),
              f"{run.name}: rating's watermarks only move forward, to the last month's end ({len(wms)})")
-    logged = run.rating_log.count('msg="month closed"')
-    wt.check(logged == len(MONTHS), f"{run.name}: rating logged each month closed once, over its {run.starts}"
-                                    f" starts ({logged})")
+    # (A close whose COMMIT was in flight when rating was killed is not logged.)
+    logged = Counter(m for m in months for line in run.rating_log.splitlines()
+                     if 'msg="month closed"' in line and f" month={m} " in line)
+    wt.check(all(logged[m] == 1 for m in months) if run is a else all(logged[m] <= 1 for m in months),
+             f"{run.name}: rating logged each month closed {'once' if run is a else 'at most once'}, over its"
+             f" {run.starts} starts ({dict(logged)})")
     mism = [x[0] for x, y in zip(run.received, out) if (x[0], x[1], x[2], x[3], x[4]) != (y[0], y[2], y[3], y[1], y[4])]
     wt.check(len(run.received) == len(out) and not mism,
              f"{run.name}: the subscriber received exactly the outbox, in order, once ({len(run.received)} events"
