@@ -113,7 +113,9 @@ SVC_MUST_CHECK int esc_store_trigger(struct esc_store *s, struct svc_pg_batch *b
 /* Moves the input watermarks forward (0 leaves one as it is). */
 SVC_MUST_CHECK int esc_store_clock(struct esc_store *s, struct svc_pg_batch *b, int64_t referral_wm,
                                    int64_t rating_wm);
-/* What an issuance up to until_us (exclusive) reads, rows tagged: "t" key,
+/* What an issuance up to until_us (exclusive) reads, after locking the
+ * clock row (so that an issuance of an earlier process still committing is
+ * waited for and seen), rows tagged: "k" out_wm (the clock); "t" key,
  * source, event_us, rule, rule_id, rule_set, period, type, recipient,
  * cc (JSON), measures (JSON), evidence (JSON), facts (JSON), ticket_no, step,
  * resolve (t/f), unit, quarter: the pending triggers in (event time, key)

@@ -40,6 +40,7 @@ struct esc_issuejob {
   struct crow *c; size_t n_c, cap_c;
   struct rrow *r; size_t n_r, cap_r;
   int oom, stage;
+  int64_t db_out;              /* escalation's watermark as committed (read under lock) */
   uint64_t issued, redelivered;
 };
 
@@ -100,7 +101,9 @@ static void on_row(void *arg, int n, const char *const *v)
 {
   struct esc_issuejob *j = arg;
   if (n < 1 || !v[0]) return;
-  if (v[0][0] == 't' && n >= 19) {
+  if (v[0][0] == 'k' && n >= 2) {
+    j->db_out = strtoll(v[1] ? v[1] : "0", NULL, 10);
+  } else if (v[0][0] == 't' && n >= 19) {
     struct trow *p = grow(j->t, &j->cap_t, j->n_t, sizeof *p, &j->oom);
     if (!p) return;
     j->t = p;
@@ -287,6 +290,15 @@ static int issue_one(struct esc_issuejob *j, struct svc_pg_batch *b, struct trow
       m.copy_to = (char *)cc[i];
       rc = svc_stream_append_msg(x->prod, b, t->event_us, "notice.copy", cc[i], &m.base);
     }
+    /* R-E6: already due again by this watermark (issued late in event time):
+     * delivered again now, so the outcome does not depend on how the
+     * watermarks came in. */
+    if (!rc && row.redeliver_us < j->wm) {
+      rc = svc_stream_append(x->prod, b, row.redeliver_us, "notice.redelivered", t->v[T_RECIPIENT],
+                             payload, len);
+      rc = rc ? rc : esc_store_redelivered(x->store, b, number);
+      j->redelivered++;
+    }
   }
   free(payload);
   free(text);
@@ -329,6 +341,7 @@ static void issue_stage(struct svc_pg_batch *b, void *arg)
 {
   struct esc_issuejob *j = arg;
   if (j->stage++ > 0) return; /* the writes' results are in: commit */
+  if (j->db_out >= j->wm) return; /* an earlier process issued up to here: nothing to do */
   if (write_all(j, b)) svc_pg_batch_fail(b, "out of memory while issuing notices");
 }
 
@@ -341,6 +354,7 @@ static void issue_done(struct svc_pg_batch *b, enum svc_pg_outcome o, const char
   x->issue_busy = 0;
   if (o == SVC_PG_COMMITTED) {
     if (j->wm > x->out_wm) x->out_wm = j->wm;
+    if (j->db_out > x->out_wm) x->out_wm = j->db_out;
     x->n.notices += j->issued;
     x->n.redelivered += j->redelivered;
     if (j->issued || j->redelivered)

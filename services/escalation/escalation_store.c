@@ -11,7 +11,7 @@
 #include "svc_pg.h"
 
 enum {
-  S_TRIGGER, S_CLOCK, S_L_PENDING, S_L_LADDER, S_L_COUNTERS, S_L_REDELIVER, S_NOTICE, S_ISSUED,
+  S_TRIGGER, S_CLOCK, S_LOCK, S_L_PENDING, S_L_LADDER, S_L_COUNTERS, S_L_REDELIVER, S_NOTICE, S_ISSUED,
   S_LADDER, S_COUNTER, S_REDELIVERED, S_PUBLISHED, S_SIGN, S_Q_NOTICES, S_Q_TRACE, S_Q_UNSIGNED,
   S_N
 };
@@ -26,6 +26,7 @@ static const struct { int nparams; const char *sql; } SQL[S_N] = {
     " $12::text[], $13::text[], $14, $15, $16, $17, $18, $19) ON CONFLICT (key) DO NOTHING" },
   [S_CLOCK] = { 2, "UPDATE clock SET referral_wm = greatest(referral_wm, $1),"
                    " rating_wm = greatest(rating_wm, $2)" },
+  [S_LOCK] = { 0, "SELECT 'k', out_wm::text FROM clock FOR UPDATE" },
   [S_L_PENDING] = { 1,
     "SELECT 't', key, source, event_us::text, rule, rule_id, rule_set, period, type, recipient,"
     " array_to_json(cc)::text, array_to_json(measures)::text, array_to_json(evidence)::text,"
@@ -128,7 +129,8 @@ int esc_store_issue_load(struct esc_store *s, struct svc_pg_batch *b, int64_t un
 {
   char u[24];
   const char *v[1] = { I64(u, until_us) };
-  int rc = add(b, s, S_L_PENDING, v, cb, arg);
+  int rc = add(b, s, S_LOCK, NULL, cb, arg); /* first: an earlier issuance still committing is waited for */
+  rc = rc ? rc : add(b, s, S_L_PENDING, v, cb, arg);
   rc = rc ? rc : add(b, s, S_L_LADDER, v, cb, arg);
   rc = rc ? rc : add(b, s, S_L_COUNTERS, NULL, cb, arg);
   return rc ? rc : add(b, s, S_L_REDELIVER, v, cb, arg);

@@ -258,6 +258,12 @@ SVC_MUST_CHECK int rating_store_emitted(struct rating_store *s, struct svc_pg_ba
 SVC_MUST_CHECK int rating_store_clock(struct rating_store *s, struct svc_pg_batch *b,
                                       int64_t intake_wm, int64_t referral_wm, int32_t first_month,
                                       int64_t late);
+/* Locks the clock row for the rest of the transaction (a close or a
+ * watermark of an earlier process still committing is waited for) and
+ * reads it: one row ("ck", closed_month, out_wm). The first statement of a
+ * close, so that what follows sees what the earlier one committed. */
+SVC_MUST_CHECK int rating_store_lock_clock(struct rating_store *s, struct svc_pg_batch *b,
+                                           rating_row_cb cb, void *arg);
 /* Records month closed (and rating's watermark published, if > 0). */
 SVC_MUST_CHECK int rating_store_closed(struct rating_store *s, struct svc_pg_batch *b,
                                        int32_t month, int64_t out_wm);

@@ -57,6 +57,9 @@ struct rating_closejob {
   /* Held decisions (R-P3) the close or watermark publishes first. */
   struct rating_decision *early; size_t n_early, cap_early;
   int64_t until_us;            /* held decisions up to this event time go out */
+  int32_t db_closed;           /* the clock as committed, read under its lock */
+  int64_t db_out;
+  int stale;                   /* an earlier process did this close already */
   char **strs; size_t n_strs, cap_strs; /* strings the held decisions point to */
 };
 
@@ -120,6 +123,10 @@ static void on_row(void *arg, int n, const char *const *v)
     r->n++;
   }
   if (strcmp(r->tag, "hd") == 0) on_held(j, r);
+  if (strcmp(r->tag, "ck") == 0 && r->n >= 2) {
+    j->db_closed = (int32_t)strtol(r->v[0], NULL, 10);
+    j->db_out = strtoll(r->v[1], NULL, 10);
+  }
 }
 
 /* The rows with tag, and the one with tag whose first value is code. */
@@ -809,6 +816,10 @@ static void close_stage(struct svc_pg_batch *b, void *arg)
   struct rating_closejob *j = arg;
   int rc = 0;
   j->stage++;
+  if (j->stage == 1 && (j->wm_only ? j->db_out >= j->wm : j->db_closed >= j->m)) {
+    j->stale = 1; /* done by a process before this one, committed after it started: nothing to do */
+    return;
+  }
   if (j->wm_only) {
     if (j->stage == 1 && write_watermark(j, b)) svc_pg_batch_fail(b, "out of memory publishing a watermark");
     return;
@@ -840,6 +851,15 @@ static void close_done(struct svc_pg_batch *b, enum svc_pg_outcome o, const char
   (void)b;
   x->close = NULL;
   x->close_busy = 0;
+  if (o == SVC_PG_COMMITTED && j->stale) {
+    if (j->db_closed > x->closed_month) x->closed_month = j->db_closed;
+    if (j->db_out > x->out_wm) x->out_wm = j->db_out;
+    svc_info("close found done", " closed_month=%d watermark_us=%lld", (int)x->closed_month,
+             (long long)x->out_wm);
+    job_free(j);
+    rating_close_run(x);
+    return;
+  }
   if (o == SVC_PG_COMMITTED) {
     if (j->wm_only) {
       if (j->wm > x->out_wm) x->out_wm = j->wm;
@@ -906,7 +926,7 @@ void rating_close_run(struct rating_ctx *x)
   j->x = x;
   j->wm = wm;
   struct svc_pg_batch *b = svc_pg_batch_new(x->pg, close_stage, close_done, j);
-  int rc = b ? 0 : -1;
+  int rc = b ? rating_store_lock_clock(x->store, b, on_row, j) : -1;
   if (!close) {
     j->wm_only = 1;
     j->until_us = wm - 1; /* the watermark promises nothing before wm follows */

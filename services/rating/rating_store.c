@@ -15,7 +15,7 @@
 
 enum {
   S_LOAD_T, S_LOAD_S, S_LOAD_P3, S_SAVE_T, S_SAVE_S, S_PDELTA, S_UDELTA, S_VIOL, S_PYEAR, S_CD4,
-  S_DEDUCT, S_DECISION, S_HELD, S_EMITTED, S_CLOCK, S_CLOSED,
+  S_DEDUCT, S_DECISION, S_HELD, S_EMITTED, S_CLOCK, S_CLOSED, S_LOCK,
   S_C_PM, S_C_RK, S_C_UM, S_C_CR, S_C_US, S_C_SR, S_C_PQ, S_C_PD, S_C_PS, S_C_UH,
   S_E_T, S_E_S, S_E_D, S_E_I,
   S_RANKING, S_USCORE, S_SRUN, S_STARS, S_INSPECT,
@@ -81,6 +81,7 @@ static const struct { int nparams; const char *sql; } SQL[S_N] = {
     "UPDATE clock SET intake_wm = greatest(intake_wm, $1), referral_wm = greatest(referral_wm, $2),"
     " first_month = CASE WHEN $3 = 0 THEN first_month WHEN first_month = 0 THEN $3"
     " ELSE least(first_month, $3) END, late = late + $4" },
+  [S_LOCK] = { 0, "SELECT 'ck', closed_month::text, out_wm::text FROM clock FOR UPDATE" },
   [S_CLOSED] = { 2, "UPDATE clock SET closed_month = $1, out_wm = greatest(out_wm, $2)" },
   [S_C_PM] = { 1, "SELECT 'pm', compound, company, count::text FROM project_month"
                   " WHERE month = $1 AND count > 0 ORDER BY compound" },
@@ -439,6 +440,12 @@ int rating_store_closed(struct rating_store *s, struct svc_pg_batch *b, int32_t 
 }
 
 /* ---- a period close ------------------------------------------------------------ */
+
+int rating_store_lock_clock(struct rating_store *s, struct svc_pg_batch *b, rating_row_cb cb,
+                            void *arg)
+{
+  return add(b, s->st[S_LOCK], 0, NULL, NULL, NULL, cb, arg);
+}
 
 int rating_store_close_load(struct rating_store *s, struct svc_pg_batch *b, int32_t month,
                             int64_t end_us, int32_t quarter, int32_t mq0, int32_t year,

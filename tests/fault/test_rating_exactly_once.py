@@ -629,19 +629,40 @@ def faulty_hooks(run, y, mo):
         ts = []
         restarted = []
 
-        def restart_pg():
-            wt.log(f"{run.name}: restarting Postgres while rating applies")
-            restarted.append(run.applied())
-            wt.pgdev("restart")
+        def applying():
+            """Rating's backend held in an apply (its position advance)."""
+            rows = wt.sql("SELECT pid FROM pg_stat_activity WHERE usename = 'rating'"
+                          f" AND application_name = '{APP}' AND wait_event = 'PgSleep'"
+                          " AND query LIKE '%stream_advance%'")
+            return rows[0] if rows else None
 
         def after_updates():
             # Rating, killed while applying the tickets, was down while the
             # units acted: it restarts with a backlog, and Postgres restarts
-            # while it applies it.
+            # while it applies it: its first apply is held (a test trigger on
+            # its position advance) until Postgres is restarted under it.
             backlog = run.heads() - run.positions()
             wt.check(backlog > 1, f"{run.name}: rating has {backlog} events to apply")
-            t = run.at_random_point(backlog - 1, restart_pg, spawn=True)
-            t.join()
+            # Its own schema: the month's close fault (schema rfault) is already installed.
+            psql_script(HOLD_SQL.replace("rfault", "rfault_apply") +
+                        "CREATE TRIGGER rfault_apply_hold BEFORE INSERT OR UPDATE ON"
+                        " rating.stream_positions FOR EACH ROW EXECUTE FUNCTION rfault_apply.hold();")
+            run.spawn_rating()
+            got = wt.wait_for(applying, 60, "rating's first apply to be held", interval=0.02)
+            wt.check(got is not None, f"{run.name}: rating's apply of its backlog is held")
+            restarted.append(run.positions())
+            wt.log(f"{run.name}: restarting Postgres while rating applies")
+            wt.pgdev("restart")
+
+            def dropped():
+                try:  # the gate opened first: rating's next apply is not held again
+                    psql_script("UPDATE rfault_apply.gate SET open = true;"
+                                " DROP SCHEMA IF EXISTS rfault_apply CASCADE;")
+                    return True
+                except subprocess.CalledProcessError:  # still starting up
+                    return False
+            wt.check(wt.wait_for(dropped, 30, "Postgres back to drop the trigger"),
+                     f"{run.name}: Postgres is back after its restart")
             run.start_rating(spawned=True)
             wt.check(restarted and restarted[0] < run.heads(),
                      f"{run.name}: Postgres restarted while rating applied ({restarted} of {run.heads()})")
@@ -665,7 +686,10 @@ def faulty_hooks(run, y, mo):
 # ---- the runs ----------------------------------------------------------------------
 
 wt.pgdev("start")
-psql_script("DROP SCHEMA IF EXISTS rfault CASCADE;")
+for schema in ("rfault", "rfault_apply"):  # a stopped run's holds: opened, then dropped
+    psql_script(f"DO $$ BEGIN UPDATE {schema}.gate SET open = true;"
+                " EXCEPTION WHEN undefined_table OR invalid_schema_name THEN NULL; END $$;"
+                f" DROP SCHEMA IF EXISTS {schema} CASCADE;")
 wt.log(f"fault seed {SEED} (WHISTLE_TEST_SEED)")
 t0 = time.time()
 a = Run("a")
