@@ -1,5 +1,5 @@
 # tools/run_escalation.sh: the escalation part of `make run`'s summary, sourced
-# by tools/run.sh after the rating part (it uses run.sh's py, columns and die).
+# by tools/run.sh after the rating part (it uses run.sh's q, py, columns and die).
 # Once escalation's watermark reaches the end of October (both its inputs'
 # watermarks have passed it) and its notices stop changing: the notices of
 # the sample run by type, the R-E1 ladder per unit and quarter, one letter in
@@ -158,10 +158,18 @@ fi
 EST=$(py dump "$ECTL") || die "escalation does not answer on its control endpoint"
 ev() { printf '%s\n' "$EST" | sed -n "s/^$1=//p"; }
 at_local() { date -u -d "@$(( $1 / 1000000 + 8 * 3600 ))" '+%Y-%m-%dT%H:%M:%S+08:00'; }
+# Triggers at or after the watermark (October's close: its decisions have the
+# month's end as event time) wait for a watermark past them (R-E3).
+pending=$(q "SELECT count(*) || ' ' || coalesce(string_agg(DISTINCT rule || ' ' || type, ', '), '')
+               FROM $E_SCHEMA.triggers WHERE NOT issued")
+n_pending=${pending%% *}
+pending_what=${pending#* }
 ok5=1
 report=$(epy report "$NOTICES_OUT" "$RUN/notices-stream.jsonl") || ok5=0
 n_notices=$(grep -c . "$NOTICES_OUT" || true)
-[ "$n_notices" = "$(ev escalation.notices)" ] && [ "$(ev pg.up)" = 1 ] || ok5=0
+# One notice per issued trigger: the export, the counter and the triggers agree.
+[ "$n_notices" = "$(ev escalation.notices)" ] && [ $((n_notices + n_pending)) = "$(ev escalation.triggers)" ] &&
+  [ "$(ev pg.up)" = 1 ] || ok5=0
 
 cat <<EOT
 
@@ -172,7 +180,10 @@ cat <<EOT
              rating's $(at_local "$(ev clock.rating_watermark_us)"))
  notices     $n_notices numbered once both watermarks passed them (R-E3), $(ev escalation.redelivered) delivered
              again unsigned after 2 working days (R-E6), $(ev escalation.signed) signed
- checks      the checks below, and one notice per trigger counted: $([ $ok5 = 1 ] && echo yes || echo NO)
+ waiting     $n_pending trigger(s) not yet past both watermarks${pending_what:+ ($pending_what)}: the decisions of
+             October's close have 2026-11-01T00:00+08:00 as event time and are numbered once a
+             later watermark comes
+ checks      the checks below, and one notice per issued trigger (export, counters): $([ $ok5 = 1 ] && echo yes || echo NO)
 
 $report
 ---- the first 督办函 (${first_duban:-none}), as its recipient receives it (TRACE query)
