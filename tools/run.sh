@@ -2,7 +2,8 @@
 # tools/run.sh: what `make run` starts. The foundation demo (the private Postgres,
 # the test producer ledgerd and consumer sinkd in development mode, a load through
 # the group-commit server and the stream), then whistle-intake taking the sample
-# hotline feed from whistle-hotline, and a summary of both. On a terminal the
+# hotline feed from whistle-hotline, whistle-referral with its scripted unit
+# clients, whistle-rating and whistle-escalation, and a summary of each. On a terminal the
 # daemons keep running until Ctrl-C; otherwise (CI, stdin not a terminal, or
 # WHISTLE_RUN_ONCE=1) it stops them after the summary.
 set -euo pipefail
@@ -43,7 +44,8 @@ once=0
 if [ "${WHISTLE_RUN_ONCE:-0}" != 0 ] || [ ! -t 0 ]; then once=1; fi
 
 for b in "$BIN/ledgerd" "$BIN/sinkd" "$IBIN/whistle-intake" "$IBIN/whistle-hotline" \
-         "$IBIN/whistle-referral" "$IBIN/whistle-rating" "$IBIN/whistle-dept"; do
+         "$IBIN/whistle-referral" "$IBIN/whistle-rating" "$IBIN/whistle-escalation" \
+         "$IBIN/whistle-dept"; do
   [ -x "$b" ] || die "$b is missing: run 'make' first"
 done
 [ -r "$FEED" ] || die "the hotline feed $FEED is missing (tools/gen_feed.py writes the sample)"
@@ -72,6 +74,10 @@ TREQ=ipc://$SOCK/rating-requests
 TSTREAM=ipc://$SOCK/rating-stream
 TCTL=ipc://$SOCK/rating-control
 T_SCHEMA=rating
+EREQ=ipc://$SOCK/escalation-requests
+ESTREAM=ipc://$SOCK/escalation-stream
+ECTL=ipc://$SOCK/escalation-control
+E_SCHEMA=escalation
 POLICY=$ROOT/deploy/demo/dept-policy.json
 
 # ---- the helper for status queries and progress (Debian's python3) ---------
@@ -304,6 +310,7 @@ stop_stale sinkd
 stop_stale intake
 stop_stale referral
 stop_stale rating
+stop_stale escalation
 
 # ---- Postgres -----------------------------------------------------------------
 say "starting the private Postgres (tools/pgdev.sh; data in $BUILD/pg, Unix socket only)"
@@ -311,7 +318,8 @@ say "starting the private Postgres (tools/pgdev.sh; data in $BUILD/pg, Unix sock
 pg_ok=0
 for _ in 1 2 3 4 5; do
   if bash tools/pgdev.sh start &&
-     bash tools/pgdev.sh reset "$L_SCHEMA" "$S_SCHEMA" "$I_SCHEMA" "$R_SCHEMA" "$T_SCHEMA" >/dev/null; then
+     bash tools/pgdev.sh reset "$L_SCHEMA" "$S_SCHEMA" "$I_SCHEMA" "$R_SCHEMA" "$T_SCHEMA" \
+       "$E_SCHEMA" >/dev/null; then
     pg_ok=1; break
   fi
   sleep 2
@@ -319,9 +327,9 @@ done
 [ $pg_ok = 1 ] || die "the private Postgres did not start (log: $BUILD/pg/server.log)"
 eval "$(bash tools/pgdev.sh env)"
 export PGHOST PGPORT PGDATABASE
-say "fresh schemas $L_SCHEMA, $S_SCHEMA, $I_SCHEMA, $R_SCHEMA and $T_SCHEMA (one login role each, owning only its schema)"
+say "fresh schemas $L_SCHEMA, $S_SCHEMA, $I_SCHEMA, $R_SCHEMA, $T_SCHEMA and $E_SCHEMA (one login role each, owning only its schema)"
 # The unit clients' positions and outputs belong to the streams just reset.
-rm -f "$RUN"/dept-*.pos "$RUN"/dept-*.jsonl "$RUN"/redispatch.*
+rm -f "$RUN"/dept-*.pos "$RUN"/dept-*.jsonl "$RUN"/redispatch.* "$RUN"/notices-*
 
 # ---- daemons ------------------------------------------------------------------
 say "starting ledgerd, sinkd and intake in development mode (WHISTLE_CURVE=0), endpoints in $SOCK"
@@ -352,12 +360,21 @@ start_prog rating "$IBIN/whistle-rating" WHISTLE_PG="user=$T_SCHEMA application_
   WHISTLE_REFERRAL_STREAM_AT="$RSTREAM" WHISTLE_RATING_REQUESTS="$TREQ" \
   WHISTLE_RATING_STREAM="$TSTREAM" WHISTLE_CONTROL="$TCTL" WHISTLE_TICK_MS=200
 TPID=$!
+# escalation reads referral's overdue events and rating's decisions and
+# numbers its notices once both watermarks pass them.
+start_prog escalation "$IBIN/whistle-escalation" WHISTLE_PG="user=$E_SCHEMA application_name=escalation" \
+  WHISTLE_CLOCK=event WHISTLE_REGISTRY="$ROOT/deploy/registry" WHISTLE_REFERRAL_STREAM_AT="$RSTREAM" \
+  WHISTLE_RATING_STREAM_AT="$TSTREAM" WHISTLE_ESCALATION_REQUESTS="$EREQ" \
+  WHISTLE_ESCALATION_STREAM="$ESTREAM" WHISTLE_CONTROL="$ECTL" WHISTLE_TICK_MS=200
+EPID=$!
 wait_ready ledgerd "$LPID" "$LCTL"
 wait_ready sinkd "$SPID" "$SCTL"
 wait_ready intake "$IPID" "$ICTL"
 wait_ready referral "$RPID" "$RCTL"
 wait_ready rating "$TPID" "$TCTL"
-say "ledgerd (pid $LPID), sinkd (pid $SPID), intake (pid $IPID), referral (pid $RPID) and rating (pid $TPID) are ready"
+wait_ready escalation "$EPID" "$ECTL"
+say "ledgerd (pid $LPID), sinkd (pid $SPID), intake (pid $IPID), referral (pid $RPID), rating (pid $TPID)"
+say "  and escalation (pid $EPID) are ready"
 # One scripted client per department and street office (deploy/demo/dept-policy.json).
 UNITS=$( (tail -n +2 "$ROOT/deploy/registry/departments.csv"; tail -n +2 "$ROOT/deploy/registry/streets.csv") |
          cut -d, -f1)
@@ -643,11 +660,13 @@ EOF
 
 . "$ROOT/tools/run_referral.sh"
 . "$ROOT/tools/run_rating.sh"
+. "$ROOT/tools/run_escalation.sh"
 
 if [ $ok = 0 ]; then die "the demo's checks failed (see the summary above)"; fi
 if [ $ok2 = 0 ]; then die "the intake checks failed (see the summary above)"; fi
 if [ $ok3 = 0 ]; then die "the referral checks failed (see the summary above)"; fi
 if [ $ok4 = 0 ]; then die "the rating checks failed (see the summary above)"; fi
+if [ $ok5 = 0 ]; then die "the escalation checks failed (see the summary above)"; fi
 
 if [ $once = 1 ]; then
   say "not on a terminal (or WHISTLE_RUN_ONCE=1): stopping the daemons"
@@ -658,11 +677,13 @@ fi
 say "the daemons and the unit clients keep running; try: kill -HUP $IPID (intake reloads registry and keys),"
 say "  $BUILD/bin/whistle-hotline --endpoint $IHOT FEED.jsonl,"
 say "  $BUILD/bin/whistle-dept watch --unit GA --stream $RSTREAM --until-idle 2000 (GA's steps as JSON),"
+say "  $BUILD/bin/whistle-dept notices --unit S0101 --stream $ESTREAM --until-idle 2000 (a street's notices),"
+say "  $BUILD/bin/whistle-dept sign 'NUMBER' --unit UNIT --requests $EREQ (签收),"
 say "  tail -f $RUN/dept-GA.jsonl, or query the status again."
 say "Ctrl-C to stop"
 while true; do
   rc=0
-  wait -n "$LPID" "$SPID" "$IPID" "$RPID" "$TPID" || rc=$?
+  wait -n "$LPID" "$SPID" "$IPID" "$RPID" "$TPID" "$EPID" || rc=$?
   for i in "${!PIDS[@]}"; do
     if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
       die "${NAMES[$i]} exited unexpectedly (status $rc; log: $RUN/${NAMES[$i]}.log)"

@@ -83,6 +83,6 @@ $returned
 $(columns "$RST")
 
  logs        $RUN/referral.log, $RUN/dept-*.log
- rating reads this stream (below); escalation comes next.
+ rating and escalation read this stream (below).
 ==================================================================================
 EOF

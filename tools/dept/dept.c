@@ -1,8 +1,10 @@
-/* whistle-dept: the department client of the unit interface of
- * whistle-referral (proto/unit.proto). Watches the unit's referral stream
- * (watch), reports on steps (accept, progress, return, resolve), re-dispatches
- * returned steps (redispatch, operators) and plays a scripted department for
- * demos and tests (run). This file: the commands, their options and --help. */
+/* whistle-dept: the unit's client of whistle-referral's unit interface
+ * (proto/unit.proto) and of whistle-escalation's notices (proto/notice.proto).
+ * Watches the unit's referral stream (watch), reports on steps (accept,
+ * progress, return, resolve), re-dispatches returned steps (redispatch,
+ * operators), plays a scripted department for demos and tests (run), receives
+ * the unit's notices (notices) and signs for them (sign). This file: the
+ * commands, their options and --help. */
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,9 +18,12 @@
 
 #define DEFAULT_STREAM "tcp://127.0.0.1:7202"
 #define DEFAULT_UNITS "tcp://127.0.0.1:7201"
+#define DEFAULT_ESC_REQUESTS "tcp://127.0.0.1:7401"
+#define DEFAULT_ESC_STREAM "tcp://127.0.0.1:7402"
 
 static const char *const CMD_NAMES[DEPT_NCMDS] = { "watch", "run", "accept", "progress",
-                                                   "return", "resolve", "redispatch" };
+                                                   "return", "resolve", "redispatch",
+                                                   "notices", "sign" };
 
 static void usage(FILE *out)
 {
@@ -32,9 +37,14 @@ static void usage(FILE *out)
     "                          [--units EP] [--timeout-ms N]\n"
     "       whistle-dept run --unit UNIT --policy FILE [--stream EP] [--units EP]\n"
     "                          [--position FILE] [--out FILE|-] [--until-idle MS] [--max N]\n"
+    "       whistle-dept notices --unit UNIT [--stream EP] [--position FILE] [--out FILE|-]\n"
+    "                          [--until-idle MS] [--max N] [--stamp]\n"
+    "       whistle-dept sign NUMBER --unit UNIT [--at TIME] [--requests EP] [--timeout-ms N]\n"
     "\n"
-    "The department client of whistle-referral (proto/unit.proto): a unit (department code\n"
-    "such as GA, or street code) receives its referral steps and reports back.\n"
+    "The unit's client of whistle-referral (proto/unit.proto) and whistle-escalation\n"
+    "(proto/notice.proto): a unit (department code such as GA, street or district code) or a\n"
+    "company receives its referral steps and reports back, and receives its notices and\n"
+    "signs for them.\n"
     "\n"
     "watch   Subscribes to referral's stream as UNIT (proto/stream.proto) and writes every\n"
     "        event as one JSON object per line (UTF-8): {\"seq\",\"kind\",\"event_at\",\"unit\",\n"
@@ -57,11 +67,25 @@ static void usage(FILE *out)
     "        time, never the wall clock). A step's line is written once its updates are\n"
     "        answered, so a restart redoes unfinished steps (referral answers DUPLICATE to\n"
     "        what it applied before). A summary goes to stderr at the end.\n"
+    "notices Subscribes to escalation's stream as UNIT and writes each notice event for UNIT\n"
+    "        as one JSON line, with --position like watch: {\"seq\",\"kind\",\"event_at\",\n"
+    "        \"unit\",\"number\",\"type\",\"type_name\",\"recipient\",\"cc\",\"rule\",\"rule_id\",\n"
+    "        \"rule_set\",\"period\",\"key\",\"event\",\"evidence\",\"measures\",\"text\" (the\n"
+    "        letter),\"k\",\"respond_by\",\"copy_to\",\"signed\"}. kind is notice.issued (to\n"
+    "        UNIT), notice.copy (UNIT is cc'd: copy_to), notice.redelivered (still unsigned\n"
+    "        2 working days later) or notice.signed (UNIT's signature confirmed, signed set);\n"
+    "        WATERMARK events move the position and write no line.\n"
+    "sign    Signs for (签收) notice NUMBER (e.g. 督办〔2026〕7号) addressed to UNIT and prints\n"
+    "        the Reply as one JSON line {\"number\",\"status\",\"reason\",\"signed_at\"}:\n"
+    "        APPLIED (signed now), DUPLICATE (signed before, signed_at the first time),\n"
+    "        REFUSED (not UNIT's, no such notice) or NO_REPLY.\n"
     "\n"
     "options:\n"
     "  --unit UNIT          this unit's code (Subscribe.consumer, StepUpdate.unit)\n"
-    "  --stream EP          referral's stream (default " DEFAULT_STREAM ")\n"
+    "  --stream EP          referral's stream (default " DEFAULT_STREAM "); notices:\n"
+    "                       escalation's stream (default " DEFAULT_ESC_STREAM ")\n"
     "  --units EP           referral's unit interface (default " DEFAULT_UNITS ")\n"
+    "  --requests EP        sign: escalation's request interface (default " DEFAULT_ESC_REQUESTS ")\n"
     "  --position FILE      the position file (default: none, from the beginning)\n"
     "  --out FILE|-         append the events to FILE (default -: stdout)\n"
     "  --until-idle MS      exit 0 after MS ms without a new event and with nothing pending\n"
@@ -69,7 +93,8 @@ static void usage(FILE *out)
     "  --max N              exit after writing N events\n"
     "  --stamp              add \"received_us\": when this client received the event (system\n"
     "                       clock, microseconds since the epoch), for latency measurements\n"
-    "  --at TIME            the update's event time, RFC 3339 with offset (default: now)\n"
+    "  --at TIME            the update's event time or sign's time of signing, RFC 3339\n"
+    "                       with offset (default: now)\n"
     "  --note TEXT          a note (progress: required, 1-2000 characters)\n"
     "  --reason TEXT        return: why the step is not this unit's (1-500 characters)\n"
     "  --evidence REF       return: a reference (file name, URL); up to 20\n"
@@ -78,10 +103,12 @@ static void usage(FILE *out)
     "  --policy FILE        run: the policy (below)\n"
     "  --timeout-ms N       give a request up after N ms without a final answer, resending it\n"
     "                       every second (default 5000; run: 0 = never)\n"
-    "  --server-key FILE    referral's CURVE public key (Z85); with --client-key: CURVE on\n"
+    "  --server-key FILE    referral's (notices, sign: escalation's) CURVE public key (Z85);\n"
+    "                       with --client-key: CURVE on\n"
     "  --client-key FILE    this unit's CURVE secret key (Z85, from whistle-keygen)\n"
     "  --help               this text\n"
-    "Without keys the connection is plain (development mode; referral then believes --unit).\n"
+    "Without keys the connection is plain (development mode; referral and escalation then\n"
+    "believe --unit).\n"
     "\n"
     "The run policy is a JSON object (// comments allowed); every key is optional:\n"
     "  {\"accept_after_min\": 60,    ACCEPT 60 min after issue\n"
@@ -98,19 +125,21 @@ static void usage(FILE *out)
     "   \"ignore_every\": 0}         about 1 step in n gets no update at all (0 = never)\n"
     "Steps are picked by the FNV-1a hash of \"ticket_no|step\": the same on every run.\n"
     "\n"
-    "exit status: 0 done (watch/run: idle, --max or SIGINT/SIGTERM after saving the position;\n"
-    "updates: APPLIED or DUPLICATE); 1 failure (REFUSED, UNAVAILABLE, no reply, the stream\n"
+    "exit status: 0 done (watch/run/notices: idle, --max or SIGINT/SIGTERM after saving the\n"
+    "position; updates and sign: APPLIED or DUPLICATE); 1 failure (REFUSED, UNAVAILABLE, no reply, the stream\n"
     "never answered, cannot write); 2 bad usage.\n");
 }
 
 /* Which commands take an option (bit per enum dept_cmd). */
 #define B(c) (1u << (c))
-#define NET_ALL (B(DEPT_WATCH) | B(DEPT_RUN) | UPD | B(DEPT_REDISPATCH))
+#define NET_ALL (B(DEPT_WATCH) | B(DEPT_RUN) | UPD | B(DEPT_REDISPATCH) | B(DEPT_NOTICES) | \
+                 B(DEPT_SIGN))
 #define UPD (B(DEPT_ACCEPT) | B(DEPT_PROGRESS) | B(DEPT_RETURN) | B(DEPT_RESOLVE))
-#define STREAMING (B(DEPT_WATCH) | B(DEPT_RUN))
+#define STREAMING (B(DEPT_WATCH) | B(DEPT_RUN) | B(DEPT_NOTICES))
 
 enum { O_UNIT = 256, O_STREAM, O_UNITS, O_POSITION, O_OUT, O_IDLE, O_MAX, O_AT, O_NOTE, O_REASON,
-       O_EVIDENCE, O_VIOLATION, O_PROHIBITION, O_POLICY, O_TIMEOUT, O_SKEY, O_CKEY, O_STAMP, O_HELP };
+       O_EVIDENCE, O_VIOLATION, O_PROHIBITION, O_POLICY, O_TIMEOUT, O_SKEY, O_CKEY, O_STAMP,
+       O_REQUESTS, O_HELP };
 
 static const struct option OPTS[] = {
   { "unit", required_argument, NULL, O_UNIT },
@@ -131,20 +160,23 @@ static const struct option OPTS[] = {
   { "server-key", required_argument, NULL, O_SKEY },
   { "client-key", required_argument, NULL, O_CKEY },
   { "stamp", no_argument, NULL, O_STAMP },
+  { "requests", required_argument, NULL, O_REQUESTS },
   { "help", no_argument, NULL, O_HELP },
   { NULL, 0, NULL, 0 },
 };
 
 static const unsigned OPT_CMDS[] = {
-  [O_UNIT - O_UNIT] = STREAMING | UPD, [O_STREAM - O_UNIT] = STREAMING,
+  [O_UNIT - O_UNIT] = STREAMING | UPD | B(DEPT_SIGN), [O_STREAM - O_UNIT] = STREAMING,
   [O_UNITS - O_UNIT] = B(DEPT_RUN) | UPD | B(DEPT_REDISPATCH),
   [O_POSITION - O_UNIT] = STREAMING, [O_OUT - O_UNIT] = STREAMING,
   [O_IDLE - O_UNIT] = STREAMING, [O_MAX - O_UNIT] = STREAMING, [O_STAMP - O_UNIT] = STREAMING,
-  [O_AT - O_UNIT] = UPD | B(DEPT_REDISPATCH), [O_NOTE - O_UNIT] = UPD | B(DEPT_REDISPATCH),
+  [O_AT - O_UNIT] = UPD | B(DEPT_REDISPATCH) | B(DEPT_SIGN), [O_NOTE - O_UNIT] = UPD | B(DEPT_REDISPATCH),
   [O_REASON - O_UNIT] = B(DEPT_RETURN), [O_EVIDENCE - O_UNIT] = B(DEPT_RETURN),
   [O_VIOLATION - O_UNIT] = B(DEPT_RESOLVE), [O_PROHIBITION - O_UNIT] = B(DEPT_RESOLVE),
-  [O_POLICY - O_UNIT] = B(DEPT_RUN), [O_TIMEOUT - O_UNIT] = B(DEPT_RUN) | UPD | B(DEPT_REDISPATCH),
-  [O_SKEY - O_UNIT] = NET_ALL, [O_CKEY - O_UNIT] = NET_ALL, [O_HELP - O_UNIT] = NET_ALL,
+  [O_POLICY - O_UNIT] = B(DEPT_RUN),
+  [O_TIMEOUT - O_UNIT] = B(DEPT_RUN) | UPD | B(DEPT_REDISPATCH) | B(DEPT_SIGN),
+  [O_SKEY - O_UNIT] = NET_ALL, [O_CKEY - O_UNIT] = NET_ALL, [O_REQUESTS - O_UNIT] = B(DEPT_SIGN),
+  [O_HELP - O_UNIT] = NET_ALL,
 };
 
 static int parse_num(const char *s, long long lo, long long hi, long long *out)
@@ -183,6 +215,7 @@ static int take_option(struct dept_args *a, int c, const char *arg)
   case O_UNIT: a->unit = arg; break;
   case O_STREAM: a->stream = arg; break;
   case O_UNITS: a->units = arg; break;
+  case O_REQUESTS: a->requests = arg; break;
   case O_POSITION: a->position = arg; break;
   case O_OUT: a->out = arg; break;
   case O_POLICY: a->policy = arg; break;
@@ -257,7 +290,13 @@ static int valid_prohibition(const char *p)
 static int check_command(struct dept_args *a, int argc, char **argv)
 {
   const char *name = CMD_NAMES[a->cmd];
-  if (a->cmd == DEPT_WATCH || a->cmd == DEPT_RUN) {
+  if (a->cmd == DEPT_SIGN) {
+    if (argc - optind != 1) return bad("sign expects NUMBER (e.g. 督办〔2026〕7号)");
+    a->number = argv[optind];
+    if (!a->number[0] || strlen(a->number) >= 96) return bad("bad NUMBER: %s", a->number);
+    return check_unit("--unit", a->unit);
+  }
+  if (a->cmd == DEPT_WATCH || a->cmd == DEPT_RUN || a->cmd == DEPT_NOTICES) {
     if (optind != argc) return bad("%s takes no argument (got %s)", name, argv[optind]);
     if (a->cmd == DEPT_RUN && !a->policy) return bad("run needs --policy FILE");
     return check_unit("--unit", a->unit);
@@ -303,7 +342,7 @@ static int read_server_key(struct dept_args *a)
 static int parse_args(int argc, char **argv, struct dept_args *a)
 {
   if (argc < 2) return bad("a command is required: watch, accept, progress, return, resolve, "
-                           "redispatch or run");
+                           "redispatch, run, notices or sign");
   if (strcmp(argv[1], "--version") == 0) {
     printf("whistle-dept %s\n", svc_version());
     return 1;
@@ -314,8 +353,9 @@ static int parse_args(int argc, char **argv, struct dept_args *a)
     return 1;
   }
   if (find_command(argv[1], &a->cmd)) return bad("unknown command %s", argv[1]);
-  a->stream = DEFAULT_STREAM;
+  a->stream = a->cmd == DEPT_NOTICES ? DEFAULT_ESC_STREAM : DEFAULT_STREAM;
   a->units = DEFAULT_UNITS;
+  a->requests = DEFAULT_ESC_REQUESTS;
   a->timeout_ms = a->cmd == DEPT_RUN ? 0 : 5000;
   int c;
   opterr = 0;
@@ -346,6 +386,8 @@ int main(int argc, char **argv)
   switch (a.cmd) {
   case DEPT_WATCH: return dept_watch_main(&a);
   case DEPT_RUN: return dept_run_main(&a);
+  case DEPT_NOTICES: return dept_notices_main(&a);
+  case DEPT_SIGN: return dept_sign_main(&a);
   default: return dept_update_main(&a);
   }
 }

@@ -2,7 +2,8 @@
  * department's policy and plans (dept_policy.c, pure), stream events and
  * replies as JSON (dept_json.c), the output file and position (dept_out.c),
  * the stream watcher (dept_watch.c), the update client (dept_units.c), the
- * commands (dept_update.c, dept_run.c) and the options (dept.c). */
+ * commands (dept_update.c, dept_run.c), escalation's notices and signatures
+ * (dept_notices.c) and the options (dept.c). */
 #ifndef DEPT_H
 #define DEPT_H
 
@@ -118,6 +119,10 @@ struct dept_watch_opts {
   uint32_t window;             /* 0: 1000 */
   int silence_ms;              /* re-subscribe after this much silence; 0: 5000 */
   int stamp;                   /* add received_us to every line */
+  /* The payload type of an event kind (NULL: written as payload_hex); NULL
+   * here: dept_payload_descriptor (referral's kinds). */
+  const ProtobufCMessageDescriptor *(*payload_of)(const char *kind);
+  int skip_watermarks;         /* WATERMARK events move the position, write no line */
 };
 struct dept_watch;
 /* Called for every new event (seq above the position) before its line is
@@ -168,15 +173,16 @@ void dept_units_destroy(struct dept_units **u);
 /* ---- dept.c / dept_update.c / dept_run.c: the commands ---- */
 
 enum dept_cmd { DEPT_WATCH, DEPT_RUN, DEPT_ACCEPT, DEPT_PROGRESS, DEPT_RETURN, DEPT_RESOLVE,
-                DEPT_REDISPATCH, DEPT_NCMDS };
+                DEPT_REDISPATCH, DEPT_NOTICES, DEPT_SIGN, DEPT_NCMDS };
 
 #define DEPT_MAX_EVIDENCE 20
 
 struct dept_args {
   enum dept_cmd cmd;
-  const char *unit, *stream, *units, *position, *out, *policy;
+  const char *unit, *stream, *units, *requests, *position, *out, *policy;
   const char *server_key_file, *client_key_file;
   const char *ticket_no, *new_unit, *note, *reason, *prohibition;
+  const char *number;          /* sign: the notice's number */
   const char *evidence[DEPT_MAX_EVIDENCE]; size_t n_evidence;
   uint32_t step;
   int64_t at_us; int have_at;
@@ -198,5 +204,9 @@ int dept_update_main(struct dept_args *a);
 /* watch and run: exit status 0 or 1. */
 int dept_watch_main(struct dept_args *a);
 int dept_run_main(struct dept_args *a);
+/* notices (escalation's stream as JSON lines) and sign (one Sign request):
+ * exit status 0 or 1. */
+int dept_notices_main(struct dept_args *a);
+int dept_sign_main(struct dept_args *a);
 
 #endif

@@ -4,7 +4,8 @@
  * held until its updates are answered), record the position after each
  * durable write and acknowledge it, acknowledge once a second when idle, and
  * re-subscribe (on a fresh socket after silence) when the producer errs,
- * falls silent or shows a gap. */
+ * falls silent or shows a gap. The payload type of each kind comes from the
+ * caller (referral's or escalation's events); watermarks may be skipped. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,17 +152,17 @@ static void flush(struct dept_watch *w)
   uint64_t last = 0;
   while (w->q_n && w->q[w->q_head].holds == 0) {
     struct item *it = &w->q[w->q_head];
-    int bad = dept_out_write(w->out, it->line, it->len);
+    int bad = it->len && dept_out_write(w->out, it->line, it->len); /* 0: a skipped event */
     if (bad) {
       fprintf(stderr, "whistle-dept: cannot write the output\n");
       finish(w, 1);
       return;
     }
     last = it->seq;
+    if (it->len) w->st.written++;
     free(it->line);
     w->q_head = (w->q_head + 1) % w->q_cap;
     w->q_n--;
-    w->st.written++;
   }
   if (last) {
     if (dept_out_commit(w->out, last)) {
@@ -208,7 +209,8 @@ static void finish(struct dept_watch *w, int rc)
 static char *event_line(struct dept_watch *w, const Whistle__Stream__Event *e, size_t *len,
                         unsigned *holds)
 {
-  const ProtobufCMessageDescriptor *d = dept_payload_descriptor(e->kind);
+  const ProtobufCMessageDescriptor *d = w->o.payload_of ? w->o.payload_of(e->kind)
+                                                        : dept_payload_descriptor(e->kind);
   ProtobufCMessage *p = NULL;
   struct svc_pballoc al;
   if (d) p = svc_pb_unpack(d, &al, PAYLOAD_BUDGET, e->payload.data, e->payload.len, NULL);
@@ -240,6 +242,16 @@ static void on_events(struct dept_watch *w, const Whistle__Stream__Events *ev)
       continue;
     }
     if (w->o.max_events && w->accepted >= w->o.max_events) break;
+    if (w->o.skip_watermarks && strcmp(e->kind, "WATERMARK") == 0) {
+      /* No line; the position still moves past it, in seq order. */
+      if (queue_push(w, e->seq, NULL, 0, 0)) {
+        fprintf(stderr, "whistle-dept: out of memory\n");
+        finish(w, 1);
+        return;
+      }
+      w->received = e->seq;
+      continue;
+    }
     size_t len;
     unsigned holds;
     char *line = event_line(w, e, &len, &holds);
