@@ -24,8 +24,8 @@ usage: tools/deploy-init.sh [--dir DIR] [--client ID]... [--unit CODE]... [--ops
   --unit CODE   a department or street office allowed by referral, and by escalation
                 as a notice recipient (repeatable)
   --ops ID      an ops tool allowed on rating's request interface (inspections and
-                queries) and on escalation's (queries; WHISTLE_STREAM_FULL_ACCESS
-                names those that read every notice) (default: ops; repeatable,
+                queries) and on escalation's (queries and every notice, once listed
+                in WHISTLE_ESCALATION_OPS in DIR/.env) (default: ops; repeatable,
                 added to the defaults)
   --recipient CODE
                 a notice recipient allowed by escalation beside the registry's

@@ -16,7 +16,7 @@ client's key from deploy/clients is answered on rating's and escalation's
 request interfaces and the hotline's is not; a company of the registry, with
 the key deploy-init made for it, subscribes to the notice stream under its
 own code and has its signature answered, and is refused under another
-company's code; each drains on SIGTERM with exit 0 and logs no secret. A second run of the init script
+company's code and for a query (queries are for the ops tools); each drains on SIGTERM with exit 0 and logs no secret. A second run of the init script
 replaces nothing, and whistle-keygen refuses to overwrite a key pair. The Dockerfile
 (no linter in Debian) is checked for pinned bases and the uid the files are for."""
 import os
@@ -319,6 +319,10 @@ try:
     wt.check(reply is not None and reply.status != ec.Reply.APPLIED and reply.reason,
              f"company {company}'s signature is answered on escalation (a number it was not sent:"
              f" {reply.reason if reply else 'no answer'})")
+    reply = ask_escalation(company, query)
+    wt.check(reply is not None and reply.status == ec.Reply.REFUSED,
+             f"company {company}'s query is refused: queries are for the ops tools"
+             f" ({reply.reason if reply else 'no answer'})")
     denied = metric("escalation", "whistle_zap_denied_total")
     sub = rc.Subscriber(envs["escalation"]["WHISTLE_ESCALATION_STREAM"], company,
                         curve=curve_for("escalation", company)).open()
