@@ -7,20 +7,29 @@
 # keys to deploy/public; client key pairs to deploy/clients (hand each .key to
 # its client system); each daemon's allowed client keys to deploy/allowed/<daemon>
 # (with the daemons that read its stream: referral and rating read intake's,
-# intake and rating read referral's).
+# intake, rating and escalation read referral's, escalation reads rating's).
+# Escalation's notice recipients get key pairs too: every unit, street,
+# district and company of the registry (DIR/registry), each allowed on
+# escalation under its code, to sign its notices and read its own.
 # Never replaces an existing key or password: run it again to add clients.
 set -euo pipefail
 
 usage() {
   cat <<'EOF'
 usage: tools/deploy-init.sh [--dir DIR] [--client ID]... [--unit CODE]... [--ops ID]...
-                            [--no-chown]
+                            [--recipient CODE]... [--no-chown]
   --dir DIR     the deployment directory (default: deploy)
   --client ID   a client identity allowed by intake and referral (default: hotline,
                 operator, ops; repeatable, added to the defaults)
-  --unit CODE   a department or street office allowed by referral (repeatable)
-  --ops ID      an ops tool allowed on rating's request interface, inspections and
-                queries (default: ops; repeatable, added to the defaults)
+  --unit CODE   a department or street office allowed by referral, and by escalation
+                as a notice recipient (repeatable)
+  --ops ID      an ops tool allowed on rating's request interface (inspections and
+                queries) and on escalation's (queries and every notice, once listed
+                in WHISTLE_ESCALATION_OPS in DIR/.env) (default: ops; repeatable,
+                added to the defaults)
+  --recipient CODE
+                a notice recipient allowed by escalation beside the registry's
+                departments, streets, districts and companies (repeatable)
   --no-chown    leave files owned by the caller (only for running the daemons
                 outside containers as that user; containers cannot read them)
 Environment: WHISTLE_KEYGEN (default build/bin/whistle-keygen).
@@ -32,6 +41,7 @@ DIR=deploy
 CLIENTS=(hotline operator ops)
 UNITS=()
 OPS=(ops)
+RECIPIENTS=()
 CHOWN=1
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -39,6 +49,7 @@ while [ $# -gt 0 ]; do
     --client) CLIENTS+=("$2"); shift 2 ;;
     --unit) UNITS+=("$2"); shift 2 ;;
     --ops) OPS+=("$2"); shift 2 ;;
+    --recipient) RECIPIENTS+=("$2"); shift 2 ;;
     --no-chown) CHOWN=0; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
@@ -46,7 +57,7 @@ while [ $# -gt 0 ]; do
 done
 KEYGEN=${WHISTLE_KEYGEN:-build/bin/whistle-keygen}
 APP_UID=10001 APP_GID=10001 PG_UID=999 PG_GID=999   # docker/Dockerfile, postgres image
-DAEMONS=(intake referral rating)
+DAEMONS=(intake referral rating escalation)
 DB_ROLES=(intake referral rating escalation)
 
 die() { echo "deploy-init: $*" >&2; exit 1; }
@@ -99,9 +110,24 @@ for r in "${DB_ROLES[@]}"; do
 done
 random_secret "$DIR/secrets/postgres-password" "$PG_UID" "$PG_GID" 0400
 
+# Escalation's recipients: the codes of the registry's departments, streets,
+# districts and companies (first column, under the header), the --unit codes
+# and the --recipient ones.
+for f in departments streets districts companies; do
+  csv="$DIR/registry/$f.csv"
+  [ -f "$csv" ] || die "$csv not found (escalation's recipients come from the registry)"
+  while IFS= read -r code; do
+    [ -n "$code" ] && RECIPIENTS+=("$code")
+  done < <(awk -F, 'NR > 1 { sub(/\r$/, "", $1); gsub(/"/, "", $1); print $1 }' "$csv")
+done
+RECIPIENTS+=("${UNITS[@]}")
+for c in "${CLIENTS[@]}" "${UNITS[@]}" "${OPS[@]}" "${RECIPIENTS[@]}"; do
+  [[ "$c" =~ ^[A-Za-z0-9_.-]{1,127}$ ]] || die "identity \"$c\": 1-127 characters of A-Z a-z 0-9 _ - ."
+done
+
 # Client identities: key pairs for the client systems, public keys allowed.
 IDS=()   # each identity once ("ops" is both a client and an ops tool by default)
-for c in "${CLIENTS[@]}" "${UNITS[@]}" "${OPS[@]}"; do
+for c in "${CLIENTS[@]}" "${UNITS[@]}" "${OPS[@]}" "${RECIPIENTS[@]}"; do
   case " ${IDS[*]} " in *" $c "*) ;; *) IDS+=("$c") ;; esac
 done
 for c in "${IDS[@]}"; do keypair "$DIR/clients/$c"; done
@@ -111,11 +137,17 @@ for c in "${CLIENTS[@]}"; do
   allow referral "$DIR/clients/$c.pub"
 done
 for u in "${UNITS[@]}"; do allow referral "$DIR/clients/$u.pub"; done
-for o in "${OPS[@]}"; do allow rating "$DIR/clients/$o.pub"; done
+for o in "${OPS[@]}"; do
+  allow rating "$DIR/clients/$o.pub"
+  allow escalation "$DIR/clients/$o.pub"
+done
+for r in "${RECIPIENTS[@]}"; do allow escalation "$DIR/clients/$r.pub"; done
 allow intake "$DIR/public/referral.pub"   # referral reads intake's stream as "referral"
 allow referral "$DIR/public/intake.pub"   # intake reads referral's closures as "intake"
 allow intake "$DIR/public/rating.pub"     # rating reads intake's stream as "rating"
 allow referral "$DIR/public/rating.pub"   # and referral's as "rating"
+allow referral "$DIR/public/escalation.pub"   # escalation reads referral's stream as "escalation"
+allow rating "$DIR/public/escalation.pub"     # and rating's as "escalation"
 
 if [ ! -f "$DIR/.env" ]; then
   install -m 0600 "$DIR/example.env" "$DIR/.env"

@@ -179,6 +179,7 @@ struct esc_ctx {
   struct svc_stream_producer *prod;
   struct svc_pg *pg;
   int curve;
+  char ops[256];                   /* identities allowed to query (CURVE on) */
   int64_t referral_wm, rating_wm, out_wm;   /* committed */
   int issue_busy;
   const int *stopping;

@@ -87,8 +87,25 @@ static int decode_sign(struct nreq *r, const struct svc_req *req, const Whistle_
   return 0;
 }
 
-static int decode_query(struct nreq *r, const Whistle__Notice__Query *m)
+/* Whether id is one of the comma-separated identities in list. */
+static int listed(const char *list, const char *id)
 {
+  size_t n = strlen(id);
+  for (const char *p = list; *p;) {
+    const char *e = strchr(p, ',');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (len == n && strncmp(p, id, n) == 0) return 1;
+    p += len + (e ? 1 : 0);
+  }
+  return 0;
+}
+
+/* Queries read every recipient's notices: with CURVE on, only the ops
+ * identities (WHISTLE_ESCALATION_OPS) may ask. */
+static int decode_query(struct nreq *r, const struct svc_req *req, const Whistle__Notice__Query *m)
+{
+  if (r->x->curve && !listed(r->x->ops, req->user_id))
+    return refuse(r, "queries are for ops tools; recipients read their own notices on the stream");
   r->query = 1;
   r->offset = m->offset;
   r->limit = m->limit;
@@ -122,7 +139,7 @@ static int on_decode(void *arg, struct svc_req *req, const uint8_t *frame, size_
     rc = refuse(r, "text fields must be valid UTF-8 without NUL characters");
   else if (m->version != 1) rc = refuse(r, "unsupported version (expected 1)");
   else if (m->body_case == WHISTLE__NOTICE__NOTICE_MESSAGE__BODY_SIGN) rc = decode_sign(r, req, m->sign);
-  else if (m->body_case == WHISTLE__NOTICE__NOTICE_MESSAGE__BODY_QUERY) rc = decode_query(r, m->query);
+  else if (m->body_case == WHISTLE__NOTICE__NOTICE_MESSAGE__BODY_QUERY) rc = decode_query(r, req, m->query);
   else rc = refuse(r, "expected a sign or a query");
   if (m) protobuf_c_message_free_unpacked(&m->base, &al.a);
   if (rc == 1) {

@@ -38,6 +38,9 @@ static const struct svc_config_var vars[] = {
   { .name = "WHISTLE_CLOCK", .def = "wall", .kind = SVC_CFG_ENUM, .choices = "wall|event",
     .help = "wall or event: notices are numbered and delivered again on the inputs' watermarks "
             "in both modes; signatures are bounded by the system clock in wall mode (R-T3)." },
+  { .name = "WHISTLE_ESCALATION_OPS", .def = "ops", .kind = SVC_CFG_STRING,
+    .help = "Identities allowed to query notices on the request interface (comma-separated; "
+            "CURVE on): recipients only sign." },
   { .name = "WHISTLE_STREAM_FULL_ACCESS", .def = "ops", .kind = SVC_CFG_STRING,
     .help = "Identities that read every notice (dashboards, archives)." },
   { .name = "WHISTLE_BATCH", .def = "1000", .kind = SVC_CFG_INT, .min = 1, .max = 100000,
@@ -148,6 +151,7 @@ int main(int argc, char **argv)
   e.x.off_s = SVC_DEFAULT_UTC_OFFSET;
   e.x.stopping = &e.d.stopping;
   e.x.curve = svc_zctx_curve(e.d.z);
+  snprintf(e.x.ops, sizeof e.x.ops, "%s", svc_daemon_str(&e.d, "WHISTLE_ESCALATION_OPS"));
   if (load_templates(&e, 0) || svc_daemon_registry(&e.d, &e.x.reg, 0)) return svc_daemon_abort(&e.d, 2);
   struct esc_clock_row c;
   if (svc_daemon_open_pg(&e.d, "escalation", escalation_migrations, &e.pgw, &e.pgr) ||

@@ -1,5 +1,5 @@
 """--check-config agrees with start-up: for a table of good and bad settings of
-intake, referral and rating, --check-config's exit status (0 or 2) matches
+intake, referral, rating and escalation, --check-config's exit status (0 or 2) matches
 what starting the daemon with the same settings does (it gets ready, or it
 exits non-zero without getting ready). Also: an unknown WHISTLE_* variable is
 warned about with the closest name, --version prints the build's version, and
@@ -14,6 +14,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import wt  # noqa: E402
+import escalation_client as ec  # noqa: E402
 import intake_client as ic  # noqa: E402
 import rating_client as rt  # noqa: E402
 import referral_client as rc  # noqa: E402
@@ -23,7 +24,8 @@ keys = rc.Keys(w)
 keys.make("intake")
 keys.make("referral", allowed_by=("intake",))
 keys.make("rating", allowed_by=("intake", "referral"))
-keys.make("ops", allowed_by=("intake", "referral", "rating"))
+keys.make("escalation", allowed_by=("referral", "rating"))
+keys.make("ops", allowed_by=("intake", "referral", "rating", "escalation"))
 keys.make("intake-cl", allowed_by=("referral",))
 with open(w.file("pseudonym.key"), "w") as f:
     f.write("a-pseudonym-key-of-enough-bytes\n")
@@ -41,6 +43,15 @@ for what, text in (("no-header", "top_k,30\n"),
     shutil.copytree(ic.REGISTRY, bad_rules[what])
     with open(os.path.join(bad_rules[what], "rating_rules.csv"), "w") as f:
         f.write(text)
+# Escalation's letter templates live in its registry directory too
+# (notice_templates/<TYPE>.txt, each with a {number} placeholder).
+no_template = w.file("registry-no-template")
+shutil.copytree(ic.REGISTRY, no_template)
+os.unlink(os.path.join(no_template, "notice_templates", "DUBAN.txt"))
+no_number = w.file("registry-no-number")
+shutil.copytree(ic.REGISTRY, no_number)
+with open(os.path.join(no_number, "notice_templates", "WENZE.txt"), "w") as f:
+    f.write("问责函 without its number\n")
 good_rules = w.file("registry-rules-good")
 shutil.copytree(ic.REGISTRY, good_rules)
 with open(os.path.join(good_rules, "rating_rules.csv"), "w") as f:
@@ -88,6 +99,11 @@ curve_t = dict(WHISTLE_CURVE="1", WHISTLE_CURVE_SECRET_KEY=w.file("rating.key"),
                WHISTLE_CURVE_CLIENT_KEY=w.file("rating.key"),
                WHISTLE_INTAKE_SERVER_KEY=w.file("intake.pub"),
                WHISTLE_REFERRAL_SERVER_KEY=w.file("referral.pub"))
+curve_e = dict(WHISTLE_CURVE="1", WHISTLE_CURVE_SECRET_KEY=w.file("escalation.key"),
+               WHISTLE_CURVE_ALLOWED_DIR=w.file("allowed-escalation"),
+               WHISTLE_CURVE_CLIENT_KEY=w.file("escalation.key"),
+               WHISTLE_REFERRAL_SERVER_KEY=w.file("referral.pub"),
+               WHISTLE_RATING_SERVER_KEY=w.file("rating.pub"))
 no_key = dict(curve_i)
 no_key.pop("WHISTLE_PSEUDONYM_KEY")
 CASES = [
@@ -141,18 +157,43 @@ CASES = [
     ("WHISTLE_TICK_MS out of range", "rating", {"WHISTLE_TICK_MS": "5"}, None),
     ("an unknown WHISTLE_CLOCK", "rating", {"WHISTLE_CLOCK": "lunar"}, None),
     ("a stream endpoint that does not parse", "rating", {"WHISTLE_RATING_STREAM": "tcp:/x"}, None),
+    ("defaults, CURVE off", "escalation", {}, None),
+    ("CURVE on with every key", "escalation", curve_e, "escalation"),
+    ("CURVE on without any key", "escalation", {"WHISTLE_CURVE": "1"}, None),
+    ("CURVE on and no referral key", "escalation",
+     {k: v for k, v in curve_e.items() if k != "WHISTLE_REFERRAL_SERVER_KEY"}, None),
+    ("CURVE on and no rating key", "escalation",
+     {k: v for k, v in curve_e.items() if k != "WHISTLE_RATING_SERVER_KEY"}, None),
+    ("CURVE on and no client key", "escalation",
+     {k: v for k, v in curve_e.items() if k != "WHISTLE_CURVE_CLIENT_KEY"}, None),
+    ("CURVE on and an allowed-keys directory that is missing", "escalation",
+     dict(curve_e, WHISTLE_CURVE_ALLOWED_DIR=w.file("nope")), None),
+    ("a rating key file that is no key", "escalation",
+     dict(curve_e, WHISTLE_RATING_SERVER_KEY=w.file("short.key")), None),
+    ("a registry without a letter template", "escalation", {"WHISTLE_REGISTRY": no_template}, None),
+    ("a letter template without {number}", "escalation", {"WHISTLE_REGISTRY": no_number}, None),
+    ("a registry with a broken CSV", "escalation", {"WHISTLE_REGISTRY": broken_reg}, None),
+    ("WHISTLE_TICK_MS out of range", "escalation", {"WHISTLE_TICK_MS": "5"}, None),
+    ("an unknown WHISTLE_CLOCK", "escalation", {"WHISTLE_CLOCK": "lunar"}, None),
+    ("a stream endpoint that does not parse", "escalation",
+     {"WHISTLE_ESCALATION_STREAM": "tcp:/x"}, None),
+    ("a request endpoint that does not parse", "escalation",
+     {"WHISTLE_ESCALATION_REQUESTS": "udp://x"}, None),
 ]
 
 try:
     ienv = ic.intake_env(w)
     renv = rc.referral_env(w, ienv)
+    tenv = rt.rating_env(w, ienv, renv)
     for what, daemon, extra, probe in CASES:
         if daemon == "intake":
             prog, env = ic.INTAKE, dict(ienv, **extra)
         elif daemon == "referral":
             prog, env = rc.REFERRAL, rc.referral_env(w, ienv, **extra)
-        else:
+        elif daemon == "rating":
             prog, env = rt.RATING, rt.rating_env(w, ienv, renv, **extra)
+        else:
+            prog, env = ec.ESCALATION, ec.escalation_env(w, renv, tenv, **extra)
         curve = keys.client(probe, "ops") if probe else None
         code, text = check_config(prog, env)
         got, exit_code = outcome(prog, env, curve)
@@ -165,7 +206,7 @@ try:
         if "misspelled" in what:
             wt.check("did you mean WHISTLE_BATCH?" in text,
                      "the misspelled variable is named with the closest setting")
-    for prog in (ic.INTAKE, rc.REFERRAL, rt.RATING, os.path.join(wt.BUILD, "bin", "whistle-keygen"),
+    for prog in (ic.INTAKE, rc.REFERRAL, rt.RATING, ec.ESCALATION, os.path.join(wt.BUILD, "bin", "whistle-keygen"),
                  os.path.join(wt.BUILD, "bin", "whistle-hotline"),
                  os.path.join(wt.BUILD, "bin", "whistle-dept")):
         r = subprocess.run([prog, "--version"], capture_output=True, text=True)
@@ -173,7 +214,8 @@ try:
                  f"{os.path.basename(prog)} --version: {r.stdout.strip()}")
     # --help needs no valid setting and lists every variable start-up reads.
     for name, prog, env in (("intake", ic.INTAKE, ienv), ("referral", rc.REFERRAL, renv),
-                            ("rating", rt.RATING, rt.rating_env(w, ienv, renv))):
+                            ("rating", rt.RATING, tenv),
+                            ("escalation", ec.ESCALATION, ec.escalation_env(w, renv, tenv))):
         code, text = check_config(prog, env)
         shown = set(re.findall(r"^(WHISTLE_\w+)=", text, re.M))
         r = subprocess.run([prog, "--help"], env=dict(os.environ, WHISTLE_CURVE="1"),

@@ -7,12 +7,16 @@ with a start_period, log limits, and no password in any environment
 variable; each daemon mounts only its own secrets; every file compose mounts
 exists and the container's user (uid 10001 for the daemons, 999 for postgres)
 can read it, and nobody else can read a secret; every variable compose sets
-is one the daemon lists in --help. Finally intake, referral and rating start
+is one the daemon lists in --help; escalation publishes its request interface
+and notice stream. Finally intake, referral, rating and escalation start
 outside containers from the same files, as uid 10001 when the test runs as
-root, and answer /healthz; rating reads both streams (intake and referral
-count it as a subscriber), the ops client's key from deploy/clients is
-answered on rating's request interface and the hotline's is not; each drains
-on SIGTERM with exit 0 and logs no secret. A second run of the init script
+root, and answer /healthz; rating reads both its streams (intake and referral
+count it as a subscriber), escalation reads referral's and rating's; the ops
+client's key from deploy/clients is answered on rating's and escalation's
+request interfaces and the hotline's is not; a company of the registry, with
+the key deploy-init made for it, subscribes to the notice stream under its
+own code and has its signature answered, and is refused under another
+company's code and for a query (queries are for the ops tools); each drains on SIGTERM with exit 0 and logs no secret. A second run of the init script
 replaces nothing, and whistle-keygen refuses to overwrite a key pair. The Dockerfile
 (no linter in Debian) is checked for pinned bases and the uid the files are for."""
 import os
@@ -27,7 +31,9 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import wt  # noqa: E402
+import escalation_client as ec  # noqa: E402
 import rating_client as rt  # noqa: E402
+import referral_client as rc  # noqa: E402
 
 COMPOSE = shutil.which("docker-compose")
 if not COMPOSE:
@@ -124,8 +130,9 @@ try:
                               capture_output=True, text=True, check=True).stdout
     cfg = yaml.safe_load(cfg_text)
     svcs = cfg["services"]
-    wt.check({"postgres", "intake", "referral", "rating"} <= set(svcs),
-             "compose runs postgres and every business daemon (intake, referral, rating)")
+    wt.check({"postgres", "intake", "referral", "rating", "escalation"} <= set(svcs),
+             "compose runs postgres and every business daemon (intake, referral, rating,"
+             " escalation)")
     for name, s in svcs.items():
         image = s["image"]
         wt.check(":" in image and not image.endswith(":latest"), f"{name}: pinned image {image}")
@@ -137,7 +144,8 @@ try:
         wt.check(not leaks, f"{name}: no password in an environment variable {leaks or ''}")
     own = {"intake": {"intake_db_password", "intake_curve_key", "pseudonym_key"},
            "referral": {"referral_db_password", "referral_curve_key"},
-           "rating": {"rating_db_password", "rating_curve_key"}}
+           "rating": {"rating_db_password", "rating_curve_key"},
+           "escalation": {"escalation_db_password", "escalation_curve_key"}}
     for name, want in own.items():
         got = {x["source"] if isinstance(x, dict) else x for x in svcs[name].get("secrets", [])}
         wt.check(got == want, f"{name} mounts only its own secrets: {sorted(got)}")
@@ -150,6 +158,11 @@ try:
         unknown = sorted(set(svcs[name].get("environment") or {}) - listed)
         wt.check(listed and not unknown, f"{name}: every variable compose sets is in its --help"
                  + (f" (not: {unknown})" if unknown else ""))
+
+    published = {str(p.get("published")) if isinstance(p, dict) else str(p).split(":")[0]
+                 for p in svcs["escalation"].get("ports", [])}
+    wt.check({"7401", "7402"} <= published, "escalation publishes its request interface (7401)"
+             f" and its notice stream (7402) for recipients outside: {sorted(published)}")
 
     # Every mounted file and directory: present, readable by the container's user.
     sec_files = {k: v["file"] for k, v in cfg["secrets"].items()}
@@ -179,7 +192,8 @@ try:
             ok = all(readable_by(f, *user) for f in files) if ROOT_RUN else os.path.isdir(src)
             wt.check(ok, f"{name}: {dst} ({len(files) - 1} files) readable by uid {user[0]}")
     if ROOT_RUN:
-        for key in ("intake-curve.key", "referral-curve.key", "rating-curve.key", "pseudonym.key"):
+        for key in ("intake-curve.key", "referral-curve.key", "rating-curve.key",
+                    "escalation-curve.key", "pseudonym.key"):
             st = os.stat(os.path.join(dep, "secrets", key))
             wt.check((st.st_uid, st.st_gid, st.st_mode & 0o777) == (10001, 10001, 0o400),
                      f"secrets/{key}: owner 10001:10001, mode 0400")
@@ -187,7 +201,7 @@ try:
     # The daemons from the same files, outside containers.
     pg = wt.pg_env()
     ports = {p: free_port() for p in ("7101", "7102", "7201", "7202", "7180", "7280",
-                                      "7301", "7302", "7380")}
+                                      "7301", "7302", "7380", "7401", "7402", "7480")}
 
     def host_env(name):
         e = {}
@@ -199,7 +213,8 @@ try:
                     break
             for p, q in ports.items():
                 v = v.replace(f":{p}", f":{q}")
-            v = v.replace("tcp://referral:", "tcp://127.0.0.1:").replace("tcp://intake:", "tcp://127.0.0.1:")
+            for host in ("intake", "referral", "rating"):
+                v = v.replace(f"tcp://{host}:", "tcp://127.0.0.1:")
             v = v.replace("0.0.0.0:", "127.0.0.1:")
             if k == "WHISTLE_PG":
                 v = v.replace("host=postgres", f"host={pg['PGHOST']} port={pg['PGPORT']}") \
@@ -212,7 +227,7 @@ try:
             return ["setpriv", "--reuid", "10001", "--regid", "10001", "--clear-groups", *argv]
         return argv
 
-    DAEMONS = ("intake", "referral", "rating")
+    DAEMONS = ("intake", "referral", "rating", "escalation")
     envs = {}
     for name in DAEMONS:
         prog = os.path.join(wt.BUILD, "bin", f"whistle-{name}")
@@ -247,10 +262,13 @@ try:
             return None
     # Rating reads intake's stream (beside referral) and referral's (beside
     # intake's closures), admitted by the keys deploy-init allowed.
+    # Escalation reads referral's (beside intake and rating) and rating's.
     wt.check(wt.wait_for(lambda: (metric("intake", "whistle_stream_subscribers") or 0) >= 2
-                         and (metric("referral", "whistle_stream_subscribers") or 0) >= 2, 30,
+                         and (metric("referral", "whistle_stream_subscribers") or 0) >= 3
+                         and (metric("rating", "whistle_stream_subscribers") or 0) >= 1, 30,
                          "subscribers"),
-             "intake's and referral's streams each have two subscribers, rating one of them")
+             "intake's stream has two subscribers, rating one of them; referral's three, rating"
+             " and escalation among them; rating's one, escalation")
     wt.check(all(metric(n, "whistle_zap_denied_total") == 0 for n in DAEMONS),
              "no daemon refused a handshake among them")
 
@@ -269,6 +287,60 @@ try:
         reply = rt.RM.FromString(s.recv()).reply if s.poll(5000) else None
         s.close()
         return reply
+    def curve_for(server, client):
+        def key(path):
+            with open(path, "rb") as f:
+                return f.read().strip()
+        return (key(os.path.join(dep, "public", f"{server}.pub")),
+                key(os.path.join(dep, "clients", f"{client}.pub")),
+                key(os.path.join(dep, "clients", f"{client}.key")))
+
+    def ask_escalation(client, m):
+        c = ec.NoticeClient(envs["escalation"]["WHISTLE_ESCALATION_REQUESTS"],
+                            curve=curve_for("escalation", client))
+        reply = c.ask(m, timeout_s=5)
+        c.close()
+        return reply
+    query = ec.NM()
+    query.query.what = ec.Q.NOTICES
+    reply = ask_escalation("ops", query)
+    wt.check(reply is not None and reply.status == ec.Reply.APPLIED,
+             "the ops client's key (deploy/clients/ops.key) is answered on escalation's request"
+             " interface")
+    # A company of the registry (deploy/registry/companies.csv) with its key.
+    company = open(os.path.join(dep, "registry", "companies.csv")).read().splitlines()[1].split(",")[0]
+    other = open(os.path.join(dep, "registry", "companies.csv")).read().splitlines()[2].split(",")[0]
+    wt.check(os.path.isfile(os.path.join(dep, "allowed", "escalation", f"{company}.pub"))
+             and os.path.isfile(os.path.join(dep, "clients", f"{company}.key")),
+             f"deploy-init made a key pair for company {company} and allowed it on escalation")
+    sign = ec.NM()
+    sign.sign.number, sign.sign.at_us = "督办〔2026〕1号", int(time.time() * 1e6)
+    reply = ask_escalation(company, sign)
+    wt.check(reply is not None and reply.status != ec.Reply.APPLIED and reply.reason,
+             f"company {company}'s signature is answered on escalation (a number it was not sent:"
+             f" {reply.reason if reply else 'no answer'})")
+    reply = ask_escalation(company, query)
+    wt.check(reply is not None and reply.status == ec.Reply.REFUSED,
+             f"company {company}'s query is refused: queries are for the ops tools"
+             f" ({reply.reason if reply else 'no answer'})")
+    denied = metric("escalation", "whistle_zap_denied_total")
+    sub = rc.Subscriber(envs["escalation"]["WHISTLE_ESCALATION_STREAM"], company,
+                        curve=curve_for("escalation", company)).open()
+    wt.check(wt.wait_for(lambda: (sub.pump(100), (metric("escalation", "whistle_stream_subscribers")
+                                                   or 0) >= 1)[1], 15, "the company's subscription")
+             and not sub.errors,
+             f"company {company} subscribes to the notice stream under its own code")
+    sub.close()
+    wrong = rc.Subscriber(envs["escalation"]["WHISTLE_ESCALATION_STREAM"], other,
+                          curve=curve_for("escalation", company)).open()
+    wt.check(wt.wait_for(lambda: (wrong.pump(100), bool(wrong.errors))[1], 15, "the refusal"),
+             f"company {company} is refused under {other}'s code (errors {wrong.errors})")
+    wrong.close()
+    wt.check(metric("escalation", "whistle_zap_denied_total") == denied,
+             "escalation refused no handshake of the ops tool and the company")
+    wt.check(ask_escalation("hotline", query) is None
+             and metric("escalation", "whistle_zap_denied_total") >= 1,
+             "the hotline's key is not allowed on escalation's request interface")
     reply = ask_rating("ops")
     wt.check(reply is not None and reply.request_id == 7 and reply.status == rt.Reply.APPLIED,
              "the ops client's key (deploy/clients/ops.key) is answered on rating's request interface")

@@ -1,12 +1,13 @@
-"""/metrics in Prometheus conventions, for every daemon: intake, referral and
-rating run with WHISTLE_HTTP; their /metrics passes `promtool check metrics`
+"""/metrics in Prometheus conventions, for every daemon: intake, referral,
+rating and escalation run with WHISTLE_HTTP; their /metrics passes `promtool check metrics`
 with no error and no lint finding, counters are named _total, every metric has
 HELP and TYPE from the table of svc_metrics.c, nothing is in microseconds,
 whistle_build_info carries the version, the consumers' lag and the ZAP
 counters are there, and the request and apply latencies are histograms. The
 example alert rules of deploy/prometheus pass `promtool check rules`, and
 `promtool test rules` shows rating's alerts (a stalled close, an input behind,
-late input) and the lag alert of a daemon with two consumers firing as meant.
+late input), escalation's (a stalled issuance, unsigned notices growing) and
+the lag alert of a daemon with two consumers firing as meant.
 Skipped without promtool (Debian package prometheus; `make deps` installs it)."""
 import os
 import re
@@ -19,6 +20,7 @@ import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import wt  # noqa: E402
 import intake_client as ic  # noqa: E402
+import escalation_client as ec  # noqa: E402
 import rating_client as rt  # noqa: E402
 import referral_client as rc  # noqa: E402
 
@@ -44,6 +46,8 @@ def get(port, path):
 # promtool unit tests of alert rules (RULES: the path of alerts.yml). Rating
 # "a": both inputs' watermarks move and the published one does not; "b": all
 # move; "c": referral's stands still, so the published one may too.
+# Escalation likewise over referral's and rating's; and (hourly) "a" issues
+# notices nobody signs, with redeliveries, "b" has each signed.
 ALERT_TESTS = """
 rule_files: [RULES]
 evaluation_interval: 1m
@@ -91,6 +95,49 @@ tests:
             value: 1
           - labels: 'ALERTS{alertname="WhistleConsumerLag", alertstate="firing", severity="warning", service="rating", instance="a", input="referral"}'
             value: 1
+  - interval: 1m
+    input_series:
+      - {series: 'whistle_clock_out_watermark_seconds{service="escalation",instance="a"}', values: '1000x120'}
+      - {series: 'whistle_clock_referral_watermark_seconds{service="escalation",instance="a"}', values: '1000+60x120'}
+      - {series: 'whistle_clock_rating_watermark_seconds{service="escalation",instance="a"}', values: '1000+60x120'}
+      - {series: 'whistle_clock_out_watermark_seconds{service="escalation",instance="b"}', values: '1000+60x120'}
+      - {series: 'whistle_clock_referral_watermark_seconds{service="escalation",instance="b"}', values: '1000+60x120'}
+      - {series: 'whistle_clock_rating_watermark_seconds{service="escalation",instance="b"}', values: '1000+60x120'}
+      - {series: 'whistle_clock_out_watermark_seconds{service="escalation",instance="c"}', values: '1000x120'}
+      - {series: 'whistle_clock_referral_watermark_seconds{service="escalation",instance="c"}', values: '1000+60x120'}
+      - {series: 'whistle_clock_rating_watermark_seconds{service="escalation",instance="c"}', values: '1000x120'}
+      - {series: 'whistle_rating_lag{service="escalation",instance="a"}', values: '5000x30'}
+    promql_expr_test:
+      - eval_time: 10m
+        expr: 'ALERTS{alertname="WhistleEscalationIssuanceStalled", alertstate="firing"}'
+        exp_samples: []
+      - eval_time: 30m
+        expr: 'ALERTS{alertname="WhistleEscalationIssuanceStalled", alertstate="firing"}'
+        exp_samples:
+          - labels: 'ALERTS{alertname="WhistleEscalationIssuanceStalled", alertstate="firing", severity="critical", service="escalation", instance="a"}'
+            value: 1
+      - eval_time: 20m
+        expr: 'ALERTS{alertname="WhistleConsumerLag", alertstate="firing"}'
+        exp_samples:
+          - labels: 'ALERTS{alertname="WhistleConsumerLag", alertstate="firing", severity="warning", service="escalation", instance="a", input="rating"}'
+            value: 1
+  - interval: 1h
+    input_series:
+      - {series: 'whistle_escalation_notices_total{service="escalation",instance="a"}', values: '0+5x72'}
+      - {series: 'whistle_escalation_signed_total{service="escalation",instance="a"}', values: '0x72'}
+      - {series: 'whistle_escalation_redelivered_total{service="escalation",instance="a"}', values: '0x20 0+5x52'}
+      - {series: 'whistle_escalation_notices_total{service="escalation",instance="b"}', values: '0+5x72'}
+      - {series: 'whistle_escalation_signed_total{service="escalation",instance="b"}', values: '0+5x72'}
+      - {series: 'whistle_escalation_redelivered_total{service="escalation",instance="b"}', values: '0x20 0+1x52'}
+    promql_expr_test:
+      - eval_time: 20h
+        expr: 'ALERTS{alertname="WhistleEscalationUnsignedGrowing", alertstate="firing"}'
+        exp_samples: []
+      - eval_time: 30h
+        expr: 'ALERTS{alertname="WhistleEscalationUnsignedGrowing", alertstate="firing"}'
+        exp_samples:
+          - labels: 'ALERTS{alertname="WhistleEscalationUnsignedGrowing", alertstate="firing", severity="warning", service="escalation", instance="a"}'
+            value: 1
 """
 
 w = wt.Workdir("metrics")
@@ -104,9 +151,10 @@ try:
         f.write(ALERT_TESTS.replace("RULES", os.path.join(wt.ROOT, "deploy", "prometheus", "alerts.yml")))
     r = subprocess.run([PROMTOOL, "test", "rules", w.file("alerts_test.yml")],
                        capture_output=True, text=True)
-    wt.check(r.returncode == 0, "promtool test rules: rating's alerts and two consumers' lag"
+    wt.check(r.returncode == 0, "promtool test rules: rating's and escalation's alerts and two"
+             " consumers' lag"
              + ("" if r.returncode == 0 else f": {r.stdout.strip()} {r.stderr.strip()}"))
-    ip, rp, tp = free_port(), free_port(), free_port()
+    ip, rp, tp, ep = free_port(), free_port(), free_port(), free_port()
     ienv = ic.intake_env(w, WHISTLE_HTTP=f"127.0.0.1:{ip}")
     i, ok = ic.start_intake(w, ienv)
     daemons.append(i)
@@ -119,9 +167,13 @@ try:
     t_, ok = rt.start_rating(w, tenv)
     daemons.append(t_)
     wt.check(ok, "rating ready")
+    eenv = ec.escalation_env(w, renv, tenv, WHISTLE_HTTP=f"127.0.0.1:{ep}")
+    e_, ok = ec.start_escalation(w, eenv)
+    daemons.append(e_)
+    wt.check(ok, "escalation ready")
     version = subprocess.run([ic.INTAKE, "--version"], capture_output=True,
                              text=True).stdout.split()[-1]
-    for name, port in (("intake", ip), ("referral", rp), ("rating", tp)):
+    for name, port in (("intake", ip), ("referral", rp), ("rating", tp), ("escalation", ep)):
         code, text = get(port, "/metrics")
         wt.check(code == 200, f"{name}: GET /metrics answers 200")
         p = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True,
@@ -144,9 +196,13 @@ try:
         wt.check(all(n.endswith("_total") for n, t in types.items() if t == "counter") and
                  any(t == "counter" for t in types.values()),
                  f"{name}: counters are named _total")
-        in_s = ({"whistle_clock_intake_watermark_seconds", "whistle_clock_referral_watermark_seconds",
-                 "whistle_clock_out_watermark_seconds"} if name == "rating"
-                else {"whistle_clock_ahead_seconds"})
+        in_s = {"rating": {"whistle_clock_intake_watermark_seconds",
+                           "whistle_clock_referral_watermark_seconds",
+                           "whistle_clock_out_watermark_seconds"},
+                "escalation": {"whistle_clock_referral_watermark_seconds",
+                               "whistle_clock_rating_watermark_seconds",
+                               "whistle_clock_out_watermark_seconds"}}.get(
+                                   name, {"whistle_clock_ahead_seconds"})
         wt.check(not any(n.endswith("_us") for n in samples) and in_s <= samples,
                  f"{name}: microsecond values are shown in seconds")
         wt.check(f'whistle_build_info{{service="{name}",version="{version}"}} 1' in text,
@@ -177,9 +233,20 @@ try:
     wt.check(all(t_types.get(f"whistle_rating_{c}_total") == "counter" for c in counters)
              and t_types.get("whistle_rating_closed_month") == "gauge",
              "rating: rating.* are counters named _total, closed_month a gauge")
+    code, e_text = get(ep, "/metrics")
+    e_types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", e_text, re.M))
+    wt.check(all(f"whistle_{i}_{m}{{" in e_text for i in ("referral", "rating")
+                 for m in ("lag", "lag_seconds", "poison_seq", "position"))
+             and e_types.get("whistle_referral_apply_seconds") == "histogram"
+             and e_types.get("whistle_rating_apply_seconds") == "histogram",
+             "escalation: its consumers of referral's and rating's streams show their lag in events"
+             " and in event-time seconds, poison_seq, position and apply latency")
+    counters = ("triggers", "notices", "redelivered", "signed", "queries", "skipped")
+    wt.check(all(e_types.get(f"whistle_escalation_{c}_total") == "counter" for c in counters),
+             "escalation: escalation.* are counters named _total")
     # Every metric the shipped dashboard and alert rules ask for exists.
     ic_text = get(ip, "/metrics")[1]
-    have = set(re.findall(r"^(whistle_\w+)", text + ic_text + t_text, re.M))
+    have = set(re.findall(r"^(whistle_\w+)", text + ic_text + t_text + e_text, re.M))
     for path in ("deploy/grafana/whistle.json", "deploy/prometheus/alerts.yml"):
         with open(os.path.join(wt.ROOT, path)) as f:
             wanted = set(re.findall(r"whistle_\w+", f.read())) - {"whistle_build_info"}

@@ -1,6 +1,6 @@
-"""Secrets never reach a log: intake, referral and rating run with a Postgres
-password read from WHISTLE_PG_PASSWORD_FILE, CURVE key files and (intake) a
-pseudonym key, and are made to fail every way that could show them (a connection string that does
+"""Secrets never reach a log: intake, referral, rating and escalation run with
+a Postgres password read from WHISTLE_PG_PASSWORD_FILE, CURVE key files and
+(intake) a pseudonym key, and are made to fail every way that could show them (a connection string that does
 not parse with a password in it, a wrong password against a server that asks
 for it, key files that are not keys, a failed SIGHUP reload). Then every log and
 every --check-config output of the run is searched for the passwords and the
@@ -16,6 +16,7 @@ import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import wt  # noqa: E402
+import escalation_client as ec  # noqa: E402
 import intake_client as ic  # noqa: E402
 import rating_client as rt  # noqa: E402
 import referral_client as rc  # noqa: E402
@@ -32,7 +33,8 @@ keys.make("referral", allowed_by=("intake",))
 keys.make("hotline", allowed_by=("intake", "referral"))
 keys.make("intake-client", allowed_by=("referral",))
 keys.make("rating", allowed_by=("intake", "referral"))
-keys.make("ops", allowed_by=("rating",))
+keys.make("escalation", allowed_by=("referral", "rating"))
+keys.make("ops", allowed_by=("rating", "escalation"))
 secret_texts = [PW_GOOD, PW_BAD, PSEUDONYM, GARBAGE_KEY]
 for name in keys.keys:
     secret_texts.append(keys.keys[name][1].decode())
@@ -179,6 +181,34 @@ try:
                          .get("reload.failures") == 1, 10, "rating's reload.failures"),
              "rating: a reload that cannot read a key is counted, the previous keys stay")
     os.unlink(w.file("allowed-rating/broken.pub"))
+
+    # 1c. Escalation likewise reads rating's stream as "escalation" (its
+    # client key), then refuses a broken allowed key on SIGHUP.
+    ebase = ec.escalation_env(w, rc.referral_env(w, base), tbase, WHISTLE_CURVE="1",
+                              WHISTLE_CURVE_SECRET_KEY=w.file("escalation.key"),
+                              WHISTLE_CURVE_CLIENT_KEY=w.file("escalation.key"),
+                              WHISTLE_CURVE_ALLOWED_DIR=w.file("allowed-escalation"),
+                              WHISTLE_REFERRAL_SERVER_KEY=w.file("referral.pub"),
+                              WHISTLE_RATING_SERVER_KEY=w.file("rating.pub"),
+                              WHISTLE_PG_PASSWORD_FILE=pw_good)
+    ecurve = keys.client("escalation", "ops")
+    code, out = run(ebase, ["--check-config"], "escalation check-config, good", prog=ec.ESCALATION)
+    wt.check(code == 0 and "WHISTLE_PG_PASSWORD_FILE=" + pw_good in out,
+             "escalation --check-config accepts the password file and the key files")
+    e = wt.Daemon(ec.ESCALATION, ebase, w.file("escalation-good.log")).start()
+    wt.check(wt.wait_for(lambda: (wt.status(ebase["WHISTLE_CONTROL"], 1.0, curve=ecurve) or {})
+                         .get("pg.up") == 1, 60, "escalation's pg.up"),
+             "escalation starts with WHISTLE_PG_PASSWORD_FILE and CURVE on, Postgres up")
+    wt.check(wt.wait_for(lambda: (wt.status(tbase["WHISTLE_CONTROL"], 1.0, curve=tcurve) or {})
+                         .get("stream.subscribers", 0) >= 1, 30, "escalation's subscription"),
+             "escalation reads rating's stream with its client key (admitted as escalation)")
+    write("allowed-escalation/broken.pub", GARBAGE_KEY)
+    e.p.send_signal(1)
+    wt.check(wt.wait_for(lambda: (wt.status(ebase["WHISTLE_CONTROL"], 1.0, curve=ecurve) or {})
+                         .get("reload.failures") == 1, 10, "escalation's reload.failures"),
+             "escalation: a reload that cannot read a key is counted, the previous keys stay")
+    os.unlink(w.file("allowed-escalation/broken.pub"))
+    wt.check(e.stop() == 0, "escalation stops cleanly")
     wt.check(t.stop() == 0, "rating stops cleanly")
     wt.check(d.stop() == 0, "intake stops cleanly")
 
@@ -216,6 +246,14 @@ try:
     wt.check(code == 1 and "password authentication failed" in out and seen
              and all(x == PW_BAD for x in seen),
              "rating: a wrong password is sent from the file, refused, and start-up gives up (exit 1)")
+    efake = dict(ebase, WHISTLE_CURVE="0", WHISTLE_PG=f"host={fake_dir} port=5999 user=escalation",
+                 WHISTLE_PG_PASSWORD_FILE=pw_bad, WHISTLE_PG_WAIT_S="1")
+    seen.clear()
+    code, out = run(efake, [], "escalation start, wrong password", timeout=30, prog=ec.ESCALATION)
+    wt.check(code == 1 and "password authentication failed" in out and seen
+             and all(x == PW_BAD for x in seen),
+             "escalation: a wrong password is sent from the file, refused, and start-up gives up"
+             " (exit 1)")
     srv.close()
 
     # 4. Key files that are not keys, and one that cannot be read.
@@ -255,6 +293,25 @@ try:
                     "rating start, missing password file", timeout=20, prog=rt.RATING)
     wt.check(code == 2 and "WHISTLE_PG_PASSWORD_FILE" in out,
              "rating: a missing password file is refused at start (exit 2)")
+    # Escalation's: its secret key, its client key, referral's and rating's
+    # public keys; a conninfo with a password, no password file.
+    for var in ("WHISTLE_CURVE_SECRET_KEY", "WHISTLE_CURVE_CLIENT_KEY",
+                "WHISTLE_REFERRAL_SERVER_KEY", "WHISTLE_RATING_SERVER_KEY"):
+        code, out = run(dict(ebase, **{var: garbage}), ["--check-config"],
+                        f"escalation check {var} garbage", prog=ec.ESCALATION)
+        code2, out2 = run(dict(ebase, **{var: garbage}), [], f"escalation start {var} garbage",
+                          timeout=20, prog=ec.ESCALATION)
+        wt.check(code == 2 and "Z85" in out and code2 == 2,
+                 f"escalation refuses a {var} that is no key (--check-config {code}, start {code2})")
+    bad_e = dict(ebase, WHISTLE_PG=f"user=escalation w'rd password={PW_GOOD.split()[0]}")
+    bad_e.pop("WHISTLE_PG_PASSWORD_FILE")
+    code, out = run(bad_e, [], "escalation start, bad conninfo", timeout=20, prog=ec.ESCALATION)
+    wt.check(code == 2 and "the string is not shown" in out,
+             "escalation refuses a connection string that does not parse without showing it (exit 2)")
+    code, out = run(dict(ebase, WHISTLE_PG_PASSWORD_FILE=w.file("no-such-password")), [],
+                    "escalation start, missing password file", timeout=20, prog=ec.ESCALATION)
+    wt.check(code == 2 and "WHISTLE_PG_PASSWORD_FILE" in out,
+             "escalation: a missing password file is refused at start (exit 2)")
 
     # 5. Nothing secret anywhere.
     texts = [(f"command: {what}", text) for what, text in outputs]

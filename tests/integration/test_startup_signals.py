@@ -1,9 +1,11 @@
 """Signals during the start-up wait for Postgres: with WHISTLE_PG pointing at
-a socket directory where no server listens, intake, referral and rating wait
+a socket directory where no server listens, intake, referral, rating and
+escalation wait
 (WHISTLE_PG_WAIT_S); SIGTERM or SIGINT then ends the wait at once with exit
 status 0 and a log line saying so, never a silent 143. Then, running on the
-private Postgres with rating subscribed to both streams, each daemon drains
-on SIGTERM (rating first, then referral and intake) and exits 0."""
+private Postgres with rating subscribed to intake's and referral's streams and
+escalation to referral's and rating's, each daemon drains on SIGTERM
+(escalation first, then rating, referral and intake) and exits 0."""
 import os
 import signal
 import sys
@@ -11,6 +13,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import wt  # noqa: E402
+import escalation_client as ec  # noqa: E402
 import intake_client as ic  # noqa: E402
 import rating_client as rt  # noqa: E402
 import referral_client as rc  # noqa: E402
@@ -24,10 +27,14 @@ try:
                            WHISTLE_PG_WAIT_S="600")
     tenv = rt.rating_env(w, ienv, renv, WHISTLE_PG=f"host={w.file('nopg')} user=rating",
                          WHISTLE_PG_WAIT_S="600")
+    eenv = ec.escalation_env(w, renv, tenv, WHISTLE_PG=f"host={w.file('nopg')} user=escalation",
+                             WHISTLE_PG_WAIT_S="600")
     for name, prog, env, sig in (("intake", ic.INTAKE, ienv, signal.SIGTERM),
                                  ("referral", rc.REFERRAL, renv, signal.SIGINT),
                                  ("rating", rt.RATING, tenv, signal.SIGTERM),
-                                 ("rating", rt.RATING, tenv, signal.SIGINT)):
+                                 ("rating", rt.RATING, tenv, signal.SIGINT),
+                                 ("escalation", ec.ESCALATION, eenv, signal.SIGTERM),
+                                 ("escalation", ec.ESCALATION, eenv, signal.SIGINT)):
         log = w.file(f"{name}.log")
         d = wt.Daemon(prog, env, log).start()
         wt.check(wt.wait_for(lambda: "waiting for postgres" in d.log_text(), 20,
@@ -45,21 +52,25 @@ try:
                  f"{name}: the log says it stopped while waiting for Postgres")
         os.unlink(log)
 
-    # Running: rating reads both streams, then each daemon drains on SIGTERM.
+    # Running: rating and escalation read both their streams, then each daemon
+    # drains on SIGTERM.
     ienv = ic.intake_env(w)
     renv = rc.referral_env(w, ienv)
     tenv = rt.rating_env(w, ienv, renv)
     i, ok_i = ic.start_intake(w, ienv, log="run-intake.log")
     r, ok_r = rc.start_referral(w, renv, log="run-referral.log")
     t, ok_t = rt.start_rating(w, tenv, log="run-rating.log")
-    wt.check(ok_i and ok_r and ok_t, "intake, referral and rating ready on Postgres")
+    eenv = ec.escalation_env(w, renv, tenv)
+    e, ok_e = ec.start_escalation(w, eenv, log="run-escalation.log")
+    wt.check(ok_i and ok_r and ok_t and ok_e, "intake, referral, rating and escalation ready on Postgres")
 
     def subscribers(env):
         return (wt.status(env["WHISTLE_CONTROL"], 1.0) or {}).get("stream.subscribers", 0)
-    wt.check(wt.wait_for(lambda: subscribers(ienv) >= 2 and subscribers(renv) >= 1, 30,
-                         "subscriptions"),
-             "rating is subscribed to intake's stream (with referral) and to referral's")
-    for name, d in (("rating", t), ("referral", r), ("intake", i)):
+    wt.check(wt.wait_for(lambda: subscribers(ienv) >= 2 and subscribers(renv) >= 2
+                         and subscribers(tenv) >= 1, 30, "subscriptions"),
+             "rating is subscribed to intake's stream (with referral) and to referral's;"
+             " escalation to referral's (with rating) and to rating's")
+    for name, d in (("escalation", e), ("rating", t), ("referral", r), ("intake", i)):
         t0 = time.time()
         code = d.stop()
         text = d.log_text()
