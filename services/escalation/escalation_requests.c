@@ -11,6 +11,7 @@
 #include "escalation.h"
 #include "notice.pb-c.h"
 #include "svc_alloc.h"
+#include "svc_lines.h"
 #include "svc_log.h"
 #include "svc_pg.h"
 #include "svc_server.h"
@@ -37,8 +38,7 @@ struct nreq {
   status_t status;
   char why[200];
   int64_t signed_us;
-  char **lines; size_t n_lines, cap_lines;
-  int oom;
+  struct svc_lines lines;
 };
 
 static void send_reply(struct svc_req *req, const struct nreq *r)
@@ -47,12 +47,9 @@ static void send_reply(struct svc_req *req, const struct nreq *r)
   rep.request_id = r->request_id;
   rep.status = r->status;
   rep.reason = (char *)r->why;
-  rep.total = (uint32_t)r->n_lines;
+  rep.total = (uint32_t)r->lines.n;
   rep.signed_us = r->signed_us;
-  size_t lo = r->offset < r->n_lines ? r->offset : r->n_lines;
-  size_t n = r->n_lines - lo, lim = r->limit && r->limit < PAGE_MAX ? r->limit : PAGE_MAX;
-  rep.n_lines = n < lim ? n : lim;
-  rep.lines = r->lines ? r->lines + lo : NULL;
+  svc_lines_page(&r->lines, r->offset, r->limit, PAGE_MAX, &rep.lines, &rep.n_lines);
   Whistle__Notice__NoticeMessage m = WHISTLE__NOTICE__NOTICE_MESSAGE__INIT;
   m.version = 1;
   m.request_id = r->request_id;
@@ -151,28 +148,6 @@ static int on_decode(void *arg, struct svc_req *req, const uint8_t *frame, size_
 
 /* ---- results -------------------------------------------------------------------- */
 
-static void add_line(struct nreq *r, json_t *o)
-{
-  char *s = o ? json_dumps(o, JSON_SORT_KEYS) : NULL;
-  json_decref(o);
-  if (!s) {
-    r->oom = 1;
-    return;
-  }
-  if (r->n_lines == r->cap_lines) {
-    size_t c = r->cap_lines ? r->cap_lines * 2 : 64;
-    char **p = realloc(r->lines, c * sizeof *p);
-    if (!p) {
-      free(s);
-      r->oom = 1;
-      return;
-    }
-    r->lines = p;
-    r->cap_lines = c;
-  }
-  r->lines[r->n_lines++] = s;
-}
-
 static json_t *arr(const char *json_text)
 {
   json_t *a = json_text ? json_loads(json_text, 0, NULL) : NULL;
@@ -192,7 +167,7 @@ static void on_row(void *arg, int n, const char *const *v)
   struct nreq *r = arg;
   if (r->what != EQ_TRACE) {
     if (n < 12) return;
-    add_line(r, json_pack("{s:s,s:s,s:s,s:o,s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:o}", "number", v[0],
+    svc_lines_add(&r->lines, json_pack("{s:s,s:s,s:s,s:o,s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:o}", "number", v[0],
                           "type", v[1], "recipient", v[2], "cc", arr(v[3]), "rule", v[4],
                           "rule_set", v[5], "period", v[6], "key", v[7], "event_at", when(r, v[8]),
                           "evidence", arr(v[9]), "measures", arr(v[10]), "signed_at", when(r, v[11])));
@@ -223,7 +198,7 @@ static void on_row(void *arg, int n, const char *const *v)
     }
   }
   json_decref(ev);
-  add_line(r, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:o,s:I}", "number", v[0],
+  svc_lines_add(&r->lines, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:o,s:I}", "number", v[0],
                         "type", v[1], "key", v[2], "source", v[3], "recipient", v[4], "rule", v[5],
                         "period", v[6], "event_at", when(r, v[7]), "steps", steps, "tickets", tickets,
                         "other", other, "measures", arr(v[9]), "text", v[10],
@@ -243,11 +218,7 @@ static void on_signed(void *arg, int n, const char *const *v)
 
 static void clear(struct nreq *r)
 {
-  for (size_t i = 0; i < r->n_lines; i++) free(r->lines[i]);
-  free(r->lines);
-  r->lines = NULL;
-  r->n_lines = r->cap_lines = 0;
-  r->oom = 0;
+  svc_lines_clear(&r->lines);
 }
 
 static int on_stage(void *arg, struct svc_req *req, struct svc_pg_batch *b)
@@ -278,12 +249,12 @@ static void on_committed(void *arg, struct svc_req *req)
 {
   struct esc_ctx *x = arg;
   struct nreq *r = req->data;
-  if (r->oom) {
+  if (r->lines.oom) {
     clear(r);
     r->status = ST_UNAVAILABLE;
     snprintf(r->why, sizeof r->why, "out of memory: ask again");
   }
-  if (r->query && r->what == EQ_TRACE && !r->n_lines && r->status == ST_APPLIED)
+  if (r->query && r->what == EQ_TRACE && !r->lines.n && r->status == ST_APPLIED)
     refuse(r, "number: no such notice");
   if (r->query) x->n.queries++;
   else if (r->status == ST_APPLIED) x->n.signed_++;

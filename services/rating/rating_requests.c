@@ -11,6 +11,7 @@
 #include "rating.h"
 #include "rating.pb-c.h"
 #include "svc_alloc.h"
+#include "svc_lines.h"
 #include "svc_log.h"
 #include "svc_pg.h"
 #include "svc_registry.h"
@@ -45,8 +46,8 @@ struct rreq {
   /* Results. */
   status_t status;
   char why[200];
-  int pending, oom;
-  char **lines; size_t n_lines, cap_lines;
+  int pending;
+  struct svc_lines lines;
   int64_t *points; /* CREDIT: per registry company */
 };
 
@@ -57,11 +58,8 @@ static void send_reply(struct svc_req *req, const struct rreq *r)
   rep.status = r->status;
   rep.reason = (char *)r->why;
   rep.pending = r->pending;
-  rep.total = (uint32_t)r->n_lines;
-  size_t lo = r->offset < r->n_lines ? r->offset : r->n_lines;
-  size_t n = r->n_lines - lo, lim = r->limit && r->limit < PAGE_MAX ? r->limit : PAGE_MAX;
-  rep.n_lines = n < lim ? n : lim;
-  rep.lines = r->lines ? r->lines + lo : NULL;
+  rep.total = (uint32_t)r->lines.n;
+  svc_lines_page(&r->lines, r->offset, r->limit, PAGE_MAX, &rep.lines, &rep.n_lines);
   Whistle__Rating__RatingMessage m = WHISTLE__RATING__RATING_MESSAGE__INIT;
   m.version = 1;
   m.request_id = r->request_id;
@@ -200,28 +198,6 @@ static int on_decode(void *arg, struct svc_req *req, const uint8_t *frame, size_
 
 /* ---- results as JSON lines --------------------------------------------------------- */
 
-static void add_line(struct rreq *r, json_t *o)
-{
-  char *s = o ? json_dumps(o, JSON_SORT_KEYS | JSON_REAL_PRECISION(15)) : NULL;
-  json_decref(o);
-  if (!s) {
-    r->oom = 1;
-    return;
-  }
-  if (r->n_lines == r->cap_lines) {
-    size_t c = r->cap_lines ? r->cap_lines * 2 : 64;
-    char **p = realloc(r->lines, c * sizeof *p);
-    if (!p) {
-      free(s);
-      r->oom = 1;
-      return;
-    }
-    r->lines = p;
-    r->cap_lines = c;
-  }
-  r->lines[r->n_lines++] = s;
-}
-
 static json_int_t ji(const char *s)
 {
   return s ? (json_int_t)strtoll(s, NULL, 10) : 0;
@@ -239,13 +215,13 @@ static void on_row(void *arg, int n, const char *const *v)
   switch (r->what) {
   case RQ_RANKINGS:
     if (n < 6) return;
-    add_line(r, json_pack("{s:s,s:s,s:s,s:I,s:I,s:b,s:I}", "month", r->period_name, "compound", v[0],
+    svc_lines_add(&r->lines, json_pack("{s:s,s:s,s:s,s:I,s:I,s:b,s:I}", "month", r->period_name, "compound", v[0],
                           "company", v[1], "count", ji(v[2]), "rank", ji(v[3]), "in_top", v[4][0] == 't',
                           "streak", ji(v[5])));
     break;
   case RQ_UNITS:
     if (n < 7) return;
-    add_line(r, json_pack("{s:s,s:s,s:I,s:f,s:f,s:o,s:f,s:I}", "month", r->period_name, "unit", v[0],
+    svc_lines_add(&r->lines, json_pack("{s:s,s:s,s:I,s:f,s:f,s:o,s:f,s:I}", "month", r->period_name, "unit", v[0],
                           "population", ji(v[1]), "response", (double)ji(v[2]) / 10000.0,
                           "resolution", (double)ji(v[3]) / 10000.0, "satisfaction",
                           v[4] ? json_real((double)ji(v[4]) / 10000.0) : json_null(),
@@ -253,7 +229,7 @@ static void on_row(void *arg, int n, const char *const *v)
     break;
   case RQ_STARS:
     if (n < 3) return;
-    add_line(r, json_pack("{s:s,s:f,s:I}", "compound", v[0], "score", (double)ji(v[1]) / 10.0,
+    svc_lines_add(&r->lines, json_pack("{s:s,s:f,s:I}", "compound", v[0], "score", (double)ji(v[1]) / 10.0,
                           "stars", ji(v[2])));
     break;
   case RQ_DECISIONS: {
@@ -262,7 +238,7 @@ static void on_row(void *arg, int n, const char *const *v)
     svc_time_format((int64_t)ji(v[5]), SVC_DEFAULT_UTC_OFFSET, at, sizeof at);
     json_t *measures = jstr_array(v[2]);
     const char *first = json_string_value(json_array_get(measures, 0));
-    add_line(r, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o}", "key", v[0], "rule", v[1],
+    svc_lines_add(&r->lines, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o}", "key", v[0], "rule", v[1],
                           "decision", first ? first : "", "subject", v[3], "period", v[4],
                           "event_at", at, "measures", measures, "evidence", jstr_array(v[6])));
     break;
@@ -295,13 +271,9 @@ static void on_inspected(void *arg, int n, const char *const *v)
 
 static void clear_results(struct rreq *r)
 {
-  for (size_t i = 0; i < r->n_lines; i++) free(r->lines[i]);
-  free(r->lines);
-  r->lines = NULL;
-  r->n_lines = r->cap_lines = 0;
+  svc_lines_clear(&r->lines);
   free(r->points);
   r->points = NULL;
-  r->oom = 0;
 }
 
 static int on_stage(void *arg, struct svc_req *req, struct svc_pg_batch *b)
@@ -327,11 +299,11 @@ static void on_committed(void *arg, struct svc_req *req)
   if (r->query && r->what == RQ_CREDIT && r->points) { /* R-K1/R-K2: every company */
     for (size_t i = 0; i < x->reg->n_companies; i++) {
       int64_t score = rating_credit_score(&x->table, r->points[i]);
-      add_line(r, json_pack("{s:s,s:I,s:s}", "company", x->reg->companies[i].code, "score",
+      svc_lines_add(&r->lines, json_pack("{s:s,s:I,s:s}", "company", x->reg->companies[i].code, "score",
                             (json_int_t)score, "grade", rating_credit_grade(&x->table, score)));
     }
   }
-  if (r->oom) {
+  if (r->lines.oom) {
     clear_results(r);
     r->status = ST_UNAVAILABLE;
     snprintf(r->why, sizeof r->why, "out of memory: ask again");
