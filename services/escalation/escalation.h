@@ -136,6 +136,7 @@ struct esc_notice_row {
   const char *const *measures; size_t n_measures;
   const char *text;
   const uint8_t *payload; size_t payload_len;
+  int redelivered;            /* R-E6: delivered again in the issuing transaction */
 };
 SVC_MUST_CHECK int esc_store_notice(struct esc_store *s, struct svc_pg_batch *b,
                                     const struct esc_notice_row *n);

@@ -284,19 +284,19 @@ static int issue_one(struct esc_issuejob *j, struct svc_pg_batch *b, struct trow
       .evidence = ev, .n_evidence = nev, .measures = ms, .n_measures = nms, .text = text,
       .payload = payload, .payload_len = len,
     };
+    /* R-E6: already due again by this watermark (issued late in event time):
+     * delivered again now, so the outcome does not depend on how the
+     * watermarks came in; the row is written redelivered at once. */
+    row.redelivered = row.redeliver_us < j->wm;
     rc = esc_store_notice(x->store, b, &row);
     rc = rc ? rc : svc_stream_append(x->prod, b, t->event_us, "notice.issued", t->v[T_RECIPIENT], payload, len);
     for (size_t i = 0; !rc && i < ncc; i++) { /* each copy to its party (R-E2) */
       m.copy_to = (char *)cc[i];
       rc = svc_stream_append_msg(x->prod, b, t->event_us, "notice.copy", cc[i], &m.base);
     }
-    /* R-E6: already due again by this watermark (issued late in event time):
-     * delivered again now, so the outcome does not depend on how the
-     * watermarks came in. */
-    if (!rc && row.redeliver_us < j->wm) {
+    if (!rc && row.redelivered) {
       rc = svc_stream_append(x->prod, b, row.redeliver_us, "notice.redelivered", t->v[T_RECIPIENT],
                              payload, len);
-      rc = rc ? rc : esc_store_redelivered(x->store, b, number);
       j->redelivered++;
     }
   }
