@@ -44,7 +44,7 @@ static const struct { int nparams; const char *sql; } SQL[S_N] = {
     "INSERT INTO notices VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text[], $9, $10, $11, $12, $13,"
     " $14::text[], $15::text[], $16, $17, $18, $19, $20, NULL, decode($21, 'hex'))"
     " ON CONFLICT DO NOTHING" },
-  [S_ISSUED] = { 1, "UPDATE triggers SET issued = true WHERE key = $1" },
+  [S_ISSUED] = { 1, "UPDATE triggers SET issued = true WHERE key = ANY ($1::text[])" },
   [S_LADDER] = { 3, "INSERT INTO ladder VALUES ($1, $2, $3) ON CONFLICT (unit, quarter)"
                     " DO UPDATE SET k = $3" },
   [S_COUNTER] = { 3, "INSERT INTO counters VALUES ($1, $2, $3) ON CONFLICT (type, year)"
@@ -161,13 +161,21 @@ int esc_store_notice(struct esc_store *s, struct svc_pg_batch *b, const struct e
                           I64(at, n->event_us), ev, ms, I64(k, n->k), n->text,
                           I64(rb, n->respond_by_us), I64(rd, n->redeliver_us), BOOL(n->redelivered), pl };
     rc = add(b, s, S_NOTICE, v, NULL, NULL);
-    const char *vk[1] = { n->key };
-    rc = rc ? rc : add(b, s, S_ISSUED, vk, NULL, NULL);
   }
   free(cc);
   free(ev);
   free(ms);
   free(pl);
+  return rc;
+}
+
+int esc_store_issued(struct esc_store *s, struct svc_pg_batch *b, const char *const *keys, size_t n)
+{
+  char *a = svc_pg_text_array(keys, n);
+  if (!a) return -1;
+  const char *v[1] = { a };
+  int rc = add(b, s, S_ISSUED, v, NULL, NULL);
+  free(a);
   return rc;
 }
 
