@@ -345,7 +345,7 @@ printf '%-50s %14s   %s\n' "  escalation's stream read again (notice.issued)" "$
 printf '%-50s %14s   %s\n' "  notices, seconds" "$NOTICES" \
   "$E_SECS s to the subscriber, $E_ISECS s to the status; $OVERDUE overdue events + $DECISIONS decisions"
 printf '%-50s %14s   %s\n' "  where the time goes" "$E_INSECS s" \
-  "both inputs applied; issued and committed $(awk -v a="$E_ISECS" -v b="$E_INSECS" 'BEGIN { printf "%.3f", a - b }') s later; delivered $(awk -v a="$E_SECS" -v b="$E_ISECS" 'BEGIN { d = a - b; printf "%.3f", d > 0 ? d : 0 }') s after (status polled every 20 ms)"
+  "both inputs applied; issued and committed $(awk -v a="$E_ISECS" -v b="$E_INSECS" 'BEGIN { printf "%.3f", a - b }') s later; delivered $(awk -v a="$E_SECS" -v b="$E_ISECS" 'BEGIN { d = a - b; printf "%.3f", (d > 0 ? d : 0) }') s after (status polled every 20 ms)"
 printf '%-50s %14s   %s\n' "  escalation's stream: events, redelivered at once" "$EH" \
   "$REDELIVERED (R-E6: issued later than 2 working days after their event time)"
 printf '%-50s %14s   %s\n' "  referral's stream: events read, seconds" "$B_EV" "$B_SECS s the first time (the rate: best of 2 reads)"
