@@ -16,3 +16,4 @@ BENCH_STORE=1 BENCH_LAT_SECONDS=3 bash bench/stream.sh
 echo; bash bench/intake_bench.sh  # whistle-intake through the hotline socket against naive INSERT and COPY
 echo; bash bench/referral_bench.sh  # intake ack -> step visible on the referral stream, beside intake alone
 echo; bash bench/rating_bench.sh  # whistle-rating applying both streams, and one month close, beside Postgres alone
+echo; bash bench/escalation_bench.sh  # overdue events and decisions -> notices delivered, beside a raw stream read

@@ -136,9 +136,13 @@ struct esc_notice_row {
   const char *const *measures; size_t n_measures;
   const char *text;
   const uint8_t *payload; size_t payload_len;
+  int redelivered;            /* R-E6: delivered again in the issuing transaction */
 };
 SVC_MUST_CHECK int esc_store_notice(struct esc_store *s, struct svc_pg_batch *b,
                                     const struct esc_notice_row *n);
+/* The triggers of these keys (their notices written in the same batch) issued. */
+SVC_MUST_CHECK int esc_store_issued(struct esc_store *s, struct svc_pg_batch *b, const char *const *keys,
+                                    size_t n);
 SVC_MUST_CHECK int esc_store_ladder(struct esc_store *s, struct svc_pg_batch *b, const char *unit,
                                     int32_t quarter, int k);
 SVC_MUST_CHECK int esc_store_counter(struct esc_store *s, struct svc_pg_batch *b, const char *type,

@@ -27,6 +27,7 @@ struct trow {                 /* a pending trigger as loaded */
   int k;
   enum esc_type type;
   int year;
+  int stored;                 /* its notice is written: the trigger is issued */
 };
 struct lrow { char unit[ESC_CODE_MAX]; int32_t quarter; int k; };
 struct crow { enum esc_type type; int year; int64_t n; };
@@ -284,19 +285,20 @@ static int issue_one(struct esc_issuejob *j, struct svc_pg_batch *b, struct trow
       .evidence = ev, .n_evidence = nev, .measures = ms, .n_measures = nms, .text = text,
       .payload = payload, .payload_len = len,
     };
+    /* R-E6: already due again by this watermark (issued late in event time):
+     * delivered again now, so the outcome does not depend on how the
+     * watermarks came in; the row is written redelivered at once. */
+    row.redelivered = row.redeliver_us < j->wm;
     rc = esc_store_notice(x->store, b, &row);
+    t->stored = !rc;
     rc = rc ? rc : svc_stream_append(x->prod, b, t->event_us, "notice.issued", t->v[T_RECIPIENT], payload, len);
     for (size_t i = 0; !rc && i < ncc; i++) { /* each copy to its party (R-E2) */
       m.copy_to = (char *)cc[i];
       rc = svc_stream_append_msg(x->prod, b, t->event_us, "notice.copy", cc[i], &m.base);
     }
-    /* R-E6: already due again by this watermark (issued late in event time):
-     * delivered again now, so the outcome does not depend on how the
-     * watermarks came in. */
-    if (!rc && row.redeliver_us < j->wm) {
+    if (!rc && row.redelivered) {
       rc = svc_stream_append(x->prod, b, row.redeliver_us, "notice.redelivered", t->v[T_RECIPIENT],
                              payload, len);
-      rc = rc ? rc : esc_store_redelivered(x->store, b, number);
       j->redelivered++;
     }
   }
@@ -320,6 +322,14 @@ static int write_all(struct esc_issuejob *j, struct svc_pg_batch *b)
   ladder(j);
   int rc = j->oom ? -1 : 0;
   for (size_t i = 0; i < j->n_t && !rc; i++) rc = issue_one(j, b, &j->t[i]); /* (event time, key) */
+  if (!rc && j->n_t) { /* the triggers of the notices written, issued: one statement */
+    const char **keys = calloc(j->n_t, sizeof *keys);
+    size_t n = 0;
+    for (size_t i = 0; keys && i < j->n_t; i++)
+      if (j->t[i].stored) keys[n++] = j->t[i].v[T_KEY];
+    rc = keys ? (n ? esc_store_issued(x->store, b, keys, n) : 0) : -1;
+    free(keys);
+  }
   for (size_t i = 0; i < j->n_l && !rc; i++)
     rc = esc_store_ladder(x->store, b, j->l[i].unit, j->l[i].quarter, j->l[i].k);
   for (size_t i = 0; i < j->n_c && !rc; i++)

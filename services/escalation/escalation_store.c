@@ -40,11 +40,11 @@ static const struct { int nparams; const char *sql; } SQL[S_N] = {
   [S_L_REDELIVER] = { 1,
     "SELECT 'r', number, encode(payload, 'hex') FROM notices WHERE signed_us IS NULL"
     " AND NOT redelivered AND redeliver_us < $1 ORDER BY redeliver_us, number" },
-  [S_NOTICE] = { 20,
+  [S_NOTICE] = { 21,
     "INSERT INTO notices VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text[], $9, $10, $11, $12, $13,"
-    " $14::text[], $15::text[], $16, $17, $18, $19, false, NULL, decode($20, 'hex'))"
+    " $14::text[], $15::text[], $16, $17, $18, $19, $20, NULL, decode($21, 'hex'))"
     " ON CONFLICT DO NOTHING" },
-  [S_ISSUED] = { 1, "UPDATE triggers SET issued = true WHERE key = $1" },
+  [S_ISSUED] = { 1, "UPDATE triggers SET issued = true WHERE key = ANY ($1::text[])" },
   [S_LADDER] = { 3, "INSERT INTO ladder VALUES ($1, $2, $3) ON CONFLICT (unit, quarter)"
                     " DO UPDATE SET k = $3" },
   [S_COUNTER] = { 3, "INSERT INTO counters VALUES ($1, $2, $3) ON CONFLICT (type, year)"
@@ -156,18 +156,26 @@ int esc_store_notice(struct esc_store *s, struct svc_pg_batch *b, const struct e
   char *ms = svc_pg_text_array(n->measures, n->n_measures), *pl = hex(n->payload, n->payload_len);
   int rc = -1;
   if (cc && ev && ms && pl) {
-    const char *v[20] = { n->number, n->type, I64(y, n->year), I64(nn, n->n), n->key, n->source,
+    const char *v[21] = { n->number, n->type, I64(y, n->year), I64(nn, n->n), n->key, n->source,
                           n->recipient, cc, n->rule, n->rule_id, n->rule_set, n->period,
                           I64(at, n->event_us), ev, ms, I64(k, n->k), n->text,
-                          I64(rb, n->respond_by_us), I64(rd, n->redeliver_us), pl };
+                          I64(rb, n->respond_by_us), I64(rd, n->redeliver_us), BOOL(n->redelivered), pl };
     rc = add(b, s, S_NOTICE, v, NULL, NULL);
-    const char *vk[1] = { n->key };
-    rc = rc ? rc : add(b, s, S_ISSUED, vk, NULL, NULL);
   }
   free(cc);
   free(ev);
   free(ms);
   free(pl);
+  return rc;
+}
+
+int esc_store_issued(struct esc_store *s, struct svc_pg_batch *b, const char *const *keys, size_t n)
+{
+  char *a = svc_pg_text_array(keys, n);
+  if (!a) return -1;
+  const char *v[1] = { a };
+  int rc = add(b, s, S_ISSUED, v, NULL, NULL);
+  free(a);
   return rc;
 }
 
