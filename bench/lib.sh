@@ -59,3 +59,17 @@ finally:
 print("max_us=%d over20=%d" % (worst * 1e6, slow))
 PYEOF
 }
+
+# The daemons a bench started (names in its PID map, logged with its log).
+stop() { # name...: SIGTERM, wait up to 30 s, then SIGKILL
+  local n p
+  for n in "$@"; do
+    p=${PID[$n]:-}
+    [ -n "$p" ] || continue
+    kill -TERM "$p" 2>/dev/null || true
+    for _ in $(seq 1 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+    unset "PID[$n]"
+  done
+}

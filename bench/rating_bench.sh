@@ -68,18 +68,6 @@ fi
 
 WORK=$(mktemp -d /tmp/whistle-rating-bench-XXXXXX)
 declare -A PID=()
-stop() { # name...: SIGTERM, wait up to 30 s, then SIGKILL
-  local n p
-  for n in "$@"; do
-    p=${PID[$n]:-}
-    [ -n "$p" ] || continue
-    kill -TERM "$p" 2>/dev/null || true
-    for _ in $(seq 1 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-    unset "PID[$n]"
-  done
-}
 cleanup() {
   stop rating referral intake
   rm -rf "$WORK"
@@ -119,35 +107,13 @@ ctl() { printf '%s' "${CTL[$1]}"; }
 pyhelp() { # command, args...
   "$PY" - "$@" <<'PYEOF'
 import os, sys, time
-sys.path.insert(0, "tests/lib")
-import wt
+sys.path.insert(0, "bench")
+from bench_status import common, st, wt  # noqa: F401 (ready, get, follow)
 cmd, args = sys.argv[1], sys.argv[2:]
-
-def st(ep):
-    return wt.status(ep, 2.0) or {}
-
-if cmd == "ready":  # endpoint: status answers and Postgres is up
-    ok = wt.wait_for(lambda: st(args[0]).get("pg.up") == 1, 120, "ready", 0.05)
-    sys.exit(0 if ok else 1)
-elif cmd == "get":  # endpoint, counter...
-    s = st(args[0])
-    print(" ".join(str(s.get(k, "?")) for k in args[1:]))
-elif cmd == "follow":  # consumer endpoint, counter, producer endpoint, counter, timeout s
-    end = time.time() + float(args[4])
-    last, same = None, 0
-    while time.time() < end:
-        head, pos = st(args[2]).get(args[3]), st(args[0]).get(args[1])
-        if head is not None and pos is not None and pos >= head and head == last:
-            same += 1
-            if same >= 3:  # the head stays put and is reached
-                print(head)
-                sys.exit(0)
-        else:
-            same = 0
-        last = head
-        time.sleep(0.2)
-    sys.exit(1)
-elif cmd == "catchup":  # rating endpoint, intake head, referral head, timeout s
+rc = common(cmd, args)
+if rc is not None:
+    sys.exit(rc)
+if cmd == "catchup":  # rating endpoint, intake head, referral head, timeout s
     ep, ih, rh, tmo = args[0], int(args[1]), int(args[2]), float(args[3])
     t_start = time.monotonic()
     t0 = None

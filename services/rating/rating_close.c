@@ -744,7 +744,7 @@ static int write_results(struct rating_closejob *j, struct svc_pg_batch *b)
     sr[i] = (struct rating_star){ j->stars[i]->compound, j->stars[i]->score_e1, (int)j->stars[i]->stars };
   if (!rc) rc = rating_store_stars(x->store, b, j->quarter, sr, j->n_stars);
   for (size_t i = 0; i < j->n_early && !rc; i++) rc |= publish(x, b, &j->early[i]);
-  qsort(j->dec, j->n_dec, sizeof *j->dec, cmp_dec);
+  if (j->n_dec) qsort(j->dec, j->n_dec, sizeof *j->dec, cmp_dec);
   for (size_t i = 0; i < j->n_dec && !rc; i++) {
     if (j->dec[i].ev_kind == 'h') {
       rc |= publish(x, b, &j->dec[i]);
