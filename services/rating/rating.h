@@ -397,9 +397,12 @@ void rating_restore(struct rating_ctx *x, const struct rating_clock_row *c);
 /* The month after which nothing is closed: months <= it are final. */
 int32_t rating_next_close(const struct rating_ctx *x);
 
-/* Decision helpers (rating_close.c): evidence strings are copied. */
+/* rating_decisions.c: evidence strings are copied. */
 int rating_decision_evidence(struct rating_decision *d, const char *item);
 void rating_decision_clear(struct rating_decision *d);
+/* Stages the decision's stream event only (a held one being published). */
+int rating_decision_publish(struct rating_ctx *x, struct svc_pg_batch *b,
+                            const struct rating_decision *d);
 /* Stages the decision's row and its stream event. 0 or -1. */
 int rating_decision_emit(struct rating_ctx *x, struct svc_pg_batch *b,
                          const struct rating_decision *d);
