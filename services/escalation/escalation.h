@@ -204,6 +204,10 @@ void esc_issue_free(struct esc_ctx *x);
  * (every type required). 0, or -1 with "path: reason" in err. */
 int esc_templates_load(char *out[ESC_TYPES], const char *dir, char *err, size_t errlen);
 void esc_templates_free(char *t[ESC_TYPES]);
+/* Loads the templates of the registry directory dir into x (at start,
+ * reloading 0; on SIGHUP a refusal keeps the ones in force, logged and
+ * counted as a failed reload). 0 or -1. */
+int esc_templates_use(struct esc_ctx *x, const char *dir, int reloading);
 /* WHISTLE_REGISTRY's check: the registry and the templates. */
 int esc_registry_check(const char *dir, char *err, size_t errlen);
 /* ---- escalation_letter.c: the text of a notice ---- */

@@ -8,7 +8,9 @@
 
 #include "escalation.h"
 #include "svc_csv.h"
+#include "svc_log.h"
 #include "svc_registry.h"
+#include "svc_signal.h"
 
 static const struct { const char *code, *words; } MEASURES[] = {
   { "INTERVIEW_COMPANY", "约谈企业" }, { "REPLACE_MANAGER", "更换项目经理" },
@@ -187,6 +189,15 @@ int esc_templates_load(char *out[ESC_TYPES], const char *dir, char *err, size_t 
   esc_templates_free(out);
   memcpy(out, t, sizeof t);
   return 0;
+}
+
+int esc_templates_use(struct esc_ctx *x, const char *dir, int reloading)
+{
+  char err[512];
+  if (!esc_templates_load(x->templates, dir, err, sizeof err)) return 0;
+  if (reloading) svc_reload_failed("notice templates", err);
+  else svc_error("notice templates refused", " error=\"%s\"", err);
+  return -1;
 }
 
 int esc_registry_check(const char *dir, char *err, size_t errlen)

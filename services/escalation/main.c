@@ -97,19 +97,10 @@ static void release(void *arg)
   esc_templates_free(e->x.templates);
 }
 
-static int load_templates(struct escalation *e, int reloading)
-{
-  char err[512];
-  if (!esc_templates_load(e->x.templates, svc_daemon_str(&e->d, "WHISTLE_REGISTRY"), err, sizeof err))
-    return 0;
-  if (reloading) svc_reload_failed("notice templates", err);
-  else svc_error("notice templates refused", " error=\"%s\"", err);
-  return -1;
-}
-
 static void reload_templates(void *arg)
 {
-  load_templates(arg, 1);
+  struct escalation *e = arg;
+  esc_templates_use(&e->x, svc_daemon_str(&e->d, "WHISTLE_REGISTRY"), 1);
 }
 
 /* Both consumers, the request server and the issuance run their batches on
@@ -152,7 +143,8 @@ int main(int argc, char **argv)
   e.x.stopping = &e.d.stopping;
   e.x.curve = svc_zctx_curve(e.d.z);
   snprintf(e.x.ops, sizeof e.x.ops, "%s", svc_daemon_str(&e.d, "WHISTLE_ESCALATION_OPS"));
-  if (load_templates(&e, 0) || svc_daemon_registry(&e.d, &e.x.reg, 0)) return svc_daemon_abort(&e.d, 2);
+  if (esc_templates_use(&e.x, svc_daemon_str(&e.d, "WHISTLE_REGISTRY"), 0) ||
+      svc_daemon_registry(&e.d, &e.x.reg, 0)) return svc_daemon_abort(&e.d, 2);
   struct esc_clock_row c;
   if (svc_daemon_open_pg(&e.d, "escalation", escalation_migrations, &e.pgw, &e.pgr) ||
       esc_store_load_clock(svc_daemon_str(&e.d, "WHISTLE_PG"), &c))
