@@ -11,7 +11,7 @@ import collections, json, os, re, sys, time
 sys.path.insert(0, os.path.join(os.environ["WHISTLE_ROOT"], "tests", "lib"))
 import wt
 
-END_OCT_US = 1793462400000000  # 2026-11-01T00:00:00+08:00
+END_OCT_US = 1793462400000001  # just past 2026-11-01T00:00:00+08:00 (the watermark sent below)
 
 
 def wait(ctl, timeout):
@@ -135,6 +135,12 @@ PYEOF
 )
 epy() { "$PY" -c "$ESCPY" "$@"; }
 
+# October's close has the month's end as event time, and a notice is numbered
+# once both of escalation's inputs' watermarks are past its event time (R-E3):
+# the hotline says one second more has been delivered, so they come too.
+printf '%s\n' '{"type":"watermark","at":"2026-11-01T00:00:01+08:00"}' >"$RUN/feed-past-october.jsonl"
+"$HOTLINE" --quiet --endpoint "$IHOT" "$RUN/feed-past-october.jsonl" >"$RUN/hotline-past-october.out" ||
+  die "whistle-hotline could not send the watermark past October (see $RUN/hotline-past-october.out)"
 epy wait "$ECTL" 90 ||
   die "escalation did not reach the end of October and settle within 90 s (log: $RUN/escalation.log)"
 NOTICES_OUT=$RUN/notices.jsonl
@@ -180,9 +186,8 @@ cat <<EOT
              rating's $(at_local "$(ev clock.rating_watermark_us)"))
  notices     $n_notices numbered once both watermarks passed them (R-E3), $(ev escalation.redelivered) delivered
              again unsigned after 2 working days (R-E6), $(ev escalation.signed) signed
- waiting     $n_pending trigger(s) not yet past both watermarks${pending_what:+ ($pending_what)}: the decisions of
-             October's close have 2026-11-01T00:00+08:00 as event time and are numbered once a
-             later watermark comes
+ waiting     $n_pending trigger(s) not yet past both watermarks${pending_what:+ ($pending_what)} (October's
+             close: event time 2026-11-01T00:00+08:00, numbered after the watermark one second later)
  checks      the checks below, and one notice per issued trigger (export, counters): $([ $ok5 = 1 ] && echo yes || echo NO)
 
 $report
