@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import wt  # noqa: E402
@@ -80,17 +79,13 @@ wt.check(wt.wait_for(lambda: (wt.status(ECTL, 1.0) or {}).get("clock.out_waterma
 
 
 def settled():
-    """Waits until escalation's notice and redelivery counters stop moving."""
-    last, since, end = None, time.time(), time.time() + 30
-    while time.time() < end:
-        st = wt.status(ECTL, 1.0) or {}
-        key = (st.get("escalation.notices"), st.get("escalation.redelivered"), st.get("stream.head"))
-        if key != last:
-            last, since = key, time.time()
-        elif time.time() - since >= 1.5:
-            return st
-        time.sleep(0.1)
-    return None
+    """Escalation's status once its watermark has reached the hotline's last
+    one: every notice and redelivery before it is committed with it."""
+    wm = local(2026, 11, 2)
+    if not wt.wait_for(lambda: (wt.status(ECTL, 1.0) or {}).get("clock.out_watermark_us", 0) >= wm, 30,
+                       "escalation's watermark at the last one"):
+        return None
+    return wt.status(ECTL, 1.0)
 
 
 st = settled()
