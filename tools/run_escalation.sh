@@ -1,7 +1,7 @@
 # tools/run_escalation.sh: the escalation part of `make run`'s summary, sourced
 # by tools/run.sh after the rating part (it uses run.sh's q, py, columns and die).
-# Once escalation's watermark reaches the end of October (both its inputs'
-# watermarks have passed it) and its notices stop changing: the notices of
+# Once escalation's watermark is past the end of October (both its inputs'
+# watermarks have passed it): the notices of
 # the sample run by type, the R-E1 ladder per unit and quarter, one letter in
 # full, and the checks (numbers gapless per type and year, each notice once
 # on the stream, read with whistle-dept notices as the ops identity).
@@ -15,18 +15,11 @@ END_OCT_US = 1793462400000001  # just past 2026-11-01T00:00:00+08:00 (the waterm
 
 
 def wait(ctl, timeout):
-    """Until the out watermark reaches the end of October and the notice,
-    redelivery and stream counters have not moved for 2 s."""
-    end, last, since = time.time() + timeout, None, time.time()
-    while time.time() < end:
-        st = wt.status(ctl, timeout=2.0) or {}
-        key = (st.get("escalation.notices"), st.get("escalation.redelivered"), st.get("stream.head"))
-        if key != last:
-            last, since = key, time.time()
-        elif st.get("clock.out_watermark_us", 0) >= END_OCT_US and time.time() - since >= 2.0:
-            return 0
-        time.sleep(0.2)
-    return 1
+    """Until the out watermark is past the end of October: every notice and
+    redelivery before it is committed in the same transaction as it."""
+    ok = wt.wait_for(lambda: (wt.status(ctl, timeout=2.0) or {}).get("clock.out_watermark_us", 0)
+                     >= END_OCT_US, timeout, "escalation's watermark past October")
+    return 0 if ok else 1
 
 
 def export(req, what, number=""):
