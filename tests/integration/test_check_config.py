@@ -7,7 +7,6 @@ each daemon's --help exits 0 listing every variable --check-config shows."""
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -56,14 +55,6 @@ good_rules = w.file("registry-rules-good")
 shutil.copytree(ic.REGISTRY, good_rules)
 with open(os.path.join(good_rules, "rating_rules.csv"), "w") as f:
     f.write("key,value\nversion,v1-city\ntop_k,20\n")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def outcome(prog, env, curve=None, timeout=30):
@@ -120,7 +111,7 @@ CASES = [
      dict(curve_i, WHISTLE_CURVE_ALLOWED_DIR=w.file("nope")), None),
     ("WHISTLE_HTTP with a host name", "intake", {"WHISTLE_HTTP": "localhost:9101"}, None),
     ("WHISTLE_HTTP without a port", "intake", {"WHISTLE_HTTP": "127.0.0.1"}, None),
-    ("WHISTLE_HTTP on a free port", "intake", {"WHISTLE_HTTP": f"127.0.0.1:{free_port()}"}, None),
+    ("WHISTLE_HTTP on a free port", "intake", {"WHISTLE_HTTP": f"127.0.0.1:{wt.free_port()}"}, None),
     ("a registry directory that is missing", "intake", {"WHISTLE_REGISTRY": w.file("nope")}, None),
     ("a registry with a broken CSV", "intake", {"WHISTLE_REGISTRY": broken_reg}, None),
     ("WHISTLE_BATCH out of range", "intake", {"WHISTLE_BATCH": "0"}, None),

@@ -22,7 +22,6 @@ replaces nothing, and whistle-keygen refuses to overwrite a key pair. The Docker
 import os
 import re
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -58,14 +57,6 @@ def readable_by(path, uid, gid):
     if st.st_gid == gid:
         return bool(st.st_mode & stat.S_IRGRP)
     return bool(st.st_mode & stat.S_IROTH)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def readme_block():
@@ -200,8 +191,9 @@ try:
 
     # The daemons from the same files, outside containers.
     pg = wt.pg_env()
-    ports = {p: free_port() for p in ("7101", "7102", "7201", "7202", "7180", "7280",
-                                      "7301", "7302", "7380", "7401", "7402", "7480")}
+    names = ("7101", "7102", "7201", "7202", "7180", "7280", "7301", "7302", "7380", "7401",
+             "7402", "7480")
+    ports = dict(zip(names, wt.free_ports(len(names))))
 
     def host_env(name):
         e = {}

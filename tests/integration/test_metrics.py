@@ -12,7 +12,6 @@ Skipped without promtool (Debian package prometheus; `make deps` installs it).""
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -28,14 +27,6 @@ PROMTOOL = shutil.which("promtool")
 if not PROMTOOL:
     wt.log("skipped: promtool not installed (apt-get install prometheus)")
     wt.done()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def get(port, path):
@@ -154,7 +145,7 @@ try:
     wt.check(r.returncode == 0, "promtool test rules: rating's and escalation's alerts and two"
              " consumers' lag"
              + ("" if r.returncode == 0 else f": {r.stdout.strip()} {r.stderr.strip()}"))
-    ip, rp, tp, ep = free_port(), free_port(), free_port(), free_port()
+    ip, rp, tp, ep = wt.free_ports(4)
     ienv = ic.intake_env(w, WHISTLE_HTTP=f"127.0.0.1:{ip}")
     i, ok = ic.start_intake(w, ienv)
     daemons.append(i)

@@ -4,7 +4,6 @@ constraint gets an error reply while every good request of its batch is
 committed; bad input is answered at once and changes nothing; a duplicate is
 answered DUPLICATE; each reply follows the commit of its request."""
 import os
-import socket
 import sys
 import urllib.error
 import urllib.request
@@ -12,12 +11,6 @@ import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import wt  # noqa: E402
 from wt import ledger_pb2  # noqa: E402
-
-def free_port():
-    with socket.socket() as so:
-        so.bind(("127.0.0.1", 0))
-        return so.getsockname()[1]
-
 
 def http_get(port, path, method="GET"):
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
@@ -29,7 +22,7 @@ def http_get(port, path, method="GET"):
 
 
 def run(MODE):
-    PORT = free_port()
+    PORT = wt.free_port()
     wt.pgdev("start")
     wt.pgdev("reset", "s_ledger")
     w = wt.Workdir("server")

@@ -6,7 +6,6 @@ dropped and counted (zmq.dropped_full in status and /metrics); the queue
 stays within its cap and the daemon's memory within a bound; the queue is
 freed once the frozen client goes away."""
 import os
-import socket
 import sys
 import time
 import urllib.request
@@ -19,12 +18,6 @@ HWM = 100          # the daemon's per-pipe high-water mark (WHISTLE_ZMQ_HWM)
 QUEUE_MSGS = 1000  # messages queued per peer beyond that (WHISTLE_ZMQ_QUEUE_MSGS)
 FLOOD = 30000      # requests the frozen client sends per burst, far beyond both
 N = 1000           # the healthy client's requests
-
-
-def free_port():
-    with socket.socket() as so:
-        so.bind(("127.0.0.1", 0))
-        return so.getsockname()[1]
 
 
 def rss_kib(pid):
@@ -50,7 +43,7 @@ def st_value(name):
 wt.pgdev("start")
 wt.pgdev("reset", "q_ledger")
 w = wt.Workdir("slowpeer")
-PORT = free_port()
+PORT = wt.free_port()
 led = wt.Daemon("ledgerd", {"WHISTLE_CURVE": "0", "WHISTLE_PG": "user=q_ledger",
                             "WHISTLE_SCHEMA": "q_ledger", "WHISTLE_LEDGER_RPC": w.ep("rpc"),
                             "WHISTLE_LEDGER_STREAM": w.ep("stream"), "WHISTLE_CONTROL": w.ep("ctl"),

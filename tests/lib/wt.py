@@ -5,6 +5,7 @@ import atexit
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,25 @@ def sql(query, user="postgres"):
 def scalar(query):
     rows = sql(query)
     return rows[0][0] if rows else None
+
+
+def free_ports(n):
+    """n distinct TCP ports on 127.0.0.1 that are free now: every socket stays bound until
+    all are chosen, so the kernel cannot hand out the same port twice."""
+    socks = []
+    try:
+        for _ in range(n):
+            so = socket.socket()
+            socks.append(so)
+            so.bind(("127.0.0.1", 0))
+        return [so.getsockname()[1] for so in socks]
+    finally:
+        for so in socks:
+            so.close()
+
+
+def free_port():
+    return free_ports(1)[0]
 
 
 class Workdir:
