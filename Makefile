@@ -124,15 +124,29 @@ TEST_BINS += $(BUILD)/tests/bin/$(1)
 endef
 $(foreach p,$(ITEST_PROGS),$(eval $(call itest_prog,$(p))))
 
-# Tools: tools/<name>/*.c each build build/bin/whistle-<name>.
-TOOL_DIRS := $(notdir $(patsubst %/,%,$(dir $(wildcard tools/*/*.c))))
+# The tools' library: tools/lib/*.c (the hotline feed reader and pipelined
+# sender, the client DEALER with CURVE), linked by every tool.
+TOOLS_LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/lib/*.c))
+LIBTOOLS := $(BUILD)/lib/libtools.a
+$(LIBTOOLS): $(TOOLS_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+$(BUILD)/tools/%.o: CFLAGS += -Itools/lib
+
+# Tools: tools/<name>/*.c each build build/bin/whistle-<name>; tools/ctl
+# builds build/bin/whistlectl.
+TOOL_DIRS := $(filter-out lib ctl,$(notdir $(patsubst %/,%,$(dir $(wildcard tools/*/*.c)))))
 define tool_prog
-$(BUILD)/bin/whistle-$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/$(1)/*.c)) $(LIBSVC)
+$(BUILD)/bin/whistle-$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/$(1)/*.c)) $(LIBTOOLS) $(LIBSVC)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS) $$^ $$(LDLIBS) -o $$@
 BINS += $(BUILD)/bin/whistle-$(1)
 endef
 $(foreach t,$(sort $(TOOL_DIRS)),$(eval $(call tool_prog,$(t))))
+$(BUILD)/bin/whistlectl: $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/ctl/*.c)) $(LIBTOOLS) $(LIBSVC)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+BINS += $(BUILD)/bin/whistlectl
 
 # whistle-dept: its unit tests (tests/unit/test_dept_*.c) link the pure policy code.
 $(BUILD)/tests/unit/test_dept_%: $(BUILD)/tests/unit/test_dept_%.o $(BUILD)/tools/dept/dept_policy.o $(LIBSVC)

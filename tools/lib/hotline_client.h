@@ -1,7 +1,7 @@
-/* The private header of whistle-hotline, the hotline client: the feed lines
- * as read and packed by hotline_feed.c (SCENARIO feed format), the sender in
- * hotline_send.c (many requests in flight over one DEALER, resends, barriers)
- * and what hotline.c prints from them (progress, summary, replies file). */
+/* The hotline client of the tools' library (whistle-hotline, whistlectl
+ * replay): the feed lines as read and packed by hotline_feed.c (SCENARIO feed
+ * format) and the sender in hotline_send.c (many requests in flight over one
+ * DEALER, resends, barriers). */
 #ifndef HOTLINE_CLIENT_H
 #define HOTLINE_CLIENT_H
 
@@ -65,6 +65,17 @@ int hotline_feed_load(struct hotline_feed *f, const char *path, int strict, char
 /* Frees everything f holds; f is zeroed. */
 void hotline_feed_free(struct hotline_feed *f);
 
+/* Builds one intake line from a parsed feed object o whose "type" is type
+ * (ticket, feedback, watermark, triage or exempt; a triage line is packed as
+ * TriageComplete whatever its unit): sets l->type, l->ticket_no and the packed
+ * request with request_id l->lineno; l->lineno and l->at_us must be set.
+ * 0, or -1 with the reason (e.g. a field of the wrong type) in err. */
+struct json_t;
+int hotline_line_from_json(struct json_t *o, const char *type, struct hotline_line *l, char *err,
+                           size_t errlen);
+/* Frees what one line holds (not the line itself). */
+void hotline_line_free(struct hotline_line *l);
+
 /* How to talk to intake. */
 struct hotline_opts {
   const char *endpoint;
@@ -76,6 +87,7 @@ struct hotline_opts {
   int64_t deadline_us;          /* give up after this long in all; 0: never */
   int progress;                 /* 0 none, 1 a live line (terminal), 2 every 10 % */
   size_t maxmsgsize;            /* largest reply accepted */
+  const char *prog;             /* the name in messages; NULL: "whistle-hotline" */
 };
 
 /* What happened while pushing. */
@@ -96,5 +108,14 @@ struct hotline_run {
  * line was answered: see run and the lines), or -1 with a message on stderr
  * when the socket could not be set up (bad key file, bad endpoint). */
 int hotline_push(struct hotline_feed *f, const struct hotline_opts *o, struct hotline_run *run);
+
+/* The same over a connection that stays open across pushes: open it once
+ * (NULL after printing why), push feeds (request ids, the line numbers, must
+ * differ between pushes: late replies to an earlier push are ignored), close. */
+struct hotline_conn;
+struct hotline_conn *hotline_conn_open(const struct hotline_opts *o);
+void hotline_push_on(struct hotline_conn *c, struct hotline_feed *f, const struct hotline_opts *o,
+                     struct hotline_run *run);
+void hotline_conn_close(struct hotline_conn **c);
 
 #endif

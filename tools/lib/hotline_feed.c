@@ -1,4 +1,5 @@
-/* Reading a SCENARIO feed (JSON Lines) for whistle-hotline: parses every line
+/* Reading a SCENARIO feed (JSON Lines) for whistle-hotline (and the intake
+ * lines of whistlectl replay): parses every line
  * with jansson, checks its type, its `at` and the types of its fields, packs
  * the HotlineMessage it becomes (request_id = line number), and links each
  * line to the previous line about the same ticket. Nothing is sent from here:
@@ -158,6 +159,51 @@ static int exempt_line(json_t *o, struct hotline_line *l, struct lerr *e)
   return l->ticket_no ? pack(l, &m) : -1;
 }
 
+/* Packs the request of an intake line of the given type. */
+static int build_line(json_t *o, const char *type, struct hotline_line *l, struct lerr *e)
+{
+  if (strcmp(type, "ticket") == 0) {
+    l->type = HL_TICKET;
+    return ticket_line(o, l, e);
+  } else if (strcmp(type, "feedback") == 0) {
+    l->type = HL_FEEDBACK;
+    return feedback_line(o, l, e);
+  } else if (strcmp(type, "watermark") == 0) {
+    l->type = HL_WATERMARK;
+    return watermark_line(l);
+  } else if (strcmp(type, "triage") == 0) {
+    l->type = HL_TRIAGE;
+    return triage_line(o, l, e);
+  } else if (strcmp(type, "exempt") == 0) {
+    l->type = HL_EXEMPT;
+    return exempt_line(o, l, e);
+  }
+  return fail(e, "unknown type \"%s\"", type);
+}
+
+int hotline_line_from_json(struct json_t *o, const char *type, struct hotline_line *l, char *err,
+                           size_t errlen)
+{
+  struct lerr e = { "" };
+  l->status = HL_NOREPLY;
+  if (build_line(o, type, l, &e) == 0) return 0;
+  snprintf(err, errlen, "%s", e.text[0] ? e.text : "out of memory");
+  hotline_line_free(l);
+  return -1;
+}
+
+void hotline_line_free(struct hotline_line *l)
+{
+  free(l->ticket_no);
+  free(l->msg);
+  free(l->reason);
+  free(l->category);
+  free(l->compound);
+  free(l->disposition);
+  l->ticket_no = l->reason = l->category = l->compound = l->disposition = NULL;
+  l->msg = NULL;
+}
+
 enum verdict { V_ERROR = -1, V_KEEP, V_SKIP };
 
 /* Classifies one parsed line and, when it goes to intake, fills l. */
@@ -180,17 +226,7 @@ static enum verdict one_line(struct hotline_feed *f, json_t *o, struct hotline_l
     else f->skipped_inspection++;
     return V_SKIP;
   }
-  int rc;
-  if (strcmp(type, "ticket") == 0) {
-    l->type = HL_TICKET;
-    rc = ticket_line(o, l, e);
-  } else if (strcmp(type, "feedback") == 0) {
-    l->type = HL_FEEDBACK;
-    rc = feedback_line(o, l, e);
-  } else if (strcmp(type, "watermark") == 0) {
-    l->type = HL_WATERMARK;
-    rc = watermark_line(l);
-  } else if (strcmp(type, "triage") == 0) {
+  if (strcmp(type, "triage") == 0) {
     const char *unit = "";
     if (get_str(o, "unit", &unit, e)) return V_ERROR;
     if (unit[0]) { /* re-dispatch of a returned step: referral's operator action */
@@ -200,14 +236,8 @@ static enum verdict one_line(struct hotline_feed *f, json_t *o, struct hotline_l
       f->skipped_redispatch++;
       return V_SKIP;
     }
-    l->type = HL_TRIAGE;
-    rc = triage_line(o, l, e);
-  } else if (strcmp(type, "exempt") == 0) {
-    l->type = HL_EXEMPT;
-    rc = exempt_line(o, l, e);
-  } else {
-    return fail(e, "unknown type \"%s\"", type), V_ERROR;
   }
+  int rc = build_line(o, type, l, e);
   if (rc && !e->text[0]) fail(e, "out of memory");
   return rc ? V_ERROR : V_KEEP;
 }
@@ -337,15 +367,7 @@ fail:
 
 void hotline_feed_free(struct hotline_feed *f)
 {
-  for (size_t i = 0; i < f->n; i++) {
-    struct hotline_line *l = &f->v[i];
-    free(l->ticket_no);
-    free(l->msg);
-    free(l->reason);
-    free(l->category);
-    free(l->compound);
-    free(l->disposition);
-  }
+  for (size_t i = 0; i < f->n; i++) hotline_line_free(&f->v[i]);
   free(f->v);
   memset(f, 0, sizeof *f);
 }

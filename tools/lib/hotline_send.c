@@ -1,4 +1,4 @@
-/* The sender of whistle-hotline: one DEALER socket to intake's ROUTER, many
+/* The hotline sender (whistle-hotline, whistlectl replay): one DEALER socket to intake's ROUTER, many
  * requests in flight, replies matched by request_id (the line number), resends
  * after the timeout with the same request_id, and the barriers that keep a
  * pipelined feed's meaning (a line waits for the earlier lines about its
@@ -17,6 +17,7 @@
 #include "svc_alloc.h"
 #include "svc_time.h"
 #include "svc_zmq.h"
+#include "tl_zmq.h"
 
 const char *const hotline_status_names[HL_NSTATUS] = { "ACCEPTED", "DUPLICATE", "REJECTED",
                                                        "UNAVAILABLE", "NO_REPLY" };
@@ -24,12 +25,20 @@ const char *const hotline_status_names[HL_NSTATUS] = { "ACCEPTED", "DUPLICATE", 
 /* A resend timer: due when the line's gen still equals gen. */
 struct timer { size_t idx; uint64_t gen; int64_t due; };
 
+/* A connection to intake: kept across pushes (whistlectl sends many runs). */
+struct hotline_conn {
+  void *ctx, *sock, *mon; /* mon: handshake failures, reported once each */
+  unsigned warned;
+  const char *prog;
+  int progress;
+};
+
 struct sender {
   struct hotline_feed *f;
   const struct hotline_opts *o;
   struct hotline_run *run;
-  void *ctx, *sock, *mon; /* mon: handshake failures, reported once each */
-  unsigned warned;
+  struct hotline_conn *c;
+  void *sock;
   struct timer *q; size_t qhead, qlen, qcap; /* a ring: dues only grow */
   size_t next;     /* the next line never sent */
   size_t low;      /* every line before it is answered */
@@ -194,38 +203,15 @@ static void show_progress(struct sender *s, int64_t now, int last)
     unsigned tenth = (unsigned)(r->answered * 10 / n);
     if (tenth <= s->tenth && !(last && r->answered < n)) return;
     s->tenth = tenth;
-    fprintf(stderr, "whistle-hotline: answered %zu/%zu (%u%%), %zu in flight, %.1f s\n",
+    fprintf(stderr, "%s: answered %zu/%zu (%u%%), %zu in flight, %.1f s\n", s->c->prog,
             r->answered, n, (unsigned)(r->answered * 100 / n), s->inflight, secs);
   }
   fflush(stderr);
 }
 
-static int setopt_int(void *sock, int opt, int v)
-{
-  return zmq_setsockopt(sock, opt, &v, sizeof v);
-}
-
-static int set_curve(void *sock, const struct hotline_opts *o)
-{
-  char server[SVC_Z85_KEY_LEN + 1], secret[SVC_Z85_KEY_LEN + 1], public[SVC_Z85_KEY_LEN + 1];
-  if (svc_curve_read_key(o->server_key_file, server) ||
-      svc_curve_read_key(o->client_key_file, secret)) {
-    fprintf(stderr, "whistle-hotline: cannot read the CURVE keys (--server-key %s, --client-key %s)\n",
-            o->server_key_file, o->client_key_file);
-    return -1;
-  }
-  int rc = zmq_curve_public(public, secret) ||
-           zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server, SVC_Z85_KEY_LEN + 1) ||
-           zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, public, SVC_Z85_KEY_LEN + 1) ||
-           zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, secret, SVC_Z85_KEY_LEN + 1);
-  memset(secret, 0, sizeof secret);
-  if (rc) fprintf(stderr, "whistle-hotline: CURVE setup failed: %s\n", zmq_strerror(zmq_errno()));
-  return rc ? -1 : 0;
-}
-
 /* Watches the connection for failed handshakes, which otherwise look like an
  * intake that never answers. */
-static int open_monitor(struct sender *s)
+static int open_monitor(struct hotline_conn *s)
 {
   char ep[64];
   snprintf(ep, sizeof ep, "inproc://hotline-monitor-%p", (void *)s);
@@ -233,11 +219,12 @@ static int open_monitor(struct sender *s)
                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
   if (zmq_socket_monitor(s->sock, ep, events) != 0) return -1;
   s->mon = zmq_socket(s->ctx, ZMQ_PAIR);
+  int zero = 0;
   if (!s->mon || zmq_connect(s->mon, ep) != 0) return -1;
-  return setopt_int(s->mon, ZMQ_LINGER, 0);
+  return zmq_setsockopt(s->mon, ZMQ_LINGER, &zero, sizeof zero);
 }
 
-static void drain_monitor(struct sender *s)
+static void drain_monitor(struct hotline_conn *s)
 {
   uint8_t ev[6];
   char ep[256];
@@ -253,57 +240,52 @@ static void drain_monitor(struct sender *s)
     unsigned bit = id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? 1 : 2;
     if (s->warned & bit) continue;
     s->warned |= bit;
-    const char *nl = s->o->progress == 1 ? "\n" : "";
+    const char *nl = s->progress == 1 ? "\n" : "";
     if (bit == 1)
-      fprintf(stderr, "%swhistle-hotline: %s refused this client's key (not among intake's "
-                      "allowed keys?); still trying until the deadline\n", nl, ep);
+      fprintf(stderr, "%s%s: %s refused this client's key (not among intake's "
+                      "allowed keys?); still trying until the deadline\n", nl, s->prog, ep);
     else
-      fprintf(stderr, "%swhistle-hotline: the handshake with %s failed (wrong --server-key, or "
-                      "CURVE on one side only?); still trying until the deadline\n", nl, ep);
+      fprintf(stderr, "%s%s: the handshake with %s failed (wrong server key, or "
+                      "CURVE on one side only?); still trying until the deadline\n", nl, s->prog, ep);
   }
 }
 
-static int open_socket(struct sender *s)
+struct hotline_conn *hotline_conn_open(const struct hotline_opts *o)
 {
-  const struct hotline_opts *o = s->o;
-  int64_t max = (int64_t)o->maxmsgsize;
-  s->ctx = zmq_ctx_new();
-  s->sock = s->ctx ? zmq_socket(s->ctx, ZMQ_DEALER) : NULL;
-  if (!s->sock) {
-    fprintf(stderr, "whistle-hotline: cannot create a ZeroMQ socket: %s\n", zmq_strerror(zmq_errno()));
-    return -1;
+  struct hotline_conn *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->prog = o->prog ? o->prog : "whistle-hotline";
+  c->progress = o->progress;
+  c->ctx = zmq_ctx_new();
+  if (!c->ctx) {
+    fprintf(stderr, "%s: cannot create a ZeroMQ context: %s\n", c->prog, zmq_strerror(zmq_errno()));
+    hotline_conn_close(&c);
+    return NULL;
   }
-  if (setopt_int(s->sock, ZMQ_LINGER, 0) || setopt_int(s->sock, ZMQ_SNDHWM, 0) ||
-      setopt_int(s->sock, ZMQ_RCVHWM, 0) ||
-      zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &max, sizeof max) ||
-      setopt_int(s->sock, ZMQ_HEARTBEAT_IVL, 1000) ||
-      setopt_int(s->sock, ZMQ_HEARTBEAT_TIMEOUT, 3000) ||
-      setopt_int(s->sock, ZMQ_HEARTBEAT_TTL, 3000) ||
-      setopt_int(s->sock, ZMQ_RECONNECT_IVL, 100) ||
-      setopt_int(s->sock, ZMQ_RECONNECT_IVL_MAX, 2000)) {
-    fprintf(stderr, "whistle-hotline: socket options: %s\n", zmq_strerror(zmq_errno()));
-    return -1;
+  c->sock = tl_dealer_new(c->ctx, c->prog, o->endpoint, o->server_key_file, o->client_key_file,
+                          (int64_t)o->maxmsgsize);
+  if (!c->sock) {
+    hotline_conn_close(&c);
+    return NULL;
   }
-  if (o->server_key_file && set_curve(s->sock, o)) return -1;
-  if (open_monitor(s)) {
-    fprintf(stderr, "whistle-hotline: socket monitor: %s\n", zmq_strerror(zmq_errno()));
-    return -1;
+  if (open_monitor(c)) {
+    fprintf(stderr, "%s: socket monitor: %s\n", c->prog, zmq_strerror(zmq_errno()));
+    hotline_conn_close(&c);
+    return NULL;
   }
-  if (zmq_connect(s->sock, o->endpoint) != 0) {
-    fprintf(stderr, "whistle-hotline: cannot connect to %s: %s\n", o->endpoint,
-            zmq_strerror(zmq_errno()));
-    return -1;
-  }
-  return 0;
+  return c;
 }
 
-static void close_socket(struct sender *s)
+void hotline_conn_close(struct hotline_conn **cp)
 {
-  if (s->mon) zmq_close(s->mon);
-  if (s->sock) zmq_socket_monitor(s->sock, NULL, 0);
-  if (s->sock) zmq_close(s->sock);
-  if (s->ctx) zmq_ctx_term(s->ctx);
-  s->sock = s->ctx = s->mon = NULL;
+  struct hotline_conn *c = *cp;
+  if (!c) return;
+  if (c->mon) zmq_close(c->mon);
+  if (c->sock) zmq_socket_monitor(c->sock, NULL, 0);
+  if (c->sock) zmq_close(c->sock);
+  if (c->ctx) zmq_ctx_term(c->ctx);
+  free(c);
+  *cp = NULL;
 }
 
 /* How long zmq_poll may wait: until the next timer, progress tick or deadline. */
@@ -331,12 +313,19 @@ static void drain_replies(struct sender *s)
 
 int hotline_push(struct hotline_feed *f, const struct hotline_opts *o, struct hotline_run *run)
 {
-  struct sender s = { .f = f, .o = o, .run = run };
   memset(run, 0, sizeof *run);
-  if (open_socket(&s)) {
-    close_socket(&s);
-    return -1;
-  }
+  struct hotline_conn *c = hotline_conn_open(o);
+  if (!c) return -1;
+  hotline_push_on(c, f, o, run);
+  hotline_conn_close(&c);
+  return 0;
+}
+
+void hotline_push_on(struct hotline_conn *c, struct hotline_feed *f, const struct hotline_opts *o,
+                     struct hotline_run *run)
+{
+  struct sender s = { .f = f, .o = o, .run = run, .c = c, .sock = c->sock };
+  memset(run, 0, sizeof *run);
   catch_signals();
   int64_t start = svc_mono_us();
   int64_t deadline = o->deadline_us ? start + o->deadline_us : 0;
@@ -353,20 +342,18 @@ int hotline_push(struct hotline_feed *f, const struct hotline_opts *o, struct ho
     resend_due(&s, now);
     send_ready(&s, now);
     show_progress(&s, now, 0);
-    zmq_pollitem_t it[2] = { { .socket = s.sock, .events = ZMQ_POLLIN },
-                             { .socket = s.mon, .events = ZMQ_POLLIN } };
+    zmq_pollitem_t it[2] = { { .socket = c->sock, .events = ZMQ_POLLIN },
+                             { .socket = c->mon, .events = ZMQ_POLLIN } };
     int rc = zmq_poll(it, 2, wait_ms(&s, now, deadline));
     if (rc < 0 && zmq_errno() != EINTR) {
-      fprintf(stderr, "whistle-hotline: poll: %s\n", zmq_strerror(zmq_errno()));
+      fprintf(stderr, "%s: poll: %s\n", c->prog, zmq_strerror(zmq_errno()));
       break;
     }
     if (rc > 0 && (it[0].revents & ZMQ_POLLIN)) drain_replies(&s);
-    if (rc > 0 && (it[1].revents & ZMQ_POLLIN)) drain_monitor(&s);
+    if (rc > 0 && (it[1].revents & ZMQ_POLLIN)) drain_monitor(c);
   }
   int64_t end = svc_mono_us();
   show_progress(&s, end, 1);
   run->elapsed_us = (run->answered == f->n && s.t_last ? s.t_last : end) - (s.t0 ? s.t0 : end);
   free(s.q);
-  close_socket(&s);
-  return 0;
 }
