@@ -17,6 +17,7 @@
 
 #define MAX_COUNTERS 144
 #define MAX_HISTS 8
+#define MAX_INPUTS 4
 
 struct svc_status_out {
   Whistle__Control__Counter items[MAX_COUNTERS];
@@ -26,7 +27,40 @@ struct svc_status_out {
   struct svc_hist hists[MAX_HISTS];
   char hist_names[MAX_HISTS][48];
   size_t n_hists;
+  /* The settled signal (proto/control.proto): the stream published, the streams read. */
+  Whistle__Control__StreamHead output;
+  int has_output;
+  Whistle__Control__InputPosition inputs[MAX_INPUTS];
+  Whistle__Control__InputPosition *input_ptrs[MAX_INPUTS];
+  char input_names[MAX_INPUTS][32];
+  size_t n_inputs;
 };
+
+void svc_status_output(struct svc_status_out *o, const char *stream, uint64_t head,
+                       int64_t watermark_us)
+{
+  Whistle__Control__StreamHead h = WHISTLE__CONTROL__STREAM_HEAD__INIT;
+  h.stream = (char *)stream;
+  h.head = head;
+  h.watermark_us = watermark_us;
+  o->output = h;
+  o->has_output = 1;
+}
+
+void svc_status_input(struct svc_status_out *o, const char *input, uint64_t position,
+                      int64_t watermark_us, int clock)
+{
+  if (o->n_inputs == MAX_INPUTS) return;
+  size_t i = o->n_inputs++;
+  Whistle__Control__InputPosition in = WHISTLE__CONTROL__INPUT_POSITION__INIT;
+  snprintf(o->input_names[i], sizeof o->input_names[i], "%s", input);
+  in.input = o->input_names[i];
+  in.position = position;
+  in.watermark_us = watermark_us;
+  in.clock = clock != 0;
+  o->inputs[i] = in;
+  o->input_ptrs[i] = &o->inputs[i];
+}
 
 const int64_t svc_hist_bounds_us[SVC_HIST_BUCKETS] = {
   500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
@@ -156,6 +190,9 @@ static void on_message(struct svc_zsock *z, const struct svc_frame *f, size_t n,
   rep.build_version = (char *)svc_version();
   rep.n_counters = o->n;
   rep.counters = o->ptrs;
+  if (o->has_output) rep.output = &o->output;
+  rep.n_inputs = o->n_inputs;
+  rep.inputs = o->input_ptrs;
   Whistle__Control__ControlMessage out = WHISTLE__CONTROL__CONTROL_MESSAGE__INIT;
   out.version = 1;
   out.body_case = WHISTLE__CONTROL__CONTROL_MESSAGE__BODY_STATUS_REPLY;

@@ -36,6 +36,18 @@ void svc_status_add_all(struct svc_status_out *o, const char *prefix,
                         const struct svc_status_kv *kv, size_t n);
 typedef void (*svc_status_fill_cb)(void *arg, struct svc_status_out *o);
 
+/* The settled signal of the status reply (proto/control.proto StatusReply
+ * output and inputs): the stream this daemon publishes (its name, the seq of
+ * the last event committed, the last watermark published), and each stream
+ * it reads (the producer's name, the seq of the last event applied, the
+ * latest watermark applied, whether that watermark drives the daemon's
+ * clock). stream is kept, not copied (the daemon's name); input is copied (up to
+ * 31 bytes); at most 4 inputs. */
+void svc_status_output(struct svc_status_out *o, const char *stream, uint64_t head,
+                       int64_t watermark_us);
+void svc_status_input(struct svc_status_out *o, const char *input, uint64_t position,
+                      int64_t watermark_us, int clock);
+
 /* Binds the control endpoint and/or the HTTP address (either may be NULL or
  * ""). NULL after logging. */
 struct svc_status *svc_status_new(uv_loop_t *loop, struct svc_zctx *z, const char *endpoint,

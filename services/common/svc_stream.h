@@ -172,4 +172,12 @@ const struct svc_hist *svc_stream_consumer_apply_hist(const struct svc_stream_co
 void svc_stream_consumer_status(const struct svc_stream_consumer *c, const char *prefix,
                                 struct svc_status_out *o);
 
+/* The settled signal (svc_status_output / svc_status_input) of a daemon's
+ * stream and of a stream it reads: head or position from the stream, the
+ * watermark from the daemon, which knows what it published or applied. */
+void svc_stream_producer_output(const struct svc_stream_producer *p, const char *stream,
+                                int64_t watermark_us, struct svc_status_out *o);
+void svc_stream_consumer_input(const struct svc_stream_consumer *c, const char *input,
+                               int64_t watermark_us, int clock, struct svc_status_out *o);
+
 #endif

@@ -37,3 +37,19 @@ void svc_stream_consumer_status(const struct svc_stream_consumer *c, const char 
   snprintf(name, sizeof name, "%s.apply", prefix);
   svc_status_add_hist(o, name, svc_stream_consumer_apply_hist(c));
 }
+
+void svc_stream_producer_output(const struct svc_stream_producer *p, const char *stream,
+                                int64_t watermark_us, struct svc_status_out *o)
+{
+  struct svc_stream_producer_stats st;
+  svc_stream_producer_stats(p, &st);
+  svc_status_output(o, stream, st.head, watermark_us);
+}
+
+void svc_stream_consumer_input(const struct svc_stream_consumer *c, const char *input,
+                               int64_t watermark_us, int clock, struct svc_status_out *o)
+{
+  struct svc_stream_consumer_stats st;
+  svc_stream_consumer_stats(c, &st);
+  svc_status_input(o, input, st.position, watermark_us, clock);
+}

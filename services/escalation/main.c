@@ -86,6 +86,9 @@ static void fill_status(void *arg, struct svc_status_out *o)
   svc_status_add(o, "clock.referral_watermark_us", e->x.referral_wm);
   svc_status_add(o, "clock.rating_watermark_us", e->x.rating_wm);
   svc_status_add(o, "clock.out_watermark_us", e->x.out_wm);
+  svc_stream_producer_output(e->x.prod, "escalation", e->x.out_wm, o);
+  svc_stream_consumer_input(e->cons[0], "referral", e->x.referral_wm, 1, o);
+  svc_stream_consumer_input(e->cons[1], "rating", e->x.rating_wm, 1, o);
   svc_pg_status(e->pgw, "pg", o);
 }
 

@@ -81,6 +81,8 @@ static void fill_status(void *arg, struct svc_status_out *o)
   svc_status_add(o, "clock.now_us", svc_clock_now(&in->x.clock));
   svc_status_add(o, "clock.ahead_us", svc_clock_ahead_us(&in->x.clock));
   if (in->closures) svc_stream_consumer_status(in->closures, "closures", o);
+  svc_stream_producer_output(in->x.prod, "intake", intake_last_watermark(&in->x), o);
+  if (in->closures) svc_stream_consumer_input(in->closures, "referral", 0, 0, o);
 }
 
 /* What the library does not tear down: the store and the handlers' state. */

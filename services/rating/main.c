@@ -82,6 +82,9 @@ static void fill_status(void *arg, struct svc_status_out *o)
   svc_status_add(o, "clock.intake_watermark_us", rt->x.intake_wm);
   svc_status_add(o, "clock.referral_watermark_us", rt->x.referral_wm);
   svc_status_add(o, "clock.out_watermark_us", rt->x.out_wm);
+  svc_stream_producer_output(rt->x.prod, "rating", rt->x.out_wm, o);
+  svc_stream_consumer_input(rt->cons[0], "intake", rt->x.intake_wm, 1, o);
+  svc_stream_consumer_input(rt->cons[1], "referral", rt->x.referral_wm, 1, o);
   svc_pg_status(rt->pgw, "pg", o);
 }
 

@@ -79,6 +79,8 @@ static void fill_status(void *arg, struct svc_status_out *o)
   svc_status_add(o, "clock.in_watermark_us", rf->x.in_watermark_us);
   svc_status_add(o, "clock.ahead_us", svc_clock_ahead_us(&rf->x.clock));
   svc_status_add(o, "clock.out_watermark_us", rf->x.out_watermark_us);
+  svc_stream_producer_output(rf->x.prod, "referral", rf->x.out_watermark_us, o);
+  svc_stream_consumer_input(rf->cons, "intake", rf->x.in_watermark_us, 1, o);
   svc_pg_status(rf->pgw, "pg", o);
 }
 

@@ -158,6 +158,34 @@ class Daemon:
 
 def status(endpoint, timeout=5.0, ctx=None, curve=None):
     """Asks a daemon's control endpoint for its counters; None on timeout."""
+    r = status_reply(endpoint, timeout, ctx, curve)
+    return None if r is None else {c.name: c.value for c in r.counters}
+
+
+def settled(endpoints, timeout=1.0, curve=None):
+    """The settled signal of proto/control.proto: the daemons' control
+    endpoints in the order intake, referral, rating, escalation (any prefix of
+    them); True when, in one pass, every input has reached the head its
+    producer reported and every daemon's output watermark has reached the
+    least watermark of its clock inputs. False if one does not answer."""
+    heads = {}
+    for ep in endpoints:
+        r = status_reply(ep, timeout, curve=curve)
+        if r is None:
+            return False
+        for i in r.inputs:
+            if i.input in heads and i.position < heads[i.input]:
+                return False
+        clock = [i.watermark_us for i in r.inputs if i.clock]
+        if clock and r.HasField("output") and r.output.watermark_us < min(clock):
+            return False
+        if r.HasField("output"):
+            heads[r.output.stream] = r.output.head
+    return True
+
+
+def status_reply(endpoint, timeout=5.0, ctx=None, curve=None):
+    """The daemon's StatusReply (proto/control.proto), or None on timeout."""
     ctx = ctx or zmq.Context.instance()
     s = ctx.socket(zmq.DEALER)
     s.linger = 0
@@ -172,7 +200,7 @@ def status(endpoint, timeout=5.0, ctx=None, curve=None):
             return None
         r = control_pb2.ControlMessage()
         r.ParseFromString(s.recv())
-        return {c.name: c.value for c in r.status_reply.counters}
+        return r.status_reply
     finally:
         s.close()
 
