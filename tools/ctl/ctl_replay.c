@@ -1,0 +1,753 @@
+/* whistlectl replay REGISTRY FEED: every SCENARIO feed line through the
+ * interface it belongs to, following the replay rule: a line goes only after
+ * every earlier line is acknowledged and the daemons have settled (the
+ * settled signal of proto/control.proto), except that a run of consecutive
+ * ticket lines is pipelined over one connection to intake (which applies one
+ * connection's requests in order; a ticket's outcome depends on no other
+ * daemon while no feedback, triage, update or watermark comes between). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "ctl.h"
+#include "hotline.pb-c.h"
+#include "hotline_client.h"
+#include "rating.pb-c.h"
+#include "svc_csv.h"
+#include "svc_time.h"
+#include "unit.pb-c.h"
+
+enum rkind { K_TICKET, K_FEEDBACK, K_WATERMARK, K_TRIAGE, K_EXEMPT, K_UPDATE, K_INSPECTION, K_N };
+static const char *const kind_names[K_N] = { "ticket", "feedback", "watermark", "triage", "exempt",
+                                             "update", "inspection" };
+
+struct rline {
+  size_t lineno;
+  enum rkind kind;
+  int64_t at_us;
+  struct hotline_line hl; /* ticket, feedback, watermark, exempt, triage (as TriageComplete) */
+  json_t *o;              /* triage, update, inspection: the line as read */
+};
+
+/* Outcomes counted by type and outcome, and refusals by type and reason. */
+struct tally { enum rkind k; char *what; size_t n; };
+struct tallies { struct tally *v; size_t n, cap; };
+
+#define MAX_FIRST 10
+struct replay {
+  struct ctl_env env;
+  const char *registry, *feed;
+  int sequential, strict, progress;
+  struct rline *v; size_t n, lines_read;
+  /* the registry's codes */
+  char **codes; size_t ncodes, n_compounds, n_units, n_categories;
+  size_t unknown_codes; char first_unknown[MAX_FIRST][200]; size_t n_first_unknown;
+  /* connections */
+  struct hotline_conn *hc;
+  struct hotline_opts ho;
+  struct ctl_conn units, rating;
+  struct ctl_settle settle;
+  /* results */
+  struct tallies outcomes, refusals;
+  size_t refused, done;
+  char first[MAX_FIRST][400]; size_t n_first;
+  int64_t t0, next_tick;
+};
+
+static void tally_add(struct tallies *t, enum rkind k, const char *what)
+{
+  for (size_t i = 0; i < t->n; i++)
+    if (t->v[i].k == k && strcmp(t->v[i].what, what) == 0) {
+      t->v[i].n++;
+      return;
+    }
+  if (t->n == t->cap) {
+    size_t nc = t->cap ? t->cap * 2 : 32;
+    struct tally *nv = realloc(t->v, nc * sizeof *nv);
+    if (!nv) return;
+    t->v = nv;
+    t->cap = nc;
+  }
+  t->v[t->n++] = (struct tally){ k, strdup(what), 1 };
+}
+
+static void tallies_free(struct tallies *t)
+{
+  for (size_t i = 0; i < t->n; i++) free(t->v[i].what);
+  free(t->v);
+}
+
+static int cmp_tally(const void *a, const void *b)
+{
+  const struct tally *x = a, *y = b;
+  if (x->k != y->k) return x->k < y->k ? -1 : 1;
+  return strcmp(x->what, y->what);
+}
+
+static const char *ticket_of(const struct rline *l)
+{
+  if (l->hl.ticket_no && l->hl.ticket_no[0]) return l->hl.ticket_no;
+  json_t *t = l->o ? json_object_get(l->o, "ticket_no") : NULL;
+  return json_is_string(t) ? json_string_value(t) : "";
+}
+
+/* Records a line's final outcome; ok 0: refused (REJECTED/REFUSED), with reason. */
+static void outcome(struct replay *x, const struct rline *l, const char *status, int ok,
+                    const char *reason)
+{
+  x->done++;
+  tally_add(&x->outcomes, l->kind, status);
+  if (ok) return;
+  x->refused++;
+  char what[300];
+  snprintf(what, sizeof what, "%s: %.200s", status, reason && reason[0] ? reason : "(no reason)");
+  tally_add(&x->refusals, l->kind, what);
+  if (x->n_first < MAX_FIRST)
+    snprintf(x->first[x->n_first++], sizeof x->first[0], "line %zu %s %s: %s", l->lineno,
+             kind_names[l->kind], ticket_of(l), what);
+}
+
+/* ---- the registry's codes ------------------------------------------------------ */
+
+static int cmp_str(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Adds column col of every row of file (with header) as "prefix:code". */
+static int load_codes(struct replay *x, const char *file, const char *header, size_t col,
+                      const char *prefix, size_t *count)
+{
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", x->registry, file);
+  struct svc_csv c;
+  if (svc_csv_open(&c, path, header)) {
+    fprintf(stderr, CTL_PROG ": registry: %s\n", c.err);
+    svc_csv_close(&c);
+    return -1;
+  }
+  int rc;
+  while ((rc = svc_csv_next(&c)) == 1) {
+    char **nv = realloc(x->codes, (x->ncodes + 1) * sizeof *nv);
+    if (!nv) break;
+    x->codes = nv;
+    size_t len = strlen(prefix) + strlen(c.fields[col]) + 2;
+    if (!(x->codes[x->ncodes] = malloc(len))) break;
+    snprintf(x->codes[x->ncodes++], len, "%s:%s", prefix, c.fields[col]);
+    (*count)++;
+  }
+  if (rc < 0) fprintf(stderr, CTL_PROG ": registry: %s\n", c.err);
+  svc_csv_close(&c);
+  return rc < 0 ? -1 : 0;
+}
+
+static int load_registry(struct replay *x)
+{
+  size_t junk = 0;
+  if (load_codes(x, "compounds.csv", "code,name,aliases,street,management,company,manager,households",
+                 0, "compound", &x->n_compounds) ||
+      load_codes(x, "departments.csv", "code,name", 0, "unit", &x->n_units) ||
+      load_codes(x, "streets.csv", "code,name,district", 0, "unit", &x->n_units) ||
+      load_codes(x, "categories.csv", "category,name,counts,urgent,prohibition", 0, "category",
+                 &x->n_categories) ||
+      load_codes(x, "districts.csv", "code,name", 0, "district", &junk))
+    return -1;
+  qsort(x->codes, x->ncodes, sizeof *x->codes, cmp_str);
+  return 0;
+}
+
+static void check_code(struct replay *x, size_t lineno, json_t *o, const char *key, const char *kind)
+{
+  json_t *v = json_object_get(o, key);
+  if (!x->ncodes || !json_is_string(v) || !json_string_value(v)[0]) return;
+  if (!strcmp(kind, "unit") && !strcmp(json_string_value(v), "STREET")) return;
+  char want[256];
+  snprintf(want, sizeof want, "%s:%s", kind, json_string_value(v));
+  const char *k = want;
+  if (bsearch(&k, x->codes, x->ncodes, sizeof *x->codes, cmp_str)) return;
+  if (x->n_first_unknown < MAX_FIRST)
+    snprintf(x->first_unknown[x->n_first_unknown++], sizeof x->first_unknown[0],
+             "line %zu: %s \"%.100s\" is not in the registry", lineno, key, json_string_value(v));
+  x->unknown_codes++;
+}
+
+/* ---- reading the feed ----------------------------------------------------------- */
+
+static int want_str(json_t *o, const char *key, char *err, size_t n)
+{
+  json_t *v = json_object_get(o, key);
+  if (v && !json_is_null(v) && !json_is_string(v)) {
+    snprintf(err, n, "field \"%s\" must be a string", key);
+    return -1;
+  }
+  return 0;
+}
+
+static const char *str(json_t *o, const char *key)
+{
+  json_t *v = json_object_get(o, key);
+  return json_is_string(v) ? json_string_value(v) : "";
+}
+
+static int want_uint(json_t *o, const char *key, int required, char *err, size_t n)
+{
+  json_t *v = json_object_get(o, key);
+  if ((!v || json_is_null(v)) && !required) return 0;
+  if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > UINT32_MAX) {
+    snprintf(err, n, "field \"%s\" must be a whole number >= 0", key);
+    return -1;
+  }
+  return 0;
+}
+
+static const char *const ACTIONS[] = { "", "ACCEPT", "RETURN", "PROGRESS", "RESOLVE" };
+
+static int check_update(json_t *o, char *err, size_t n)
+{
+  static const char *const s[] = { "ticket_no", "unit", "action", "reason", "note", "prohibition" };
+  for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
+    if (want_str(o, s[i], err, n)) return -1;
+  if (want_uint(o, "step", 1, err, n)) return -1;
+  json_t *vc = json_object_get(o, "violation_confirmed");
+  if (vc && !json_is_null(vc) && !json_is_boolean(vc)) {
+    snprintf(err, n, "field \"violation_confirmed\" must be true or false");
+    return -1;
+  }
+  json_t *ev = json_object_get(o, "evidence");
+  if (ev && !json_is_null(ev)) {
+    size_t i;
+    json_t *e;
+    int bad = !json_is_array(ev);
+    json_array_foreach(ev, i, e) bad |= !json_is_string(e);
+    if (bad) {
+      snprintf(err, n, "field \"evidence\" must be a list of strings");
+      return -1;
+    }
+  }
+  const char *a = str(o, "action");
+  for (size_t i = 1; i < 5; i++)
+    if (!strcmp(a, ACTIONS[i])) return 0;
+  snprintf(err, n, "field \"action\" must be ACCEPT, RETURN, PROGRESS or RESOLVE, not \"%.40s\"", a);
+  return -1;
+}
+
+static const char *const DIMS[] = { "sanitation", "garbage", "greening", "order", "facilities",
+                                    "disclosure", "governance" };
+
+static int check_inspection(json_t *o, char *err, size_t n)
+{
+  if (want_str(o, "compound_code", err, n) || want_str(o, "inspection_id", err, n)) return -1;
+  for (size_t i = 0; i < 7; i++)
+    if (want_uint(o, DIMS[i], 1, err, n)) return -1;
+  return 0;
+}
+
+static int parse_line(struct replay *x, struct rline *l, const char *s, size_t len, char *err,
+                      size_t n)
+{
+  json_error_t je;
+  json_t *o = json_loadb(s, len, JSON_REJECT_DUPLICATES, &je);
+  if (!o) {
+    snprintf(err, n, "does not parse (column %d: %s)", je.column, je.text);
+    return -1;
+  }
+  int rc = -1;
+  json_t *tv = json_object_get(o, "type"), *av = json_object_get(o, "at");
+  if (!json_is_object(o)) snprintf(err, n, "not a JSON object");
+  else if (!json_is_string(tv)) snprintf(err, n, "no \"type\" string");
+  else if (!json_is_string(av)) snprintf(err, n, "no \"at\" string");
+  else if (svc_time_parse(json_string_value(av), json_string_length(av), &l->at_us))
+    snprintf(err, n, "\"at\" is not an RFC 3339 time with an offset: %.60s", json_string_value(av));
+  else {
+    const char *type = json_string_value(tv);
+    int k = 0;
+    while (k < K_N && strcmp(type, kind_names[k])) k++;
+    l->kind = (enum rkind)k;
+    l->hl.lineno = l->lineno;
+    l->hl.at_us = l->at_us;
+    if (k == K_N) snprintf(err, n, "unknown type \"%.60s\"", type);
+    else if (k == K_UPDATE) rc = check_update(o, err, n);
+    else if (k == K_INSPECTION) rc = check_inspection(o, err, n);
+    else rc = hotline_line_from_json(o, type, &l->hl, err, n);
+    if (!rc && k == K_TRIAGE && want_str(o, "unit", err, n)) rc = -1;
+    if (!rc) {
+      check_code(x, l->lineno, o, "compound_code", "compound");
+      check_code(x, l->lineno, o, "unit", "unit");
+      check_code(x, l->lineno, o, "category", "category");
+    }
+  }
+  if (!rc && (l->kind == K_TRIAGE || l->kind == K_UPDATE || l->kind == K_INSPECTION)) l->o = o;
+  else json_decref(o);
+  return rc;
+}
+
+static int load_feed(struct replay *x)
+{
+  FILE *in = strcmp(x->feed, "-") == 0 ? stdin : fopen(x->feed, "r");
+  if (!in) {
+    fprintf(stderr, CTL_PROG ": %s: %s\n", x->feed, strerror(errno));
+    return -1;
+  }
+  char *buf = NULL, err[400];
+  size_t bufcap = 0, cap = 0;
+  ssize_t got;
+  int rc = 0;
+  while ((got = getline(&buf, &bufcap, in)) >= 0) {
+    size_t len = (size_t)got, lineno = ++x->lines_read;
+    char *s = buf;
+    while (len && (s[len - 1] == '\n' || s[len - 1] == '\r')) len--;
+    if (lineno == 1 && len >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) s += 3, len -= 3;
+    size_t k = 0;
+    while (k < len && (s[k] == ' ' || s[k] == '\t')) k++;
+    if (k == len) continue; /* blank */
+    if (x->n == cap) {
+      cap = cap ? cap * 2 : 1024;
+      struct rline *nv = realloc(x->v, cap * sizeof *nv);
+      if (!nv) {
+        fprintf(stderr, CTL_PROG ": out of memory\n");
+        rc = -1;
+        break;
+      }
+      x->v = nv;
+    }
+    struct rline *l = &x->v[x->n];
+    memset(l, 0, sizeof *l);
+    l->lineno = lineno;
+    if (parse_line(x, l, s, len, err, sizeof err)) {
+      fprintf(stderr, CTL_PROG ": %s:%zu: %s\n", x->feed, lineno, err);
+      fprintf(stderr, CTL_PROG ": the replay stops at line %zu; nothing was sent\n", lineno);
+      rc = -1;
+      break;
+    }
+    x->n++;
+  }
+  if (!rc && ferror(in)) {
+    fprintf(stderr, CTL_PROG ": %s: read error after line %zu\n", x->feed, x->lines_read);
+    rc = -1;
+  }
+  free(buf);
+  if (in != stdin) fclose(in);
+  return rc;
+}
+
+/* ---- sending -------------------------------------------------------------------- */
+
+/* A run of intake lines [i, j): pipelined (or one at a time when ordered)
+ * over the connection kept for the replay. 0, or -1 when some got no answer. */
+static int send_intake(struct replay *x, size_t i, size_t j)
+{
+  struct hotline_feed f;
+  memset(&f, 0, sizeof f);
+  f.n = j - i;
+  f.v = calloc(f.n, sizeof *f.v);
+  if (!f.v) return -1;
+  for (size_t k = 0; k < f.n; k++) f.v[k] = x->v[i + k].hl;
+  /* The barriers within the run: the same ticket again (a resend) waits for the first. */
+  for (size_t a = 0; a < f.n; a++)
+    for (size_t b = a + 1; b < f.n && b < a + 64; b++)
+      if (f.v[b].ticket_no[0] && !f.v[b].prev_same && !strcmp(f.v[a].ticket_no, f.v[b].ticket_no))
+        f.v[b].prev_same = a + 1;
+  struct hotline_run run;
+  x->ho.deadline_us = x->env.timeout_us + (int64_t)f.n * 2000;
+  hotline_push_on(x->hc, &f, &x->ho, &run);
+  for (size_t k = 0; k < f.n; k++) {
+    struct rline *l = &x->v[i + k];
+    f.v[k].prev_same = 0;
+    l->hl = f.v[k];
+    if (l->hl.state == HL_DONE)
+      outcome(x, l, hotline_status_names[l->hl.status], l->hl.status != HL_REJECTED, l->hl.reason);
+  }
+  free(f.v);
+  if (run.answered < j - i) {
+    fprintf(stderr, CTL_PROG ": intake (hotline %s) did not answer %zu of %zu lines within %.1f s "
+                    "(first unanswered: line %zu)%s\n", x->ho.endpoint, (j - i) - run.answered, j - i,
+            (double)x->ho.deadline_us / 1e6, x->v[x->done < x->n ? x->done : x->n - 1].lineno,
+            run.interrupted ? "; interrupted" : "");
+    return -1;
+  }
+  return 0;
+}
+
+static const char *unit_status(const Whistle__Unit__Reply *r, char *buf, size_t n)
+{
+  static const char *const st[] = { "APPLIED", "DUPLICATE", "REFUSED", "UNAVAILABLE" };
+  static const char *const code[] = { "", "BAD_REQUEST", "UNKNOWN_STEP", "WRONG_UNIT",
+                                      "WRONG_STATE", "FORBIDDEN" };
+  snprintf(buf, n, "%s%s%s", r->status < 4 ? st[r->status] : "?", r->code ? "/" : "",
+           r->code < 6 ? code[r->code] : "?");
+  return buf;
+}
+
+static int unit_request(struct replay *x, const struct rline *l, Whistle__Unit__UnitMessage *m)
+{
+  Whistle__Unit__UnitMessage *r =
+    (Whistle__Unit__UnitMessage *)ctl_call(&x->units, &m->base, x->env.timeout_us, 0);
+  if (!r) {
+    fprintf(stderr, CTL_PROG ": the replay stops at line %zu\n", l->lineno);
+    return -1;
+  }
+  char st[64];
+  outcome(x, l, unit_status(r->reply, st, sizeof st), r->reply->status != 2, r->reply->reason);
+  whistle__unit__unit_message__free_unpacked(r, NULL);
+  return 0;
+}
+
+static int send_update(struct replay *x, const struct rline *l)
+{
+  json_t *o = l->o;
+  Whistle__Unit__StepUpdate u = WHISTLE__UNIT__STEP_UPDATE__INIT;
+  u.ticket_no = (char *)str(o, "ticket_no");
+  u.step = (uint32_t)json_integer_value(json_object_get(o, "step"));
+  u.unit = (char *)str(o, "unit");
+  u.at_us = l->at_us;
+  for (size_t i = 1; i < 5; i++)
+    if (!strcmp(str(o, "action"), ACTIONS[i])) u.action = (Whistle__Unit__StepUpdate__Action)i;
+  u.reason = (char *)str(o, "reason");
+  u.note = (char *)str(o, "note");
+  u.violation_confirmed = json_is_true(json_object_get(o, "violation_confirmed"));
+  u.prohibition = (char *)str(o, "prohibition");
+  json_t *ev = json_object_get(o, "evidence");
+  char *evv[64];
+  size_t i;
+  json_t *e;
+  json_array_foreach(ev, i, e) if (u.n_evidence < 64) evv[u.n_evidence++] = (char *)json_string_value(e);
+  u.evidence = evv;
+  Whistle__Unit__UnitMessage m = WHISTLE__UNIT__UNIT_MESSAGE__INIT;
+  m.body_case = WHISTLE__UNIT__UNIT_MESSAGE__BODY_UPDATE;
+  m.update = &u;
+  return unit_request(x, l, &m);
+}
+
+/* A stable inspection_id from the line: its own, or "<compound>-<local time>". */
+static void inspection_id(const struct rline *l, char *buf, size_t n)
+{
+  const char *own = str(l->o, "inspection_id");
+  if (own[0]) {
+    snprintf(buf, n, "%s", own);
+    return;
+  }
+  int32_t day = svc_local_day(l->at_us, SVC_DEFAULT_UTC_OFFSET);
+  struct svc_date d = svc_civil_from_days(day);
+  int64_t in_day = l->at_us - svc_local_midnight(day, SVC_DEFAULT_UTC_OFFSET);
+  int64_t secs = in_day / SVC_US_PER_SEC, us = in_day % SVC_US_PER_SEC;
+  int k = snprintf(buf, n, "%.40s-%04d%02d%02dT%02d%02d%02d", str(l->o, "compound_code"), d.y, d.m,
+                   d.d, (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
+  if (us && k > 0 && (size_t)k < n) snprintf(buf + k, n - (size_t)k, "-%06d", (int)us);
+}
+
+static int send_inspection(struct replay *x, const struct rline *l)
+{
+  char id[128];
+  inspection_id(l, id, sizeof id);
+  Whistle__Rating__Inspection in = WHISTLE__RATING__INSPECTION__INIT;
+  in.inspection_id = id;
+  in.compound = (char *)str(l->o, "compound_code");
+  in.at_us = l->at_us;
+  uint32_t *dims[7] = { &in.sanitation, &in.garbage, &in.greening, &in.order, &in.facilities,
+                        &in.disclosure, &in.governance };
+  for (size_t i = 0; i < 7; i++) *dims[i] = (uint32_t)json_integer_value(json_object_get(l->o, DIMS[i]));
+  Whistle__Rating__RatingMessage m = WHISTLE__RATING__RATING_MESSAGE__INIT;
+  m.body_case = WHISTLE__RATING__RATING_MESSAGE__BODY_INSPECTION;
+  m.inspection = &in;
+  Whistle__Rating__RatingMessage *r =
+    (Whistle__Rating__RatingMessage *)ctl_call(&x->rating, &m.base, x->env.timeout_us, 0);
+  if (!r) {
+    fprintf(stderr, CTL_PROG ": the replay stops at line %zu\n", l->lineno);
+    return -1;
+  }
+  static const char *const st[] = { "APPLIED", "DUPLICATE", "REFUSED", "UNAVAILABLE" };
+  outcome(x, l, r->reply->status < 4 ? st[r->reply->status] : "?", r->reply->status != 2,
+          r->reply->reason);
+  whistle__rating__rating_message__free_unpacked(r, NULL);
+  return 0;
+}
+
+/* What referral knows of a ticket: 1 with *state (malloc'd) and the step to
+ * re-dispatch (the last RETURNED one; 0 without steps), 0 unknown to it,
+ * -1 no answer or a refusal other than UNKNOWN_STEP. */
+static int referral_ticket(struct replay *x, const char *ticket_no, char **state, uint32_t *step)
+{
+  Whistle__Unit__Query q = WHISTLE__UNIT__QUERY__INIT;
+  q.what = WHISTLE__UNIT__QUERY__WHAT__TICKET;
+  q.ticket_no = (char *)ticket_no;
+  Whistle__Unit__UnitMessage m = WHISTLE__UNIT__UNIT_MESSAGE__INIT;
+  m.body_case = WHISTLE__UNIT__UNIT_MESSAGE__BODY_QUERY;
+  m.query = &q;
+  Whistle__Unit__UnitMessage *r =
+    (Whistle__Unit__UnitMessage *)ctl_call(&x->units, &m.base, x->env.timeout_us, 0);
+  if (!r) return -1;
+  int rc = -1;
+  *state = NULL;
+  *step = 0;
+  if (r->reply->status == WHISTLE__UNIT__REPLY__STATUS__REFUSED &&
+      r->reply->code == WHISTLE__UNIT__REPLY__CODE__UNKNOWN_STEP) {
+    rc = 0;
+  } else if (r->reply->status == WHISTLE__UNIT__REPLY__STATUS__APPLIED && r->reply->n_lines) {
+    json_t *o = json_loads(r->reply->lines[0], 0, NULL);
+    json_t *steps = json_object_get(o, "steps"), *s;
+    size_t i;
+    *state = strdup(str(o, "state"));
+    uint32_t last = 0;
+    json_array_foreach(steps, i, s) {
+      uint32_t k = (uint32_t)json_integer_value(json_object_get(s, "step"));
+      if (!strcmp(str(s, "state"), "RETURNED")) *step = k;
+      if (k > last) last = k;
+    }
+    if (!*step) *step = last; /* nothing returned: referral will say so */
+    json_decref(o);
+    rc = 1;
+  } else {
+    fprintf(stderr, CTL_PROG ": referral (units %s) refused Query TICKET %s: %s\n", x->units.endpoint,
+            ticket_no, r->reply->reason);
+  }
+  whistle__unit__unit_message__free_unpacked(r, NULL);
+  return rc;
+}
+
+/* triage: intake's TriageComplete for a ticket waiting in triage (or a line
+ * without a unit); else referral's Redispatch of the ticket's returned step. */
+static int send_triage(struct replay *x, size_t i)
+{
+  struct rline *l = &x->v[i];
+  const char *unit = str(l->o, "unit");
+  if (!unit[0]) return send_intake(x, i, i + 1);
+  char *state = NULL;
+  uint32_t step = 0;
+  int known = referral_ticket(x, l->hl.ticket_no, &state, &step);
+  if (known < 0) {
+    fprintf(stderr, CTL_PROG ": the replay stops at line %zu\n", l->lineno);
+    return -1;
+  }
+  int to_intake = !known || (state && !strcmp(state, "TRIAGE"));
+  free(state);
+  if (to_intake) return send_intake(x, i, i + 1);
+  Whistle__Unit__Redispatch rd = WHISTLE__UNIT__REDISPATCH__INIT;
+  rd.ticket_no = l->hl.ticket_no;
+  rd.step = step;
+  rd.unit = (char *)unit;
+  rd.at_us = l->at_us;
+  rd.note = (char *)str(l->o, "note");
+  Whistle__Unit__UnitMessage m = WHISTLE__UNIT__UNIT_MESSAGE__INIT;
+  m.body_case = WHISTLE__UNIT__UNIT_MESSAGE__BODY_REDISPATCH;
+  m.redispatch = &rd;
+  return unit_request(x, l, &m);
+}
+
+static void show_progress(struct replay *x, size_t pos, int last)
+{
+  if (!x->progress) return;
+  int64_t now = svc_mono_us();
+  if (!last && now < x->next_tick) return;
+  x->next_tick = now + 200000;
+  double secs = (double)(now - x->t0) / 1e6;
+  fprintf(stderr, "\r  line %zu (%zu/%zu, %zu%%)  %.0f lines/s  %zu refused  %.1f s ",
+          pos < x->n ? x->v[pos].lineno : x->lines_read, x->done, x->n, x->n ? x->done * 100 / x->n : 100,
+          secs > 0 ? (double)x->done / secs : 0.0, x->refused, secs);
+  if (last) fputc('\n', stderr);
+  fflush(stderr);
+}
+
+static int replay_run(struct replay *x)
+{
+  int64_t settle = x->env.settle_us;
+  if (ctl_settle_wait(&x->settle, svc_mono_us() + settle)) return -1;
+  x->t0 = svc_mono_us();
+  for (size_t i = 0; i < x->n;) {
+    struct rline *l = &x->v[i];
+    size_t j = i + 1;
+    int rc;
+    size_t refused_before = x->refused;
+    switch (l->kind) {
+    case K_TICKET:
+      while (!x->sequential && j < x->n && x->v[j].kind == K_TICKET) j++;
+      rc = send_intake(x, i, j);
+      break;
+    case K_FEEDBACK: case K_WATERMARK: case K_EXEMPT: rc = send_intake(x, i, j); break;
+    case K_TRIAGE: rc = send_triage(x, i); break;
+    case K_UPDATE: rc = send_update(x, l); break;
+    default: rc = send_inspection(x, l); break;
+    }
+    if (rc) return -1;
+    if (x->strict && x->refused > refused_before) {
+      show_progress(x, j, 1);
+      fprintf(stderr, CTL_PROG ": %s (--strict: the replay stops)\n", x->first[refused_before < MAX_FIRST ? refused_before : MAX_FIRST - 1]);
+      return -1;
+    }
+    /* Before the next line: everything these lines caused is visible. */
+    if (ctl_settle_wait(&x->settle, svc_mono_us() + settle)) {
+      show_progress(x, j, 1);
+      fprintf(stderr, CTL_PROG ": the replay stops after line %zu\n", x->v[j - 1].lineno);
+      return -1;
+    }
+    show_progress(x, j, 0);
+    i = j;
+  }
+  show_progress(x, x->n, 1);
+  return 0;
+}
+
+static void print_summary(struct replay *x, int64_t elapsed_us, int ok)
+{
+  size_t per[K_N] = { 0 };
+  for (size_t i = 0; i < x->n; i++) per[x->v[i].kind]++;
+  printf("whistlectl replay: %s, %zu lines (%zu blank), %s\n", x->feed, x->n, x->lines_read - x->n,
+         x->sequential ? "sequential (settled before each line)" : "pipelined ticket runs");
+  if (x->ncodes)
+    printf("  registry %s: %zu compounds, %zu units, %zu categories; %zu codes in the feed not in it\n",
+           x->registry, x->n_compounds, x->n_units, x->n_categories, x->unknown_codes);
+  for (size_t i = 0; i < x->n_first_unknown; i++) printf("    %s\n", x->first_unknown[i]);
+  qsort(x->outcomes.v, x->outcomes.n, sizeof *x->outcomes.v, cmp_tally);
+  printf("  %-11s %7s  outcomes\n", "type", "lines");
+  for (int k = 0; k < K_N; k++) {
+    if (!per[k]) continue;
+    printf("  %-11s %7zu ", kind_names[k], per[k]);
+    size_t sent = 0;
+    for (size_t t = 0; t < x->outcomes.n; t++)
+      if (x->outcomes.v[t].k == (enum rkind)k) {
+        printf(" %s %zu", x->outcomes.v[t].what, x->outcomes.v[t].n);
+        sent += x->outcomes.v[t].n;
+      }
+    if (sent < per[k]) printf(" not sent %zu", per[k] - sent);
+    printf("\n");
+  }
+  if (x->refused) {
+    qsort(x->refusals.v, x->refusals.n, sizeof *x->refusals.v, cmp_tally);
+    printf("  refused or rejected: %zu (by type and reason)\n", x->refused);
+    for (size_t t = 0; t < x->refusals.n && t < 30; t++)
+      printf("    %-10s %5zu  %s\n", kind_names[x->refusals.v[t].k], x->refusals.v[t].n,
+             x->refusals.v[t].what);
+    if (x->refusals.n > 30) printf("    ... %zu more reasons\n", x->refusals.n - 30);
+    printf("  the first:\n");
+    for (size_t i = 0; i < x->n_first; i++) printf("    %s\n", x->first[i]);
+  }
+  double secs = (double)elapsed_us / 1e6;
+  printf("  settled %llu times (%llu status passes), %.3f s waiting in all\n",
+         (unsigned long long)x->settle.waits, (unsigned long long)x->settle.passes,
+         (double)x->settle.wait_us / 1e6);
+  printf("  %s: %zu of %zu lines in %.3f s (%.0f lines/s)\n", ok ? "done" : "STOPPED", x->done, x->n,
+         secs, secs > 0 ? (double)x->done / secs : 0.0);
+}
+
+static void usage(FILE *out)
+{
+  fprintf(out,
+    "usage: whistlectl replay [options] REGISTRY FEED\n"
+    "\n"
+    "Replays a scenario feed (SCENARIO.md: JSON Lines sorted by `at`; \"-\" reads stdin)\n"
+    "through the daemons' own interfaces: ticket, feedback, watermark and exempt lines to\n"
+    "intake's hotline interface; triage to intake (TriageComplete) when the ticket waits\n"
+    "in triage or the line names no unit, else to referral (Redispatch of the ticket's\n"
+    "returned step, step 0 for a ticket never routed, found with referral's Query TICKET);\n"
+    "update to referral's unit interface as the unit the line names; inspection to rating\n"
+    "(inspection_id: the line's own, else \"<compound>-<YYYYMMDDTHHMMSS>\" of `at`).\n"
+    "\n"
+    "The replay rule: a line is sent only after every earlier line is acknowledged and the\n"
+    "daemons have settled (proto/control.proto's settled signal, polled on the four control\n"
+    "endpoints), so every step, overdue, close and notice the earlier lines caused is\n"
+    "visible. Consecutive ticket lines are pipelined over one connection to intake, which\n"
+    "applies them in order; the daemons settle after the run, and after every other line.\n"
+    "The replay ends once the daemons have settled after the last line.\n"
+    "\n"
+    "The whole feed is read first: a line that does not parse, has an unknown type or a\n"
+    "field of the wrong type stops the replay with its line number before anything is\n"
+    "sent. REGISTRY (the registry directory, or - to skip) is used to report codes the\n"
+    "registry does not know. REJECTED and REFUSED answers do not stop the replay: they\n"
+    "are counted by type and reason, and the first few are listed in the summary.\n"
+    "\n"
+    "Updates are sent as the unit the line names (StepUpdate.unit): referral must run\n"
+    "without CURVE (development mode), or the client key given must be an ops key that\n"
+    "referral accepts for every unit.\n"
+    "\n"
+    "options:\n"
+    "  --sequential     one line at a time, settled before each (the baseline)\n"
+    "  --strict         a REJECTED or REFUSED answer, or a code not in the registry, stops\n"
+    "                   the replay (exit 1)\n"
+    "  --progress       show progress on stderr even when it is not a terminal\n"
+    "  --quiet          no progress\n"
+    "  --help           this text\n");
+  ctl_env_help(out);
+  fprintf(out,
+    "\nexit status: 0 replayed and settled; 1 a bad feed line, a daemon that did not answer\n"
+    "or did not settle in time, or a refusal with --strict; 2 bad usage.\n");
+}
+
+int ctl_replay_main(int argc, char **argv)
+{
+  struct replay x;
+  memset(&x, 0, sizeof x);
+  ctl_env_init(&x.env);
+  x.progress = isatty(2);
+  static const struct option opts[] = {
+    { "sequential", no_argument, NULL, 's' }, { "strict", no_argument, NULL, 'S' },
+    { "progress", no_argument, NULL, 'p' },   { "quiet", no_argument, NULL, 'q' },
+    { "help", no_argument, NULL, 'h' },       CTL_COMMON_OPTS, { NULL, 0, NULL, 0 }
+  };
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    switch (c) {
+    case 's': x.sequential = 1; break;
+    case 'S': x.strict = 1; break;
+    case 'p': x.progress = 1; break;
+    case 'q': x.progress = 0; break;
+    case 'h': usage(stdout); return CTL_OK;
+    default: {
+      int r = c == '?' ? -1 : ctl_env_option(&x.env, c, optarg);
+      if (r) {
+        if (r > 0 || c == '?') fprintf(stderr, CTL_PROG ": replay --help for the options\n");
+        return CTL_USAGE;
+      }
+    }
+    }
+  }
+  if (argc - optind != 2) {
+    fprintf(stderr, CTL_PROG ": replay takes REGISTRY and FEED (replay --help)\n");
+    return CTL_USAGE;
+  }
+  x.registry = argv[optind];
+  x.feed = argv[optind + 1];
+  int rc = CTL_FAIL;
+  if (strcmp(x.registry, "-") && load_registry(&x)) {
+    fprintf(stderr, CTL_PROG ": the registry %s was refused; nothing was sent\n", x.registry);
+    goto out;
+  }
+  if (load_feed(&x)) goto out;
+  if (x.strict && x.unknown_codes) {
+    fprintf(stderr, CTL_PROG ": %s (--strict: nothing was sent)\n", x.first_unknown[0]);
+    goto out;
+  }
+  x.ho.endpoint = x.env.request[D_INTAKE];
+  x.ho.server_key_file = x.env.server_key[D_INTAKE];
+  x.ho.client_key_file = x.ho.server_key_file ? x.env.client_key : NULL;
+  x.ho.inflight = x.sequential ? 1 : 1000;
+  x.ho.ordered = x.sequential;
+  x.ho.timeout_us = x.env.timeout_us < 3 * SVC_US_PER_SEC ? x.env.timeout_us : 3 * SVC_US_PER_SEC;
+  x.ho.prog = CTL_PROG;
+  if (!(x.hc = hotline_conn_open(&x.ho)) || ctl_conn_open(&x.units, &x.env, D_REFERRAL, 0) ||
+      ctl_conn_open(&x.rating, &x.env, D_RATING, 0) || ctl_settle_open(&x.settle, &x.env))
+    goto out;
+  int64_t t0 = svc_mono_us();
+  int ok = replay_run(&x) == 0;
+  print_summary(&x, svc_mono_us() - (x.t0 ? x.t0 : t0), ok);
+  rc = ok && !(x.strict && x.refused) ? CTL_OK : CTL_FAIL;
+out:
+  hotline_conn_close(&x.hc);
+  ctl_conn_close(&x.units);
+  ctl_conn_close(&x.rating);
+  ctl_settle_close(&x.settle);
+  for (size_t i = 0; i < x.n; i++) {
+    hotline_line_free(&x.v[i].hl);
+    if (x.v[i].o) json_decref(x.v[i].o);
+  }
+  free(x.v);
+  for (size_t i = 0; i < x.ncodes; i++) free(x.codes[i]);
+  free(x.codes);
+  tallies_free(&x.outcomes);
+  tallies_free(&x.refusals);
+  return rc;
+}
