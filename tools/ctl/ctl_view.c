@@ -180,9 +180,8 @@ int ctl_status_main(int argc, char **argv)
     printf("%s\n", txt ? txt : "{}");
     free(txt);
   } else {
-    printf("settled: %s%s%s\n", settled == 1 ? "yes" : "no", settled == 1 ? "" : " (",
-           settled == 1 ? "" : why);
-    if (settled != 1) printf(")\n");
+    if (settled == 1) printf("settled: yes\n");
+    else printf("settled: no (%s)\n", why);
   }
   json_decref(js);
   ctl_settle_close(&s);
