@@ -191,8 +191,7 @@ static void set_compound(struct ireq *r, const struct svc_registry *reg, const c
 /* "Now" for the R-I8 future check: an input may carry a time at most a day
  * past it. In wall mode it is the system clock, whatever the clock observed,
  * so inputs a day ahead cannot ratchet "now" forward (R-T3); in event mode
- * the feed moves the clock, so a gap of days between tickets is not "the
- * future", and the system clock still stops a ticket dated decades ahead. */
+ * the feed is the clock: only the year 2100 bounds it. */
 static int64_t validation_now(const struct intake_ctx *x)
 {
   return svc_clock_input_bound(&x->clock) - INTAKE_DAY_US;
