@@ -24,9 +24,10 @@ usage: tools/deploy-init.sh [--dir DIR] [--client ID]... [--unit CODE]... [--ops
   --unit CODE   a department or street office allowed by referral, and by escalation
                 as a notice recipient (repeatable)
   --ops ID      an ops tool allowed on rating's request interface (inspections and
-                queries) and on escalation's (queries and every notice, once listed
-                in WHISTLE_ESCALATION_OPS in DIR/.env) (default: ops; repeatable,
-                added to the defaults)
+                queries), on escalation's (queries and every notice, once listed
+                in WHISTLE_ESCALATION_OPS in DIR/.env) and on referral's unit
+                interface (ticket queries, once listed in WHISTLE_REFERRAL_OPS in
+                DIR/.env) (default: ops; repeatable, added to the defaults)
   --recipient CODE
                 a notice recipient allowed by escalation beside the registry's
                 departments, streets, districts and companies (repeatable)
@@ -138,6 +139,7 @@ for c in "${CLIENTS[@]}"; do
 done
 for u in "${UNITS[@]}"; do allow referral "$DIR/clients/$u.pub"; done
 for o in "${OPS[@]}"; do
+  allow referral "$DIR/clients/$o.pub"
   allow rating "$DIR/clients/$o.pub"
   allow escalation "$DIR/clients/$o.pub"
 done

@@ -391,10 +391,9 @@ int64_t svc_clock_now(const struct svc_clock *c) {
 }
 
 int64_t svc_clock_input_bound(const struct svc_clock *c) {
+  if (c && c->mode == SVC_CLOCK_EVENT) return SVC_EVENT_INPUT_MAX_US;
   int64_t w = c && c->wall_fn ? c->wall_fn() : svc_wall_us();
-  int64_t base = w;
-  if (c && c->mode == SVC_CLOCK_EVENT && c->latest_us > w) base = c->latest_us;
-  return base > INT64_MAX - SVC_DAY_US ? INT64_MAX : base + SVC_DAY_US;
+  return w > INT64_MAX - SVC_DAY_US ? INT64_MAX : w + SVC_DAY_US;
 }
 
 int64_t svc_clock_ahead_us(const struct svc_clock *c) {

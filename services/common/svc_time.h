@@ -89,8 +89,10 @@ int64_t svc_clock_now(const struct svc_clock *c);
 /* The latest event time an input may carry (R-T3, R-I8); later is REJECTED.
  * wall: the system clock plus one day, whatever the clock has observed, so
  * that no input drags "now" further (inputs one day ahead cannot ratchet it).
- * event: the later of the observed time and the system clock, plus one day
- * (a replay's feed moves the clock; the system clock still bounds nonsense). */
+ * event: SVC_EVENT_INPUT_MAX_US: the feed is the clock (R-T3 bounds wall mode
+ * only), so neither the system clock nor a gap between a feed's lines makes
+ * an input "the future"; a replay gives the same results on any date. */
+#define SVC_EVENT_INPUT_MAX_US INT64_C(4102444800000000) /* 2100-01-01T00:00:00Z */
 int64_t svc_clock_input_bound(const struct svc_clock *c);
 /* wall: how far the observed time is ahead of the system clock (0 if not);
  * event: 0. A clock restored from the database ahead of the system clock

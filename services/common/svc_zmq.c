@@ -171,6 +171,18 @@ int svc_identity_valid(const char *s, size_t n)
   return 1;
 }
 
+int svc_identity_listed(const char *list, const char *id)
+{
+  size_t n = strlen(id);
+  for (const char *p = list; *p;) {
+    const char *e = strchr(p, ',');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (len == n && strncmp(p, id, n) == 0) return 1;
+    p += len + (e ? 1 : 0);
+  }
+  return 0;
+}
+
 /* Reads <identity>.pub files of the allowed directory into a fresh table. */
 static int load_allowed(const char *dir, struct keymap **out, size_t *n_out)
 {

@@ -66,6 +66,9 @@ int svc_curve_check_allowed_dir(const char *dir, char *err, size_t errlen);
 /* 1 if the n bytes at s form an identity: 1-127 characters of A-Z a-z 0-9
  * _ - . (unit codes, system names; also the names of allowed-key files). */
 int svc_identity_valid(const char *s, size_t n);
+/* 1 if id is one of the comma-separated identities of list (e.g. the
+ * operators or ops tools a daemon's configuration names). */
+int svc_identity_listed(const char *list, const char *id);
 
 struct svc_frame { const uint8_t *data; size_t len; };
 

@@ -200,15 +200,21 @@ int esc_apply(void *arg, struct svc_pg_batch *b, const struct svc_stream_event *
  * again the unsigned ones due, and publishes escalation's watermark. */
 void esc_issue_run(struct esc_ctx *x);
 void esc_issue_free(struct esc_ctx *x);
-/* Loads the templates notice_templates/<TYPE>.txt of the registry directory
- * (every type required). 0, or -1 with "path: reason" in err. */
+/* Loads the templates <TYPE>.txt of the templates directory dir (every
+ * type required). 0, or -1 with "path: reason" in err. */
 int esc_templates_load(char *out[ESC_TYPES], const char *dir, char *err, size_t errlen);
 void esc_templates_free(char *t[ESC_TYPES]);
-/* Loads the templates of the registry directory dir into x (at start,
+/* The templates directory: WHISTLE_NOTICE_TEMPLATES (templates) when set,
+ * else the registry's notice_templates/ (written into buf). */
+const char *esc_templates_dir(const char *templates, const char *registry, char *buf, size_t n);
+/* WHISTLE_NOTICE_TEMPLATES's check: every template there, valid. */
+int esc_templates_check(const char *dir, char *err, size_t errlen);
+/* Loads the templates (esc_templates_dir) into x (at start,
  * reloading 0; on SIGHUP a refusal keeps the ones in force, logged and
  * counted as a failed reload). 0 or -1. */
-int esc_templates_use(struct esc_ctx *x, const char *dir, int reloading);
-/* WHISTLE_REGISTRY's check: the registry and the templates. */
+int esc_templates_use(struct esc_ctx *x, const char *templates, const char *registry, int reloading);
+/* WHISTLE_REGISTRY's check: the registry, and its notice_templates/ unless
+ * WHISTLE_NOTICE_TEMPLATES names the templates elsewhere. */
 int esc_registry_check(const char *dir, char *err, size_t errlen);
 /* ---- escalation_letter.c: the text of a notice ---- */
 

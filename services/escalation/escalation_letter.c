@@ -161,7 +161,7 @@ int esc_templates_load(char *out[ESC_TYPES], const char *dir, char *err, size_t 
   char *t[ESC_TYPES] = { 0 };
   for (int i = 0; i < ESC_TYPES; i++) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/notice_templates/%s.txt", dir, esc_type_code((enum esc_type)i));
+    snprintf(path, sizeof path, "%s/%s.txt", dir, esc_type_code((enum esc_type)i));
     FILE *f = fopen(path, "rb");
     long n = -1;
     if (f && fseek(f, 0, SEEK_END) == 0) n = ftell(f);
@@ -191,19 +191,37 @@ int esc_templates_load(char *out[ESC_TYPES], const char *dir, char *err, size_t 
   return 0;
 }
 
-int esc_templates_use(struct esc_ctx *x, const char *dir, int reloading)
+int esc_templates_use(struct esc_ctx *x, const char *templates, const char *registry, int reloading)
 {
-  char err[512];
+  char err[512], buf[4096];
+  const char *dir = esc_templates_dir(templates, registry, buf, sizeof buf);
   if (!esc_templates_load(x->templates, dir, err, sizeof err)) return 0;
   if (reloading) svc_reload_failed("notice templates", err);
   else svc_error("notice templates refused", " error=\"%s\"", err);
   return -1;
 }
 
-int esc_registry_check(const char *dir, char *err, size_t errlen)
+const char *esc_templates_dir(const char *templates, const char *registry, char *buf, size_t n)
+{
+  if (templates && *templates) return templates;
+  snprintf(buf, n, "%s/notice_templates", registry);
+  return buf;
+}
+
+int esc_templates_check(const char *dir, char *err, size_t errlen)
 {
   char *t[ESC_TYPES] = { 0 };
-  if (svc_registry_check(dir, err, errlen) || esc_templates_load(t, dir, err, errlen)) return -1;
+  if (esc_templates_load(t, dir, err, errlen)) return -1;
   esc_templates_free(t);
   return 0;
+}
+
+int esc_registry_check(const char *dir, char *err, size_t errlen)
+{
+  char tdir[4096];
+  if (svc_registry_check(dir, err, errlen)) return -1;
+  /* The templates are WHISTLE_NOTICE_TEMPLATES's (checked there) when it is set. */
+  const char *own = getenv("WHISTLE_NOTICE_TEMPLATES");
+  if (own && *own) return 0;
+  return esc_templates_check(esc_templates_dir(NULL, dir, tdir, sizeof tdir), err, errlen);
 }

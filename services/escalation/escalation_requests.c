@@ -84,24 +84,11 @@ static int decode_sign(struct nreq *r, const struct svc_req *req, const Whistle_
   return 0;
 }
 
-/* Whether id is one of the comma-separated identities in list. */
-static int listed(const char *list, const char *id)
-{
-  size_t n = strlen(id);
-  for (const char *p = list; *p;) {
-    const char *e = strchr(p, ',');
-    size_t len = e ? (size_t)(e - p) : strlen(p);
-    if (len == n && strncmp(p, id, n) == 0) return 1;
-    p += len + (e ? 1 : 0);
-  }
-  return 0;
-}
-
 /* Queries read every recipient's notices: with CURVE on, only the ops
  * identities (WHISTLE_ESCALATION_OPS) may ask. */
 static int decode_query(struct nreq *r, const struct svc_req *req, const Whistle__Notice__Query *m)
 {
-  if (r->x->curve && !listed(r->x->ops, req->user_id))
+  if (r->x->curve && !svc_identity_listed(r->x->ops, req->user_id))
     return refuse(r, "queries are for ops tools; recipients read their own notices on the stream");
   r->query = 1;
   r->offset = m->offset;

@@ -35,6 +35,9 @@ static const struct svc_config_var vars[] = {
     .check = esc_registry_check,
     .help = "Directory of registry CSV files and the letter templates notice_templates/<TYPE>.txt "
             "(deploy/registry is an example); reloaded on SIGHUP." },
+  { .name = "WHISTLE_NOTICE_TEMPLATES", .def = "", .kind = SVC_CFG_DIR, .check = esc_templates_check,
+    .help = "Directory of the letter templates <TYPE>.txt; empty: the registry's "
+            "notice_templates/. Reloaded on SIGHUP." },
   { .name = "WHISTLE_CLOCK", .def = "wall", .kind = SVC_CFG_ENUM, .choices = "wall|event",
     .help = "wall or event: notices are numbered and delivered again on the inputs' watermarks "
             "in both modes; signatures are bounded by the system clock in wall mode (R-T3)." },
@@ -100,11 +103,13 @@ static void release(void *arg)
   esc_templates_free(e->x.templates);
 }
 
-static void reload_templates(void *arg)
+static int use_templates(struct escalation *e, int reloading)
 {
-  struct escalation *e = arg;
-  esc_templates_use(&e->x, svc_daemon_str(&e->d, "WHISTLE_REGISTRY"), 1);
+  return esc_templates_use(&e->x, svc_daemon_str(&e->d, "WHISTLE_NOTICE_TEMPLATES"),
+                           svc_daemon_str(&e->d, "WHISTLE_REGISTRY"), reloading);
 }
+
+static void reload_templates(void *arg) { use_templates(arg, 1); }
 
 /* Both consumers, the request server and the issuance run their batches on
  * pgw, one after the other, so each sees the others' commits. */
@@ -146,7 +151,7 @@ int main(int argc, char **argv)
   e.x.stopping = &e.d.stopping;
   e.x.curve = svc_zctx_curve(e.d.z);
   snprintf(e.x.ops, sizeof e.x.ops, "%s", svc_daemon_str(&e.d, "WHISTLE_ESCALATION_OPS"));
-  if (esc_templates_use(&e.x, svc_daemon_str(&e.d, "WHISTLE_REGISTRY"), 0) ||
+  if (use_templates(&e, 0) ||
       svc_daemon_registry(&e.d, &e.x.reg, 0)) return svc_daemon_abort(&e.d, 2);
   struct esc_clock_row c;
   if (svc_daemon_open_pg(&e.d, "escalation", escalation_migrations, &e.pgw, &e.pgr) ||

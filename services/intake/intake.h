@@ -250,6 +250,16 @@ SVC_MUST_CHECK int intake_store_triage(struct intake_store *s, struct svc_pg_bat
 SVC_MUST_CHECK int intake_store_exempt(struct intake_store *s, struct svc_pg_batch *b, const char *ticket_no,
                         const char *reason, int64_t at_us, const char *operator_id,
                         uint64_t *id_out);
+/* Ops: the tickets waiting in manual triage (R-I3, R-I4), sorted by
+ * ticket_no, each handed to cb as (ticket_no, received_us, triage_reason,
+ * category, compound, address) in text. 0 or -1. */
+typedef void (*intake_row_cb)(void *arg, int n, const char *const *v);
+SVC_MUST_CHECK int intake_store_triage_list(struct intake_store *s, struct svc_pg_batch *b,
+                                            intake_row_cb cb, void *arg);
+/* intake_queries.c: a row of intake_store_triage_list as its JSON line,
+ * added to the struct svc_lines arg. */
+void intake_triage_row(void *arg, int n, const char *const *v);
+
 /* R-I6 retention: erases phone, name and the original content and address
  * (R-I6a) of tickets closed before cutoff_us (RECORDED tickets count as
  * closed when received); the masked text stays. At most INTAKE_PURGE_CHUNK

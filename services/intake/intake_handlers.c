@@ -12,12 +12,14 @@
 #include "intake_events.pb-c.h"
 #include "svc_alloc.h"
 #include "svc_csv.h"
+#include "svc_lines.h"
 #include "svc_log.h"
 #include "svc_pg.h"
 #include "svc_server.h"
 #include "svc_stream.h"
 
-enum kind { K_SUBMIT, K_FEEDBACK, K_WATERMARK, K_TRIAGE, K_EXEMPT };
+enum kind { K_SUBMIT, K_FEEDBACK, K_WATERMARK, K_TRIAGE, K_EXEMPT, K_QUERY };
+#define PAGE_MAX 5000 /* query lines per reply (limit 0: up to this) */
 
 /* The stages of a hotline batch (one transaction), in order. Each stage's
  * statements see the results of the stages before it.
@@ -32,7 +34,8 @@ enum kind { K_SUBMIT, K_FEEDBACK, K_WATERMARK, K_TRIAGE, K_EXEMPT };
  *                   so that they see the batch's new tickets.
  *   STAGE_DECIDE    callbacks and exemptions append their events; triage
  *                   decides and writes its update (triage_next).
- *   STAGE_TRIAGED   triage appends ticket.triaged.
+ *   STAGE_TRIAGED   triage appends ticket.triaged; queries read (they see
+ *                   what the batch's requests before them staged).
  *   STAGE_WATERMARK watermarks are appended last, after every event they cover.
  * A request returns 1 from on_stage_next while it needs a later stage. */
 enum stage {
@@ -64,6 +67,8 @@ struct ireq {
   struct intake_candidates *cands;
   uint64_t new_id;
   struct ireq *twin;             /* the same ticket staged earlier in the batch */
+  uint32_t offset, limit;        /* K_QUERY: the page asked for */
+  struct svc_lines lines;        /* K_QUERY: the answer */
 };
 
 /* Entry i of the overlay also heads bucket i of two chained hash tables (as
@@ -99,6 +104,10 @@ static void send_reply(struct svc_req *req, uint64_t request_id, reply_status st
     rep.category = (char *)r->category;
     rep.compound = (char *)r->compound;
     rep.disposition = (char *)r->disposition;
+  }
+  if (r && r->kind == K_QUERY && st == ST_ACCEPTED) {
+    rep.total = (uint32_t)r->lines.n;
+    svc_lines_page(&r->lines, r->offset, r->limit, PAGE_MAX, &rep.lines, &rep.n_lines);
   }
   Whistle__Hotline__HotlineMessage m = WHISTLE__HOTLINE__HOTLINE_MESSAGE__INIT;
   m.version = 1;
@@ -191,8 +200,7 @@ static void set_compound(struct ireq *r, const struct svc_registry *reg, const c
 /* "Now" for the R-I8 future check: an input may carry a time at most a day
  * past it. In wall mode it is the system clock, whatever the clock observed,
  * so inputs a day ahead cannot ratchet "now" forward (R-T3); in event mode
- * the feed moves the clock, so a gap of days between tickets is not "the
- * future", and the system clock still stops a ticket dated decades ahead. */
+ * the feed is the clock: only the year 2100 bounds it. */
 static int64_t validation_now(const struct intake_ctx *x)
 {
   return svc_clock_input_bound(&x->clock) - INTAKE_DAY_US;
@@ -298,8 +306,14 @@ static int decode_action(struct intake_ctx *x, struct ireq *r, const Whistle__Ho
       return reject(r, "reason: 1 to 500 characters required, not only white space"), 1;
     r->text = sdup(m->exempt->reason);
     break;
+  case WHISTLE__HOTLINE__HOTLINE_MESSAGE__BODY_QUERY: /* any hotline identity may ask */
+    r->kind = K_QUERY;
+    if (m->query->what != WHISTLE__HOTLINE__QUERY__WHAT__TRIAGE) return reject(r, "what: TRIAGE"), 1;
+    r->offset = m->query->offset;
+    r->limit = m->query->limit;
+    return 0;
   default:
-    return reject(r, "expected TicketSubmit, TicketFeedback, Watermark, TriageComplete or Exempt"), 1;
+    return reject(r, "expected TicketSubmit, TicketFeedback, Watermark, TriageComplete, Exempt or Query"), 1;
   }
   if (!valid_ticket_no(tno)) return reject(r, "ticket_no: 1-64 characters of A-Z a-z 0-9 - _"), 1;
   if (!valid_time(x, r->at_us)) /* R-T3 */
@@ -554,6 +568,7 @@ static void reset_request(struct ireq *r)
   r->twin = NULL;
   r->ticket_id = 0;
   r->repeat_of[0] = 0;
+  svc_lines_clear(&r->lines);
 }
 
 /* The batch's watermarks count once it committed (this runs before the
@@ -658,6 +673,10 @@ static int on_stage_next(void *arg, struct svc_req *req, struct svc_pg_batch *b,
   struct intake_ctx *x = arg;
   struct ireq *r = req->data;
   if (r->kind == K_SUBMIT) return submit_next(x, r, n);
+  if (r->kind == K_QUERY) {
+    if (n < STAGE_TRIAGED) return 1;
+    return intake_store_triage_list(x->store, b, intake_triage_row, &r->lines) ? -1 : 0;
+  }
   if (r->kind == K_WATERMARK) {
     if (n < STAGE_WATERMARK) return 1;
     /* Not past the stream's last watermark (in wall mode maybe intake's own): DUPLICATE. */
@@ -697,6 +716,15 @@ static void on_committed(void *arg, struct svc_req *req)
 {
   struct intake_ctx *x = arg;
   struct ireq *r = req->data;
+  if (r->kind == K_QUERY && r->lines.oom) {
+    svc_lines_clear(&r->lines);
+    r->status = ST_UNAVAILABLE;
+    snprintf(r->reason, sizeof r->reason, "out of memory: ask again");
+  }
+  if (r->kind == K_QUERY) {
+    send_reply(req, r->request_id, r->status, 0, r->reason, r);
+    return;
+  }
   if (r->status == ST_ACCEPTED) {
     svc_clock_observe(&x->clock, r->at_us);
     if (r->kind == K_SUBMIT) {
@@ -739,6 +767,7 @@ static void on_release(void *arg, struct svc_req *req)
   free(r->content);
   free(r->text);
   free(r->cands);
+  svc_lines_clear(&r->lines);
   free(r);
 }
 

@@ -15,8 +15,12 @@
 
 struct intake_store {
   struct svc_pg_stmt *lookup, *lookup_many, *candidates_many, *ids, *insert_many;
-  struct svc_pg_stmt *feedback, *triage, *exempt, *purge;
+  struct svc_pg_stmt *feedback, *triage, *exempt, *purge, *triage_list;
 };
+/* Ops: what waits in manual triage (the address as stored: masked, R-I6a). */
+static const char TRIAGE_LIST_SQL[] =
+  "SELECT ticket_no, received_us, coalesce(triage_reason, ''), category, compound, address"
+  " FROM tickets WHERE disposition = 'TRIAGE' ORDER BY ticket_no COLLATE \"C\"";
 
 static const char LOOKUP_SQL[] =
   "SELECT id, fingerprint, category, compound, disposition, request_type,"
@@ -102,7 +106,8 @@ struct intake_store *intake_store_new(struct svc_pg *pg)
   s->triage = svc_pg_prepare(pg, TRIAGE_SQL, 8, NULL);
   s->exempt = svc_pg_prepare(pg, EXEMPT_SQL, 4, NULL);
   s->purge = svc_pg_prepare(pg, PURGE_SQL, 3, NULL);
-  if (!s->lookup || !s->lookup_many || !s->candidates_many || !s->ids || !s->insert_many ||
+  s->triage_list = svc_pg_prepare(pg, TRIAGE_LIST_SQL, 0, NULL);
+  if (!s->triage_list || !s->lookup || !s->lookup_many || !s->candidates_many || !s->ids || !s->insert_many ||
       !s->feedback || !s->triage || !s->exempt || !s->purge) {
     free(s);
     return NULL;
@@ -558,4 +563,10 @@ int intake_store_closed(struct svc_pg_stmt *st, struct svc_pg_batch *b,
   svc_pgarr_free(&a[0]);
   svc_pgarr_free(&a[1]);
   return rc;
+}
+
+int intake_store_triage_list(struct intake_store *s, struct svc_pg_batch *b, intake_row_cb cb,
+                             void *arg)
+{
+  return svc_pg_batch_add_rows(b, s->triage_list, 0, NULL, NULL, NULL, cb, arg);
 }

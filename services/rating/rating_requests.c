@@ -95,8 +95,8 @@ static int decode_inspection(const struct rating_ctx *x, struct rreq *r,
   const struct svc_compound *c = svc_registry_compound(x->reg, m->compound);
   if (!c) return refuse(r, "compound: not a compound of the registry");
   if (m->at_us < AT_MIN_US || m->at_us >= AT_MAX_US) return refuse(r, "at_us: required, between 2000 and 2100");
-  if (m->at_us > svc_clock_input_bound(&x->clock)) /* event mode: past the inputs' watermark */
-    return refuse(r, "at_us: more than 1 day ahead of rating's clock (R-T3)");
+  if (m->at_us > svc_clock_input_bound(&x->clock)) /* wall mode only (R-T3) */
+    return refuse(r, "at_us: more than 1 day past the system clock (R-T3)");
   const uint32_t d[RATING_DIMS] = { m->sanitation, m->garbage, m->greening, m->order,
                                     m->facilities, m->disclosure, m->governance };
   for (int i = 0; i < RATING_DIMS; i++) {

@@ -79,7 +79,11 @@ struct referral_ticket {
   char *address, *content;      /* owned */
   int64_t received_us;
   int urgent, returns, consult, violation_done;
+  int exempt;                   /* 核减 by an operator (intake's ticket.exempted) */
   int64_t resolved_us, close_by_us, closed_us;
+  /* While RT_RETURNED: since when and why it waits for re-dispatch (R-R3). */
+  int64_t wait_us;
+  char wait_reason[REFERRAL_REASON_MAX * 4 + 1];
   struct referral_step *steps; size_t n_steps, cap_steps;
   /* Repeat calls (R-I5) made while no step was open (waiting for re-dispatch):
    * their ticket numbers, noted on the next step issued. */
@@ -199,6 +203,14 @@ int referral_tick(struct referral_ticket *t, int64_t now_us, struct referral_fxs
  * never (no pending clock). */
 int64_t referral_next_due(const struct referral_ticket *t);
 
+/* R-R4 for the ops queries: 1 if the step's accept (resolve 0/1) clock is
+ * overdue for good: its ACCEPT_OVERDUE (RESOLVE_OVERDUE) was published, or
+ * the action that stopped the clock (accept, resolve, or a return) was
+ * stamped after the deadline, so that the overdue is certain (it is
+ * published once event time passes the deadline) and the update was
+ * reported late. A clock still running or met in time: 0. */
+int referral_step_overdue(const struct referral_step *s, int resolve);
+
 /* Frees what the ticket owns (not t itself). */
 void referral_ticket_clear(struct referral_ticket *t);
 
@@ -228,6 +240,17 @@ SVC_MUST_CHECK int referral_store_save(struct referral_store *s, struct svc_pg_b
 /* Records the intake watermark received and the watermark published. */
 SVC_MUST_CHECK int referral_store_clock(struct referral_store *s, struct svc_pg_batch *b, int64_t in_us,
                          int64_t out_us);
+/* Ops queries (read-only; the loader gets each ticket in ticket_no order):
+ * the count of every ticket (*total, once the batch's results are in), the
+ * page [offset, offset + limit) of every ticket, and the tickets waiting
+ * for re-dispatch (RT_RETURNED). */
+SVC_MUST_CHECK int referral_store_count(struct referral_store *s, struct svc_pg_batch *b,
+                                        uint32_t *total);
+SVC_MUST_CHECK int referral_store_page(struct referral_store *s, struct svc_pg_batch *b,
+                                       uint32_t offset, uint32_t limit,
+                                       const struct referral_loader *l);
+SVC_MUST_CHECK int referral_store_returned(struct referral_store *s, struct svc_pg_batch *b,
+                                           const struct referral_loader *l);
 /* At start-up, before the loop runs (blocking): the saved watermarks. */
 int referral_store_load_clock(const char *conninfo, int64_t *in_us, int64_t *out_us);
 
@@ -269,6 +292,7 @@ struct referral_ctx {
   struct svc_pg *pg;               /* the write connection every batch runs on */
   struct svc_clock clock;
   char operators[256];             /* identities allowed to re-dispatch */
+  char ops[256];                   /* identities allowed to query (WHISTLE_REFERRAL_OPS) */
   int curve;
   int64_t in_watermark_us;         /* the intake watermark applied (committed) */
   int64_t staged_in_watermark_us;  /* the one the running consumer batch records */
@@ -312,6 +336,15 @@ void referral_publish(struct referral_ctx *x, struct svc_pg_batch *b, struct ref
  * and the system clock. */
 int64_t referral_clock_now(const struct referral_ctx *x);
 int referral_handlers_init(struct referral_ctx *x);
+
+/* ---- referral_queries.c: the ops queries' JSON lines (proto/unit.proto Query) ---- */
+struct json_t;
+/* The ticket in the export shape of `whistlectl export tickets`; detail
+ * adds the times and step details of Query TICKET. NULL: out of memory. */
+struct json_t *referral_ticket_json(const struct referral_ticket *t, int detail);
+/* What a ticket waiting for re-dispatch (RT_RETURNED) waits with (Query
+ * RETURNED); NULL if it does not wait, or out of memory. */
+struct json_t *referral_returned_json(const struct referral_ticket *t);
 
 /* ---- referral_units.c: the unit interface (proto/unit.proto) ---- */
 extern const struct svc_server_ops referral_unit_ops;

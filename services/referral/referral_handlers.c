@@ -390,6 +390,11 @@ static size_t event_tickets(const struct svc_stream_event *e, char out[2][REFERR
     if (!m) return 0;
     snprintf(out[n++], REFERRAL_CODE_MAX, "%s", m->ticket_no);
     protobuf_c_message_free_unpacked(&m->base, &al.a);
+  } else if (strcmp(e->kind, "ticket.exempted") == 0) {
+    Whistle__Intake__TicketExempted *m = unpack(&whistle__intake__ticket_exempted__descriptor, &al, e);
+    if (!m) return 0;
+    snprintf(out[n++], REFERRAL_CODE_MAX, "%s", m->ticket_no);
+    protobuf_c_message_free_unpacked(&m->base, &al.a);
   }
   return n;
 }
@@ -540,6 +545,22 @@ static int on_feedback(struct referral_ctx *x, struct svc_pg_batch *b, const str
   return 0;
 }
 
+/* 核减: the ticket no longer counts (R-C1, rating's to apply); referral
+ * records it for the ops queries, in stream order like every intake event. */
+static int on_exempted(struct referral_ctx *x, struct svc_pg_batch *b, const struct svc_stream_event *e)
+{
+  struct svc_pballoc al;
+  Whistle__Intake__TicketExempted *m = unpack(&whistle__intake__ticket_exempted__descriptor, &al, e);
+  if (!m) return fail(b, "ticket.exempted: payload cannot be decoded");
+  struct referral_ticket *t = referral_cache_get(x, m->ticket_no);
+  if (t && !t->exempt) {
+    t->exempt = 1;
+    t->dirty = 1;
+  }
+  protobuf_c_message_free_unpacked(&m->base, &al.a);
+  return 0;
+}
+
 /* The clock moves with a watermark only once the batch recording it has
  * committed: a batch that is retried must not have moved it (R-T2). */
 static void watermark_committed(struct svc_pg_batch *b, enum svc_pg_outcome oc, const char *err,
@@ -569,8 +590,8 @@ int referral_intake_apply_next(void *arg, struct svc_pg_batch *b,
     if (strcmp(e->kind, "ticket.accepted") == 0) rc = on_accepted(x, b, e);
     else if (strcmp(e->kind, "ticket.triaged") == 0) rc = on_triaged(x, b, e);
     else if (strcmp(e->kind, "ticket.feedback") == 0) rc = on_feedback(x, b, e);
+    else if (strcmp(e->kind, "ticket.exempted") == 0) rc = on_exempted(x, b, e);
     else if (strcmp(e->kind, SVC_STREAM_WATERMARK) == 0 && e->event_us > wm) wm = e->event_us;
-    /* ticket.exempted concerns rating only. */
   }
   if (rc != 0 || referral_cache_save(x, b) != 0) return -1;
   if (wm > x->in_watermark_us) {

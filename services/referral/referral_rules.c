@@ -151,6 +151,8 @@ static void wait_redispatch(struct referral_ticket *t, int64_t at_us, const char
                             struct referral_fxs *fx)
 {
   t->state = RT_RETURNED;
+  t->wait_us = at_us;
+  copy(t->wait_reason, sizeof t->wait_reason, why);
   t->dirty = 1;
   fx_add(fx, FX_TICKET_RETURNED, 0, at_us, 0, why);
 }
@@ -280,6 +282,8 @@ static void do_return(struct referral_ticket *t, struct referral_step *s,
   s->returned_us = u->at_us;
   t->returns++;
   t->state = RT_RETURNED;
+  t->wait_us = u->at_us;
+  copy(t->wait_reason, sizeof t->wait_reason, u->reason);
   t->dirty = 1;
   fx_add(fx, FX_STEP_RETURNED, s->no, u->at_us, res->late, u->reason);
   fx_add(fx, FX_TICKET_RETURNED, s->no, u->at_us, 0, u->reason);
@@ -575,6 +579,16 @@ int referral_tick(struct referral_ticket *t, int64_t now_us, struct referral_fxs
     close_if_due(t, now_us, fx);
   }
   return 0;
+}
+
+int referral_step_overdue(const struct referral_step *s, int resolve)
+{
+  struct clock c[4];
+  const struct clock *k;
+  step_clocks(s, c);
+  k = &c[resolve ? 3 : 1];
+  if (s->overdue & k->bit) return 1; /* published (R-R4: it stands) */
+  return k->action && svc_deadline_passed(k->at, k->action);
 }
 
 int64_t referral_next_due(const struct referral_ticket *t)

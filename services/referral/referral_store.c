@@ -16,14 +16,14 @@
 #include "svc_stream.h"
 
 struct referral_store {
-  struct svc_pg_stmt *load, *due, *save, *clock;
+  struct svc_pg_stmt *load, *due, *save, *clock, *count, *page, *returned;
 };
 
 #define COLUMNS                                                                         \
   "ticket_no, ticket_id, state, request_type, category, compound, street, district,"   \
   " management, company, repeat_of, pseudonym, masked_phone, address, content,"        \
   " received_us, urgent, returns, consult, violation_done, resolved_us, close_by_us,"  \
-  " closed_us, steps::text, pending::text"
+  " closed_us, steps::text, pending::text, exempt, wait_reason, wait_us"
 static const char LOAD_SQL[] = "SELECT " COLUMNS " FROM tickets WHERE ticket_no = ANY($1::text[])";
 static const char DUE_SQL[] = "SELECT " COLUMNS " FROM tickets WHERE next_due_us <= $1"
                               " ORDER BY next_due_us, ticket_no LIMIT $2";
@@ -31,14 +31,20 @@ static const char SAVE_SQL[] =
   "INSERT INTO tickets (ticket_no, ticket_id, state, request_type, category, compound, street,"
   " district, management, company, repeat_of, pseudonym, masked_phone, address, content,"
   " received_us, urgent, returns, consult, violation_done, resolved_us, close_by_us,"
-  " closed_us, steps, next_due_us, pending)"
+  " closed_us, steps, next_due_us, pending, exempt, wait_reason, wait_us)"
   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,"
-  "  $19, $20, $21, $22, $23, $24::jsonb, nullif($25, '0')::bigint, $26::jsonb)"
+  "  $19, $20, $21, $22, $23, $24::jsonb, nullif($25, '0')::bigint, $26::jsonb, $27, $28, $29)"
   " ON CONFLICT (ticket_no) DO UPDATE SET state = $3, category = $5, compound = $6,"
   "  street = $7, district = $8, management = $9, company = $10, returns = $18,"
   "  consult = $19, violation_done = $20, resolved_us = $21, close_by_us = $22,"
   "  closed_us = $23, steps = $24::jsonb, next_due_us = nullif($25, '0')::bigint,"
-  "  pending = $26::jsonb";
+  "  pending = $26::jsonb, exempt = $27, wait_reason = $28, wait_us = $29";
+/* The ops queries (read-only). */
+static const char COUNT_SQL[] = "SELECT count(*) FROM tickets";
+static const char PAGE_SQL[] = "SELECT " COLUMNS " FROM tickets ORDER BY ticket_no COLLATE \"C\""
+                               " OFFSET $1 LIMIT $2";
+static const char RETURNED_SQL[] = "SELECT " COLUMNS " FROM tickets WHERE state = 'RETURNED'"
+                                   " ORDER BY ticket_no COLLATE \"C\"";
 static const char CLOCK_SQL[] = "UPDATE clock SET in_watermark = greatest(in_watermark, $1),"
                                 " out_watermark = greatest(out_watermark, $2)";
 
@@ -48,9 +54,12 @@ struct referral_store *referral_store_new(struct svc_pg *pg)
   if (!s) return NULL;
   s->load = svc_pg_prepare(pg, LOAD_SQL, 1, NULL);
   s->due = svc_pg_prepare(pg, DUE_SQL, 2, NULL);
-  s->save = svc_pg_prepare(pg, SAVE_SQL, 26, NULL);
+  s->save = svc_pg_prepare(pg, SAVE_SQL, 29, NULL);
   s->clock = svc_pg_prepare(pg, CLOCK_SQL, 2, NULL);
-  if (!s->load || !s->due || !s->save || !s->clock) {
+  s->count = svc_pg_prepare(pg, COUNT_SQL, 0, NULL);
+  s->page = svc_pg_prepare(pg, PAGE_SQL, 2, NULL);
+  s->returned = svc_pg_prepare(pg, RETURNED_SQL, 0, NULL);
+  if (!s->load || !s->due || !s->save || !s->clock || !s->count || !s->page || !s->returned) {
     free(s);
     return NULL;
   }
@@ -221,6 +230,9 @@ static struct referral_ticket *row_ticket(const PGresult *r, int i)
   t->resolved_us = col_i64(r, i, 20);
   t->close_by_us = col_i64(r, i, 21);
   t->closed_us = col_i64(r, i, 22);
+  t->exempt = PQgetvalue(r, i, 25)[0] == 't';
+  col(t->wait_reason, sizeof t->wait_reason, r, i, 26);
+  t->wait_us = col_i64(r, i, 27);
   if (!t->address || !t->content || referral_ticket_state_parse(PQgetvalue(r, i, 2), &t->state) ||
       steps_parse(PQgetvalue(r, i, 23), t) || pending_parse(PQgetvalue(r, i, 24), t)) {
     svc_error("unreadable ticket row", " ticket_no=%s", t->ticket_no);
@@ -278,7 +290,7 @@ int referral_store_due(struct referral_store *s, struct svc_pg_batch *b, int64_t
 int referral_store_save(struct referral_store *s, struct svc_pg_batch *b,
                         const struct referral_ticket *t)
 {
-  char id[24], recv[24], ret[16], res[24], cby[24], clo[24], due[24];
+  char id[24], recv[24], ret[16], res[24], cby[24], clo[24], due[24], wait[24];
   char *steps = steps_text(t), *pending = pending_text(t);
   if (!steps || !pending) {
     free(steps);
@@ -292,17 +304,46 @@ int referral_store_save(struct referral_store *s, struct svc_pg_batch *b,
   snprintf(cby, sizeof cby, "%lld", (long long)t->close_by_us);
   snprintf(clo, sizeof clo, "%lld", (long long)t->closed_us);
   snprintf(due, sizeof due, "%lld", (long long)referral_next_due(t));
-  const char *v[26] = {
+  snprintf(wait, sizeof wait, "%lld", (long long)t->wait_us);
+  const char *v[29] = {
     t->ticket_no, id, referral_ticket_state_name(t->state), t->request_type, t->category,
     t->compound, t->street, t->district, t->management, t->company, t->repeat_of,
     t->pseudonym, t->masked_phone, t->address ? t->address : "", t->content ? t->content : "",
     recv, t->urgent ? "t" : "f", ret, t->consult ? "t" : "f", t->violation_done ? "t" : "f",
-    res, cby, clo, steps, due, pending,
+    res, cby, clo, steps, due, pending, t->exempt ? "t" : "f", t->wait_reason, wait,
   };
-  int rc = svc_pg_batch_add(b, s->save, 26, v, NULL, NULL, 0, NULL, NULL);
+  int rc = svc_pg_batch_add(b, s->save, 29, v, NULL, NULL, 0, NULL, NULL);
   free(steps);
   free(pending);
   return rc;
+}
+
+/* ---- ops queries --------------------------------------------------------------- */
+
+static void count_result(void *arg, const PGresult *r)
+{
+  if (PQntuples(r) == 1) *(uint32_t *)arg = (uint32_t)col_i64(r, 0, 0);
+}
+
+int referral_store_count(struct referral_store *s, struct svc_pg_batch *b, uint32_t *total)
+{
+  return svc_pg_batch_add(b, s->count, 0, NULL, NULL, NULL, 0, count_result, total);
+}
+
+int referral_store_page(struct referral_store *s, struct svc_pg_batch *b, uint32_t offset,
+                        uint32_t limit, const struct referral_loader *l)
+{
+  char off[16], lim[16];
+  snprintf(off, sizeof off, "%u", offset);
+  snprintf(lim, sizeof lim, "%u", limit);
+  const char *v[2] = { off, lim };
+  return add_load(b, s->page, 2, v, NULL, NULL, l);
+}
+
+int referral_store_returned(struct referral_store *s, struct svc_pg_batch *b,
+                            const struct referral_loader *l)
+{
+  return add_load(b, s->returned, 0, NULL, NULL, NULL, l);
 }
 
 int referral_store_clock(struct referral_store *s, struct svc_pg_batch *b, int64_t in_us,

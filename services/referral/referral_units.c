@@ -2,14 +2,20 @@
  * checks each UnitMessage, loads the ticket in the batch's first stage,
  * applies the update or re-dispatch in the second (R-R2..R-R4), stages the
  * ticket's save and its stream events, and replies once committed. The
- * acting unit is the authenticated identity when CURVE is on (R-R5). */
+ * acting unit is the authenticated identity when CURVE is on (R-R5). The
+ * ops queries read in the second stage, after the saves of the requests
+ * before them in the batch, and are answered as JSON lines
+ * (referral_queries.c): only by the ops identities when CURVE is on. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "referral.h"
 #include "svc_alloc.h"
 #include "svc_csv.h"
+#include "svc_lines.h"
 #include "svc_log.h"
 #include "svc_pg.h"
 #include "svc_server.h"
@@ -23,9 +29,15 @@ typedef Whistle__Unit__Reply__Code code_t;
 #define ST_REFUSED WHISTLE__UNIT__REPLY__STATUS__REFUSED
 #define ST_UNAVAILABLE WHISTLE__UNIT__REPLY__STATUS__UNAVAILABLE
 #define TICKET_NO_MAX 64
+#define PAGE_MAX 5000 /* lines per reply (limit 0: up to this) */
 
 struct ureq {
   int redispatch;
+  /* Query. */
+  int query;
+  Whistle__Unit__Query__What what;
+  uint32_t offset, limit, total;
+  struct svc_lines lines;
   uint64_t request_id;
   char ticket_no[REFERRAL_CODE_MAX], unit[REFERRAL_CODE_MAX], prohibition[4];
   uint32_t step;
@@ -56,6 +68,13 @@ static void send_reply(struct svc_req *req, const struct ureq *r)
   rep.ticket_state = (char *)r->ticket_state;
   rep.late = r->late;
   rep.next_step = r->next_step;
+  if (r->query && r->status == ST_APPLIED) {
+    /* TICKETS reads its page only (offset and limit in SQL); the others read all. */
+    int paged = r->what == WHISTLE__UNIT__QUERY__WHAT__TICKETS;
+    rep.total = paged ? r->total : (uint32_t)r->lines.n;
+    svc_lines_page(&r->lines, paged ? 0 : r->offset, paged ? 0 : r->limit, PAGE_MAX, &rep.lines,
+                   &rep.n_lines);
+  }
   Whistle__Unit__UnitMessage m = WHISTLE__UNIT__UNIT_MESSAGE__INIT;
   m.version = 1;
   m.request_id = r->request_id;
@@ -160,22 +179,10 @@ static int decode_update(const struct referral_ctx *x, struct ureq *r, const str
   return 0;
 }
 
-static int operator_ok(const struct referral_ctx *x, const char *id)
-{
-  size_t n = strlen(id);
-  for (const char *p = x->operators; *p;) {
-    const char *e = strchr(p, ',');
-    size_t len = e ? (size_t)(e - p) : strlen(p);
-    if (len == n && strncmp(p, id, n) == 0) return 1;
-    p += len + (e ? 1 : 0);
-  }
-  return 0;
-}
-
 static int decode_redispatch(const struct referral_ctx *x, struct ureq *r,
                              const struct svc_req *req, const Whistle__Unit__Redispatch *m)
 {
-  if (x->curve && !operator_ok(x, req->user_id))
+  if (x->curve && !svc_identity_listed(x->operators, req->user_id))
     return refuse(r, WHISTLE__UNIT__REPLY__CODE__FORBIDDEN, "only operators may re-dispatch");
   if (!ticket_no_ok(m->ticket_no)) return BAD(r, "ticket_no: 1-64 of A-Z a-z 0-9 - _");
   if (m->at_us < REFERRAL_AT_MIN_US || m->at_us >= REFERRAL_AT_MAX_US)
@@ -189,6 +196,32 @@ static int decode_redispatch(const struct referral_ctx *x, struct ureq *r,
   r->step = m->step;
   r->at_us = m->at_us;
   return (r->note = strdup(m->note)) ? 0 : -1;
+}
+
+/* Queries read every unit's steps: with CURVE on, only the ops identities
+ * (WHISTLE_REFERRAL_OPS) may ask (R-R5). */
+static int decode_query(const struct referral_ctx *x, struct ureq *r, const struct svc_req *req,
+                        const Whistle__Unit__Query *m)
+{
+  if (x->curve && !svc_identity_listed(x->ops, req->user_id))
+    return refuse(r, WHISTLE__UNIT__REPLY__CODE__FORBIDDEN,
+                  "queries are for ops tools; units read their own steps on the stream");
+  switch (m->what) {
+  case WHISTLE__UNIT__QUERY__WHAT__TICKETS:
+  case WHISTLE__UNIT__QUERY__WHAT__RETURNED:
+    break;
+  case WHISTLE__UNIT__QUERY__WHAT__TICKET:
+    if (!ticket_no_ok(m->ticket_no)) return BAD(r, "ticket_no: 1-64 of A-Z a-z 0-9 - _");
+    snprintf(r->ticket_no, sizeof r->ticket_no, "%s", m->ticket_no);
+    break;
+  default:
+    return BAD(r, "what: TICKETS, RETURNED or TICKET");
+  }
+  r->query = 1;
+  r->what = m->what;
+  r->offset = m->offset;
+  r->limit = m->limit;
+  return 0;
 }
 
 static int on_decode(void *arg, struct svc_req *req, const uint8_t *frame, size_t len)
@@ -213,7 +246,9 @@ static int on_decode(void *arg, struct svc_req *req, const uint8_t *frame, size_
     rc = decode_update(x, r, req, m->update);
   else if (m->body_case == WHISTLE__UNIT__UNIT_MESSAGE__BODY_REDISPATCH)
     rc = decode_redispatch(x, r, req, m->redispatch);
-  else rc = BAD(r, "expected an update or a redispatch");
+  else if (m->body_case == WHISTLE__UNIT__UNIT_MESSAGE__BODY_QUERY)
+    rc = decode_query(x, r, req, m->query);
+  else rc = BAD(r, "expected an update, a redispatch or a query");
   if (m) protobuf_c_message_free_unpacked(&m->base, &al.a);
   if (rc == 1) {
     x->n.refused++;
@@ -241,8 +276,44 @@ static int on_stage(void *arg, struct svc_req *req, struct svc_pg_batch *b)
   r->why[0] = r->step_state[0] = r->ticket_state[0] = 0;
   r->late = 0;
   r->next_step = 0;
+  if (r->query) { /* read in the second stage */
+    svc_lines_clear(&r->lines);
+    r->total = 0;
+    return 0;
+  }
   r->loader = (struct referral_loader){ req_loaded, r };
   return referral_store_load(x->store, b, &no, 1, &r->loader);
+}
+
+/* A ticket a query read: its line, then it goes. */
+static void query_loaded(void *arg, struct referral_ticket *t)
+{
+  struct ureq *r = arg;
+  if (r->what == WHISTLE__UNIT__QUERY__WHAT__RETURNED) {
+    json_t *o = referral_returned_json(t);
+    if (o || t->state != RT_RETURNED) svc_lines_add(&r->lines, o);
+    else r->lines.oom = 1;
+  } else {
+    svc_lines_add(&r->lines, referral_ticket_json(t, r->what == WHISTLE__UNIT__QUERY__WHAT__TICKET));
+  }
+  referral_ticket_clear(t);
+  free(t);
+}
+
+static int stage_query(struct referral_ctx *x, struct ureq *r, struct svc_pg_batch *b)
+{
+  const char *no = r->ticket_no;
+  r->loader = (struct referral_loader){ query_loaded, r };
+  switch (r->what) {
+  case WHISTLE__UNIT__QUERY__WHAT__TICKETS:
+    return referral_store_count(x->store, b, &r->total) ||
+           referral_store_page(x->store, b, r->offset,
+                               r->limit && r->limit < PAGE_MAX ? r->limit : PAGE_MAX, &r->loader);
+  case WHISTLE__UNIT__QUERY__WHAT__RETURNED:
+    return referral_store_returned(x->store, b, &r->loader);
+  default:
+    return referral_store_load(x->store, b, &no, 1, &r->loader);
+  }
 }
 
 static void set_verdict(struct ureq *r, const struct referral_result *res)
@@ -270,6 +341,7 @@ static int on_stage_next(void *arg, struct svc_req *req, struct svc_pg_batch *b,
   struct referral_result res;
   struct referral_fxs fx = { .n = 0 };
   if (n != 2) return 0;
+  if (r->query) return stage_query(x, r, b) ? -1 : 0;
   referral_cache_begin(x, b);
   referral_loaded_absorb(x, &r->loaded);
   struct referral_ticket *t = referral_cache_get(x, r->ticket_no);
@@ -308,6 +380,18 @@ static void on_committed(void *arg, struct svc_req *req)
 {
   struct referral_ctx *x = arg;
   struct ureq *r = req->data;
+  if (r->query && r->lines.oom) {
+    svc_lines_clear(&r->lines);
+    r->status = ST_UNAVAILABLE;
+    snprintf(r->why, sizeof r->why, "out of memory: ask again");
+  } else if (r->query && r->what == WHISTLE__UNIT__QUERY__WHAT__TICKET && r->lines.n == 0) {
+    refuse(r, WHISTLE__UNIT__REPLY__CODE__UNKNOWN_STEP, "unknown ticket");
+  }
+  if (r->query) {
+    if (r->status == ST_REFUSED) x->n.refused++;
+    send_reply(req, r);
+    return;
+  }
   if (r->status == ST_APPLIED) x->n.updates += !r->redispatch, x->n.redispatches += r->redispatch;
   else if (r->status == ST_DUPLICATE) x->n.duplicates++;
   else x->n.refused++;
@@ -320,6 +404,7 @@ static void on_failed(void *arg, struct svc_req *req, const char *why)
   (void)arg;
   r->status = ST_UNAVAILABLE;
   r->code = WHISTLE__UNIT__REPLY__CODE__NONE;
+  svc_lines_clear(&r->lines);
   snprintf(r->why, sizeof r->why, "cannot commit: %s", why);
   send_reply(req, r);
 }
@@ -330,6 +415,7 @@ static void on_release(void *arg, struct svc_req *req)
   (void)arg;
   if (!r) return;
   referral_loaded_clear(&r->loaded);
+  svc_lines_clear(&r->lines);
   for (size_t i = 0; i < r->n_evidence; i++) free(r->evidence[i]);
   free(r->evidence);
   free(r->note);

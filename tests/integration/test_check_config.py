@@ -51,6 +51,9 @@ no_number = w.file("registry-no-number")
 shutil.copytree(ic.REGISTRY, no_number)
 with open(os.path.join(no_number, "notice_templates", "WENZE.txt"), "w") as f:
     f.write("问责函 without its number\n")
+# A city's registry without templates takes them from WHISTLE_NOTICE_TEMPLATES.
+bare = w.file("registry-bare")
+shutil.copytree(ic.REGISTRY, bare, ignore=shutil.ignore_patterns("notice_templates"))
 good_rules = w.file("registry-rules-good")
 shutil.copytree(ic.REGISTRY, good_rules)
 with open(os.path.join(good_rules, "rating_rules.csv"), "w") as f:
@@ -163,6 +166,13 @@ CASES = [
      dict(curve_e, WHISTLE_RATING_SERVER_KEY=w.file("short.key")), None),
     ("a registry without a letter template", "escalation", {"WHISTLE_REGISTRY": no_template}, None),
     ("a letter template without {number}", "escalation", {"WHISTLE_REGISTRY": no_number}, None),
+    ("a registry without templates, none named", "escalation", {"WHISTLE_REGISTRY": bare}, None),
+    ("a registry without templates, WHISTLE_NOTICE_TEMPLATES naming them", "escalation",
+     {"WHISTLE_REGISTRY": bare,
+      "WHISTLE_NOTICE_TEMPLATES": os.path.join(ic.REGISTRY, "notice_templates")}, None),
+    ("WHISTLE_NOTICE_TEMPLATES missing a template", "escalation",
+     {"WHISTLE_REGISTRY": bare,
+      "WHISTLE_NOTICE_TEMPLATES": os.path.join(no_template, "notice_templates")}, None),
     ("a registry with a broken CSV", "escalation", {"WHISTLE_REGISTRY": broken_reg}, None),
     ("WHISTLE_TICK_MS out of range", "escalation", {"WHISTLE_TICK_MS": "5"}, None),
     ("an unknown WHISTLE_CLOCK", "escalation", {"WHISTLE_CLOCK": "lunar"}, None),

@@ -357,3 +357,10 @@ def phone_digit_hits(payload, digit_set, width=11):
             if s in digit_set:
                 hits.add(s)
     return hits
+
+
+def query_triage(rid, offset=0, limit=0):
+    """A HotlineMessage carrying the ops Query TRIAGE."""
+    m = HM(version=1, request_id=rid)
+    m.query.what, m.query.offset, m.query.limit = hotline_pb2.Query.TRIAGE, offset, limit
+    return m.SerializeToString()

@@ -235,3 +235,42 @@ def finish(w, *daemons):
         wt.check(not any(m in d.log_text() for m in ic.SANITIZER_MARKS), f"{d.logfile}: no sanitizer report")
     w.cleanup()
     wt.done()
+
+
+# ---- ops queries (proto/unit.proto Query) -------------------------------------
+
+Q = unit_pb2.Query
+
+
+def query(rid, what, ticket_no="", offset=0, limit=0):
+    """A UnitMessage carrying an ops Query (what: "TICKETS", "RETURNED", "TICKET")."""
+    m = UM(version=1, request_id=rid)
+    m.query.what, m.query.ticket_no = Q.What.Value(what), ticket_no
+    m.query.offset, m.query.limit = offset, limit
+    return m.SerializeToString()
+
+
+def query_all(client, what, rid0, page=0, **kw):
+    """Every line of a query's answer, asking page by page (limit page, 0:
+    the daemon's maximum): (lines, [Reply of each page])."""
+    lines, replies, offset = [], [], 0
+    while True:
+        r = client.ask(query(rid0 + len(replies), what, offset=offset, limit=page, **kw))
+        replies.append(r)
+        if r is None or r.status != Reply.APPLIED:
+            return lines, replies
+        lines.extend(r.lines)
+        offset += len(r.lines)
+        if not r.lines or offset >= r.total:
+            return lines, replies
+
+
+def wait_clock(env, in_us, out_us=0, timeout=60, curve=None):
+    """Waits until referral has applied intake's stream up to its watermark
+    in_us (every event before it committed) and, if out_us, moved its clocks
+    and published its own watermark to out_us (overdue events before it out)."""
+    def ok():
+        st = wt.status(env["WHISTLE_CONTROL"], 1.0, curve=curve) or {}
+        return st.get("clock.in_watermark_us", 0) >= in_us and \
+            st.get("clock.out_watermark_us", 0) >= out_us
+    return wt.wait_for(ok, timeout, f"referral's clock at {in_us}/{out_us}")
