@@ -209,6 +209,9 @@ exports = {}
 for kind, period in (("notices", None), ("decisions", None), ("tickets", None), ("rankings", "--month=2026-10"),
                      ("units", "--month=2026-10"), ("credit", "--half=2026H2"), ("stars", "--quarter=2026Q4")):
     c, out, err, _ = ctl("export", kind, *([period] if period else []))
+    if kind == "stars":  # the feed's last watermark closes October, not the quarter
+        wt.check(c == 1 and "period not closed yet" in err and not out, "stars of 2026Q4: not closed yet, exit 1")
+        continue
     probs, rows = shape_problems(kind, out)
     exports[kind] = rows
     wt.check(c == 0 and not probs, f"export {kind}: {len(rows)} rows in the SCENARIO shape and order {probs[:3]}")

@@ -364,9 +364,11 @@ static int send_intake(struct replay *x, size_t i, size_t j)
   }
   free(f.v);
   if (run.answered < j - i) {
+    size_t first = i;
+    while (first < j && x->v[first].hl.state == HL_DONE) first++;
     fprintf(stderr, CTL_PROG ": intake (hotline %s) did not answer %zu of %zu lines within %.1f s "
                     "(first unanswered: line %zu)%s\n", x->ho.endpoint, (j - i) - run.answered, j - i,
-            (double)x->ho.deadline_us / 1e6, x->v[x->done < x->n ? x->done : x->n - 1].lineno,
+            (double)x->ho.deadline_us / 1e6, x->v[first < j ? first : j - 1].lineno,
             run.interrupted ? "; interrupted" : "");
     return -1;
   }

@@ -105,9 +105,11 @@ int ctl_status_main(int argc, char **argv)
   if (ctl_settle_open(&s, &e)) return CTL_FAIL;
   char why[512], t1[48];
   int settled = ctl_settle_pass(&s, e.timeout_us, why, sizeof why);
-  /* A daemon that did not answer stops the pass: ask the rest too. */
+  /* A daemon that did not answer stops the pass: ask the ones after it too. */
+  int silent = -1;
   for (int d = 0; d < D_N; d++)
-    if (!s.last[d]) s.last[d] = ctl_status(&s.ctl[d], e.timeout_us);
+    if (!s.last[d] && silent < 0) silent = d;
+    else if (!s.last[d]) s.last[d] = ctl_status(&s.ctl[d], e.timeout_us);
   int down = 0;
   json_t *js = json_object();
   for (int d = 0; d < D_N; d++) {
