@@ -170,7 +170,7 @@ for args, what in ((), "no command"), (("bogus",), "unknown command"), (("replay
     wt.check(c == 2 and err.strip(), f"usage error ({what}): exit 2 with a message ({c}: {err.strip()[:80]})")
 c, out, _, _ = ctl("--help")
 wt.check(c == 0 and "replay" in out and "export" in out, "--help lists the commands")
-for cmd in ("status", "replay", "export", "trace", "triage"):
+for cmd in ("status", "replay", "export", "trace", "triage", "summary"):
     c, out, _, _ = ctl(cmd, "--help")
     wt.check(c == 0 and "usage: whistlectl " + cmd in out, f"{cmd} --help")
 bad = w.file("bad.jsonl")
@@ -247,6 +247,12 @@ c, out, err, _ = ctl("trace", "NOPE-1")
 wt.check(c == 1 and err.strip(), "trace of an unknown ticket: exit 1 with a message")
 c, out, err, _ = ctl("triage")
 wt.check(c == 0 and "waiting in manual triage" in out and "returned steps" in out, f"triage ({err.strip()[:200]})")
+c, out, err, _ = ctl("summary", "--export", d1)
+wt.log(out)
+wt.check(c == 0 and "Top list (2026-10)" in out and "Notices:" in out and "Unit scores (2026-10)" in out
+         and "Credit (2026H2)" in out and "whistlectl trace" in out, f"summary --export DIR ({err.strip()[:200]})")
+c, out2, err, _ = ctl("summary")
+wt.check(c == 0 and "one letter in full" in out2 and "----" in out2, "summary from the daemons shows a letter in full")
 stop_all(ds)
 
 # The same feed into fresh schemas: byte-identical exports.
