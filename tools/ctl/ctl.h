@@ -85,6 +85,11 @@ void ctl_lines_free(char **lines, size_t n);
 /* The settled signal over the four control connections. */
 struct ctl_settle {
   struct ctl_conn ctl[D_N];
+  /* The daemons a pass reads (bit 1 << enum ctl_daemon); 0: all four. A pass
+   * over intake and referral only says that every step the lines sent so far
+   * caused is visible in referral (the replay rule); rating and escalation
+   * only consume. */
+  unsigned mask;
   uint64_t passes, waits;
   int64_t wait_us;             /* time spent waiting, in all */
   Whistle__Control__ControlMessage *last[D_N]; /* the last pass's replies */

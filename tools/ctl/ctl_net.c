@@ -311,6 +311,8 @@ int ctl_settle_pass(struct ctl_settle *s, int64_t timeout_us, char *why, size_t 
   why[0] = 0;
   for (int d = 0; d < D_N; d++) {
     if (s->last[d]) whistle__control__control_message__free_unpacked(s->last[d], NULL);
+    s->last[d] = NULL;
+    if (s->mask && !(s->mask & (1u << d))) continue;
     s->last[d] = ctl_status(&s->ctl[d], timeout_us);
     if (!s->last[d]) {
       snprintf(why, n, "%s did not answer on its control endpoint %s within %.1f s",
@@ -370,9 +372,10 @@ int ctl_settle_wait(struct ctl_settle *s, int64_t deadline_us)
               (double)(now - t0) / 1e6, why);
       return -1;
     }
-    /* Poll again soon: the condition is observed, never assumed after a pause. */
+    /* Poll again soon: the condition is observed, never assumed after a pause.
+     * (Polling without pauses slows the daemons down more than it gains.) */
     zmq_poll(NULL, 0, (long)(pause_us / 1000 ? pause_us / 1000 : 1));
-    if (pause_us < 20000) pause_us *= 2;
+    if (pause_us < 16000) pause_us *= 2;
   }
   s->waits++;
   s->wait_us += svc_mono_us() - t0;

@@ -42,7 +42,7 @@ struct tallies { struct tally *v; size_t n, cap; };
 struct replay {
   struct ctl_env env;
   const char *registry, *feed;
-  int sequential, strict, progress;
+  int sequential, settle_all, strict, progress;
   struct rline *v; size_t n, lines_read;
   /* the registry's codes */
   char **codes; size_t ncodes, n_compounds, n_units, n_categories;
@@ -559,17 +559,18 @@ static int replay_run(struct replay *x)
   int64_t settle = x->env.settle_us;
   if (ctl_settle_wait(&x->settle, svc_mono_us() + settle)) return -1;
   x->t0 = svc_mono_us();
+  int intake_sent = 0;
   for (size_t i = 0; i < x->n;) {
     struct rline *l = &x->v[i];
     size_t j = i + 1;
     int rc;
     size_t refused_before = x->refused;
     switch (l->kind) {
-    case K_TICKET:
-      while (!x->sequential && j < x->n && x->v[j].kind == K_TICKET) j++;
+    case K_TICKET: case K_WATERMARK:
+      while (!x->sequential && j < x->n && (x->v[j].kind == K_TICKET || x->v[j].kind == K_WATERMARK)) j++;
       rc = send_intake(x, i, j);
       break;
-    case K_FEEDBACK: case K_WATERMARK: case K_EXEMPT: rc = send_intake(x, i, j); break;
+    case K_FEEDBACK: case K_EXEMPT: rc = send_intake(x, i, j); break;
     case K_TRIAGE: rc = send_triage(x, i); break;
     case K_UPDATE: rc = send_update(x, l); break;
     default: rc = send_inspection(x, l); break;
@@ -580,7 +581,30 @@ static int replay_run(struct replay *x)
       fprintf(stderr, CTL_PROG ": %s (--strict: the replay stops)\n", x->first[refused_before < MAX_FIRST ? refused_before : MAX_FIRST - 1]);
       return -1;
     }
-    /* Before the next line: everything these lines caused is visible. */
+    /* Before the next line: everything these lines caused is visible. After
+     * a watermark (time-driven work everywhere), a feedback (a callback can
+     * close the ticket through referral and back to intake, which decides
+     * whether a later ticket is a repeat) and in --sequential or --settle-all
+     * mode, all four daemons settle; after other lines the steps they caused
+     * must be visible: intake and referral settle (rating and escalation only
+     * consume, and catch up before the next watermark and at the end). */
+    int full = x->sequential || x->settle_all || j == x->n;
+    for (size_t k = i; k < j && !full; k++)
+      full = x->v[k].kind == K_WATERMARK || x->v[k].kind == K_FEEDBACK;
+    /* Lines to referral (update, re-dispatch) and rating (inspection) cause
+     * their steps in the same commit as their answer: nothing to wait for
+     * unless intake lines were sent since the last wait. */
+    for (size_t k = i; k < j; k++)
+      if (x->v[k].kind != K_UPDATE && x->v[k].kind != K_INSPECTION &&
+          !(x->v[k].kind == K_TRIAGE && x->v[k].hl.state == HL_WAITING))
+        intake_sent = 1;
+    x->settle.mask = full ? 0 : (1u << D_INTAKE) | (1u << D_REFERRAL);
+    if (!full && !intake_sent) {
+      show_progress(x, j, 0);
+      i = j;
+      continue;
+    }
+    intake_sent = 0;
     if (ctl_settle_wait(&x->settle, svc_mono_us() + settle)) {
       show_progress(x, j, 1);
       fprintf(stderr, CTL_PROG ": the replay stops after line %zu\n", x->v[j - 1].lineno);
@@ -598,7 +622,8 @@ static void print_summary(struct replay *x, int64_t elapsed_us, int ok)
   size_t per[K_N] = { 0 };
   for (size_t i = 0; i < x->n; i++) per[x->v[i].kind]++;
   printf("whistlectl replay: %s, %zu lines (%zu blank), %s\n", x->feed, x->n, x->lines_read - x->n,
-         x->sequential ? "sequential (settled before each line)" : "pipelined ticket runs");
+         x->sequential ? "sequential (settled before each line)"
+         : x->settle_all ? "pipelined ticket runs, all settled after each" : "pipelined ticket runs");
   if (x->ncodes)
     printf("  registry %s: %zu compounds, %zu units, %zu categories; %zu codes in the feed not in it\n",
            x->registry, x->n_compounds, x->n_units, x->n_categories, x->unknown_codes);
@@ -651,8 +676,13 @@ static void usage(FILE *out)
     "The replay rule: a line is sent only after every earlier line is acknowledged and the\n"
     "daemons have settled (proto/control.proto's settled signal, polled on the four control\n"
     "endpoints), so every step, overdue, close and notice the earlier lines caused is\n"
-    "visible. Consecutive ticket lines are pipelined over one connection to intake, which\n"
-    "applies them in order; the daemons settle after the run, and after every other line.\n"
+    "visible. Consecutive ticket and watermark lines are pipelined over one connection to\n"
+    "intake, which applies them in order. After a watermark or a feedback line (and at the\n"
+    "end) all four daemons settle; after other intake lines intake and referral settle\n"
+    "(every step the lines caused is in referral; rating and escalation only consume, so\n"
+    "they catch up by the next watermark); lines to referral and rating cause their steps\n"
+    "in the commit their answer acknowledges. --sequential is the strict baseline; both\n"
+    "give the same exports.\n"
     "The replay ends once the daemons have settled after the last line.\n"
     "\n"
     "The whole feed is read first: a line that does not parse, has an unknown type or a\n"
@@ -667,6 +697,7 @@ static void usage(FILE *out)
     "\n"
     "options:\n"
     "  --sequential     one line at a time, settled before each (the baseline)\n"
+    "  --settle-all     pipelined runs, but all four daemons settle after every run or line\n"
     "  --strict         a REJECTED or REFUSED answer, or a code not in the registry, stops\n"
     "                   the replay (exit 1)\n"
     "  --progress       show progress on stderr even when it is not a terminal\n"
@@ -686,6 +717,7 @@ int ctl_replay_main(int argc, char **argv)
   x.progress = isatty(2);
   static const struct option opts[] = {
     { "sequential", no_argument, NULL, 's' }, { "strict", no_argument, NULL, 'S' },
+    { "settle-all", no_argument, NULL, 'A' },
     { "progress", no_argument, NULL, 'p' },   { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },       CTL_COMMON_OPTS, { NULL, 0, NULL, 0 }
   };
@@ -694,6 +726,7 @@ int ctl_replay_main(int argc, char **argv)
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
     case 's': x.sequential = 1; break;
+    case 'A': x.settle_all = 1; break;
     case 'S': x.strict = 1; break;
     case 'p': x.progress = 1; break;
     case 'q': x.progress = 0; break;
