@@ -131,9 +131,14 @@ CTL_ENV = dict(os.environ,
                WHISTLE_ESCALATION_REQUESTS=eenv["WHISTLE_ESCALATION_REQUESTS"])
 
 
+SAN_REPORTS = []
+
+
 def ctl(*args, env=None, timeout=300):
     t0 = time.time()
     p = subprocess.run([CTL, *args], capture_output=True, text=True, timeout=timeout, env=env or CTL_ENV)
+    if any(m in p.stderr for m in ic.SANITIZER_MARKS):
+        SAN_REPORTS.append((args, p.stderr[-2000:]))
     return p.returncode, p.stdout, p.stderr, time.time() - t0
 
 
@@ -266,6 +271,9 @@ same = c == 0 and sorted(os.listdir(d2)) == names and all(
 wt.check(same, "export --all after the second replay is byte-identical")
 stop_all(ds)
 wt.check(ic.sanitizer_clean(*[w.file(f) for f in ("intake.log", "referral.log", "rating.log", "escalation.log")]),
-         "no sanitizer reports")
+         "no sanitizer reports from the daemons")
+for args, err in SAN_REPORTS[:3]:
+    wt.log("whistlectl", args, err)
+wt.check(not SAN_REPORTS, f"no sanitizer reports from whistlectl ({len(SAN_REPORTS)} runs with reports)")
 w.cleanup()
 wt.done()
