@@ -270,7 +270,38 @@ same = c == 0 and sorted(os.listdir(d2)) == names and all(
     open(os.path.join(d1, n), "rb").read() == open(os.path.join(d2, n), "rb").read() for n in names)
 wt.check(same, "export --all after the second replay is byte-identical")
 stop_all(ds)
-wt.check(ic.sanitizer_clean(*[w.file(f) for f in ("intake.log", "referral.log", "rating.log", "escalation.log")]),
+
+# CURVE: intake and referral with CURVE on; whistlectl with the ops key and their public key.
+keys = rc.Keys(w)
+keys.make("server")
+keys.make("referral", allowed_by=["intake"])
+keys.make("ops", allowed_by=["intake", "referral"])
+sec = {"WHISTLE_CURVE": "1", "WHISTLE_CURVE_SECRET_KEY": w.file("server.key")}
+ienv2 = dict(ienv, WHISTLE_CURVE_ALLOWED_DIR=w.file("allowed-intake"), WHISTLE_PSEUDONYM_KEY=w.file("server.key"),
+             **sec)
+renv2 = dict(renv, WHISTLE_CURVE_ALLOWED_DIR=w.file("allowed-referral"), WHISTLE_CURVE_CLIENT_KEY=w.file("referral.key"),
+             WHISTLE_INTAKE_SERVER_KEY=w.file("server.pub"), **sec)
+i2 = wt.Daemon(ic.INTAKE, ienv2, w.file("intake-curve.log")).start()
+ok = wt.wait_ready(ienv2["WHISTLE_CONTROL"], curve=keys.client("server", "ops")) is not None
+r2, ok2 = rc.start_referral(w, renv2, log="referral-curve.log", curve=keys.client("server", "ops"))
+wt.check(ok and ok2, "intake and referral are up with CURVE")
+KEYS = ["--client-key", w.file("ops.key"), "--server-key", "intake=" + w.file("server.pub"),
+        "--server-key", "referral=" + w.file("server.pub")]
+c, out, err, _ = ctl("export", "tickets", *KEYS)
+wt.check(c == 0 and [json.loads(x) for x in out.splitlines()] == exports["tickets"],
+         f"export tickets over CURVE with the ops key ({err.strip()[:200]})")
+cenv = dict(CTL_ENV, WHISTLE_CURVE_CLIENT_KEY=w.file("ops.key"), WHISTLE_REFERRAL_SERVER_KEY=w.file("server.pub"),
+            WHISTLE_INTAKE_SERVER_KEY=w.file("server.pub"))
+c, out, err, _ = ctl("status", "--timeout", "1", env=cenv)
+wt.check(c == 1 and re.search(r"^intake\s+up", out, re.M) and re.search(r"^referral\s+up", out, re.M)
+         and re.search(r"^rating\s+DOWN", out, re.M), "status over CURVE (keys from the environment): "
+         "intake and referral up, rating down, exit 1")
+c, out, err, secs = ctl("export", "tickets", "--timeout", "1")
+wt.check(c == 1 and "referral" in err and secs < 10, f"without keys: no answer, exit 1 naming referral ({err.strip()[:120]})")
+r2.stop()
+i2.stop()
+wt.check(ic.sanitizer_clean(*[w.file(f) for f in ("intake.log", "referral.log", "rating.log", "escalation.log",
+                                                  "intake-curve.log", "referral-curve.log")]),
          "no sanitizer reports from the daemons")
 for args, err in SAN_REPORTS[:3]:
     wt.log("whistlectl", args, err)

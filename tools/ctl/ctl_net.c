@@ -161,7 +161,10 @@ ProtobufCMessage *ctl_call(struct ctl_conn *c, ProtobufCMessage *req, int64_t ti
   if (!out && !quiet) {
     char name[512];
     fprintf(stderr, CTL_PROG ": %s did not answer within %.1f s%s\n", ctl_conn_name(c, name, sizeof name),
-            (double)timeout_us / 1e6, unavailable ? " (it answered UNAVAILABLE: cannot commit now)" : "");
+            (double)timeout_us / 1e6,
+            unavailable ? " (it answered UNAVAILABLE: cannot commit now)"
+            : !c->env->server_key[c->d] ? " (not running, or with CURVE on: give its public key and a "
+                                          "client key, --server-key/--client-key)" : "");
   }
   return out;
 }
