@@ -271,8 +271,8 @@ int ctl_export_all(const struct ctl_env *e, const char *dir, int verbose)
       if (export_file(e, dir, "stars", name, verbose) < 0) return -1; /* pending: not written */
     }
   }
-  int32_t from = first >= 0 ? first : wm_month;
-  for (int32_t h = from / 6; h <= wm_month / 6; h++) {
+  int32_t from = first >= 0 ? first : wm_month, to = last >= 0 ? last : wm_month;
+  for (int32_t h = from / 6; h <= to / 6; h++) {
     snprintf(name, sizeof name, "%04dH%d", h / 2, h % 2 + 1);
     if (export_file(e, dir, "credit", name, verbose) < 0) return -1;
   }
@@ -298,7 +298,8 @@ static void usage(FILE *out)
     "decisions.jsonl, tickets.jsonl, rankings-YYYY-MM.jsonl and units-YYYY-MM.jsonl for\n"
     "every closed month (from the first month with results to the last closed one),\n"
     "stars-YYYYQn.jsonl for every closed quarter of those months and credit-YYYYHn.jsonl\n"
-    "for every half-year they and rating's watermark touch. Closed months are found by\n"
+    "for every half-year of those months (the running score; without a closed month, the\n"
+    "half-year of rating's watermark). Closed months are found by\n"
     "asking rating month by month back from the month of its output watermark.\n"
     "Replay into fresh schemas twice and the two directories are byte-identical.\n"
     "\n"
