@@ -196,6 +196,10 @@ wt.check(c == 1 and "rating" in err and dead in err and secs < 10,
          f"export with rating unreachable: exit 1 naming rating and {dead} in {secs:.1f} s ({err.strip()[:120]})")
 
 ds = start_all()
+c, out, err, secs = ctl("replay", "--quiet", "--timeout", "1", REG, feed, env=dict(CTL_ENV, WHISTLE_REFERRAL_CONTROL=dead))
+wt.check(c == 1 and "referral" in err and dead in err and secs < 10,
+         f"replay with referral's control endpoint unreachable: exit 1 naming it in {secs:.1f} s, nothing sent "
+         f"({err.strip()[:160]})")
 c, out, err, secs = ctl("replay", "--quiet", REG, feed)
 wt.log(out)
 wt.check(c == 0 and "done: 16 of 16 lines" in out, f"replay of every line type: exit 0, 16 lines ({c}: {err.strip()[-300:]})")

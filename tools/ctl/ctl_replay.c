@@ -7,6 +7,7 @@
  * daemon while no feedback, triage, update or watermark comes between). */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -355,6 +356,10 @@ static int send_intake(struct replay *x, size_t i, size_t j)
   struct hotline_run run;
   x->ho.deadline_us = x->env.timeout_us + (int64_t)f.n * 2000;
   hotline_push_on(x->hc, &f, &x->ho, &run);
+  /* The sender catches SIGINT and SIGTERM while it runs; elsewhere they end
+   * whistlectl at once (a settle wait polls and has nothing to save). */
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
   for (size_t k = 0; k < f.n; k++) {
     struct rline *l = &x->v[i + k];
     f.v[k].prev_same = 0;
