@@ -296,7 +296,7 @@ static int has_str(json_t *arr, const char *s, size_t prefix_len)
 static void print_obj_line(const char *indent, json_t *o)
 {
   char *t = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
-  printf("%s%s\n", indent, t ? t : "");
+  printf("%s%s", indent, t ? t : "");
   free(t);
 }
 
@@ -310,7 +310,8 @@ static void trace_usage(FILE *out)
     "Follows one ticket: its state and steps with their times (referral Query TICKET),\n"
     "the decisions with the ticket or one of its steps in their evidence (rating\n"
     "DECISIONS), and the notices with the ticket, its steps or those decisions in their\n"
-    "evidence (escalation NOTICES, with TRACE for each notice: its trigger).\n"
+    "evidence (escalation NOTICES, with TRACE for each notice: its trigger, and the\n"
+    "letter's text in --json).\n"
     "\n"
     "options:\n"
     "  --json   one JSON object {ticket, decisions, notices} instead of text\n"
@@ -404,7 +405,21 @@ int ctl_trace_main(int argc, char **argv)
       printf("  %s  %s to %s  rule %s  event %s  signed %s\n", js(v, "number"), js(v, "type"),
              js(v, "recipient"), js(v, "rule"), js(v, "event_at"), js(v, "signed_at"));
       json_t *tr = json_object_get(v, "trace");
-      if (json_is_object(tr)) print_obj_line("    trace: ", tr);
+      if (!json_is_object(tr)) continue;
+      printf("    trigger: %s %s (%s)", js(tr, "source"), js(tr, "key"), js(tr, "rule"));
+      static const char *const lists[] = { "measures", "tickets", "steps", "other" };
+      for (size_t l = 0; l < 4; l++) {
+        json_t *a = json_object_get(tr, lists[l]);
+        if (!json_is_array(a) || !json_array_size(a)) continue;
+        printf("; %s", lists[l]);
+        size_t j;
+        json_t *x;
+        json_array_foreach(a, j, x) {
+          if (json_is_string(x)) printf(" %s", json_string_value(x));
+          else print_obj_line(" ", x);
+        }
+      }
+      printf("\n");
     }
   }
   json_decref(ticket);
