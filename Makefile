@@ -172,7 +172,7 @@ check-asan: deps
 
 run: deps
 	@$(MAKE) --no-print-directory build-all
-	@BUILD=$(BUILD) bash tools/run.sh
+	@BUILD=$(BUILD) SCENARIO=$(SCENARIO) bash tools/run.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory build-all
