@@ -188,12 +188,23 @@ Whistle__Control__ControlMessage *ctl_status(struct ctl_conn *c, int64_t timeout
   uint8_t buf[64];
   size_t len = whistle__control__control_message__pack(&m, buf);
   if (!c->sock && reopen(c)) return NULL;
-  zmq_send(c->sock, buf, len, ZMQ_DONTWAIT);
-  int64_t deadline = svc_mono_us() + timeout_us;
+  /* Sent again every half second: a request made while the daemon restarts
+   * (no connection to queue it on) is dropped by ZeroMQ. Any reply to this
+   * call describes the daemon after the call began; the answers to the
+   * other sends must not be taken for a later call's (a stale status could
+   * say "settled"), so a socket that sent more than once is replaced. */
+  int64_t deadline = svc_mono_us() + timeout_us, resend = 0;
+  unsigned sends = 0;
   for (;;) {
     int64_t now = svc_mono_us();
+    if (now >= resend) {
+      zmq_send(c->sock, buf, len, ZMQ_DONTWAIT);
+      sends++;
+      resend = now + 500000;
+    }
+    int64_t until = resend < deadline ? resend : deadline;
     zmq_pollitem_t it = { .socket = c->sock, .events = ZMQ_POLLIN };
-    int rc = now < deadline ? zmq_poll(&it, 1, (long)remaining_ms(deadline, now)) : 0;
+    int rc = now < deadline ? zmq_poll(&it, 1, (long)remaining_ms(until, now)) : 0;
     if (rc < 0 && zmq_errno() == EINTR) rc = 0;
     if (rc <= 0 && svc_mono_us() >= deadline) break;
     if (rc <= 0) continue;
@@ -203,7 +214,13 @@ Whistle__Control__ControlMessage *ctl_status(struct ctl_conn *c, int64_t timeout
     if (zmq_msg_recv(&msg, c->sock, ZMQ_DONTWAIT) >= 0 && !zmq_msg_more(&msg))
       r = whistle__control__control_message__unpack(NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
     zmq_msg_close(&msg);
-    if (r && r->body_case == WHISTLE__CONTROL__CONTROL_MESSAGE__BODY_STATUS_REPLY) return r;
+    if (r && r->body_case == WHISTLE__CONTROL__CONTROL_MESSAGE__BODY_STATUS_REPLY) {
+      if (sends > 1 && reopen(c)) {
+        whistle__control__control_message__free_unpacked(r, NULL);
+        return NULL;
+      }
+      return r;
+    }
     if (r) whistle__control__control_message__free_unpacked(r, NULL);
   }
   reopen(c); /* a late answer must not be taken for the next request's */
