@@ -191,8 +191,8 @@ try:
 
     # The daemons from the same files, outside containers.
     pg = wt.pg_env()
-    names = ("7101", "7102", "7201", "7202", "7180", "7280", "7301", "7302", "7380", "7401",
-             "7402", "7480")
+    names = ("7101", "7102", "7103", "7201", "7202", "7203", "7180", "7280", "7301", "7302", "7303",
+             "7380", "7401", "7402", "7403", "7480")
     ports = dict(zip(names, wt.free_ports(len(names))))
 
     def host_env(name):
