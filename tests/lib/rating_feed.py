@@ -171,13 +171,16 @@ class Stack:
     full-access reader ("escalation") of referral's stream (the steps) and of
     rating's (decisions, closes), and the clients of the three interfaces."""
 
-    def __init__(self, name, rating_registry=ic.REGISTRY, w=None):
+    def __init__(self, name, rating_registry=None, w=None, registry=ic.REGISTRY):
+        """registry: the registry intake and referral load (and rating, unless
+        rating_registry names another, e.g. one with a rule table)."""
         wt.pgdev("start")
         wt.pgdev("reset", "intake", "referral", "rating")
         self.w = w or wt.Workdir(name)
-        self.ienv = ic.intake_env(self.w, WHISTLE_CLOCK="event")
+        rating_registry = rating_registry or registry
+        self.ienv = ic.intake_env(self.w, WHISTLE_CLOCK="event", WHISTLE_REGISTRY=registry)
         self.intake, ok1 = ic.start_intake(self.w, self.ienv)
-        self.renv = rc.referral_env(self.w, self.ienv)
+        self.renv = rc.referral_env(self.w, self.ienv, registry=registry)
         self.ref, ok2 = rc.start_referral(self.w, self.renv)
         self.tenv = rtc.rating_env(self.w, self.ienv, self.renv, registry=rating_registry)
         self.rat, ok3 = rtc.start_rating(self.w, self.tenv)
