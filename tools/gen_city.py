@@ -670,7 +670,13 @@ class Quarter:
             plan.append((c["code"], rnd.choice([[0, 1], [1, 2]]), max(3, round(rnd.randint(8, 12) * scale))))
         for c in rest[14:20]:
             plan.append((c["code"], [rnd.randrange(3)], max(3, round(rnd.randint(8, 12) * scale))))
-        self.hot_projects = [p[0] for p in plan]
+        # Each month some more projects with a few complaints above the rest,
+        # so that the list's boundary (K = 30) falls on a count few projects tie at.
+        others = [c for c in self.prof if c["code"] not in {p[0] for p in plan}]
+        for k in range(3):
+            for c in rnd.sample(others, 30):
+                plan.append((c["code"], [k], max(1, round(rnd.randint(2, 7) * scale))))
+        self.hot_projects = [p[0] for p in plan[:20]]
         for code, months, per in plan:
             for k in months:
                 days = self.month_days(k)
@@ -815,11 +821,12 @@ class Quarter:
                 return
             # accept
             if kind == "late_accept":
-                ta = ab + rnd.randint(600, 36 * HOUR)
+                ta = self.daytime(ab + rnd.randint(600, 36 * HOUR), ab + 600, ab + 40 * HOUR)
             elif kind == "slow":
-                ta = issued + rnd.randint(5 * DAY, 15 * DAY)
+                ta = self.daytime(issued + rnd.randint(5 * DAY, 15 * DAY), issued + 5 * DAY, issued + 16 * DAY)
             else:
-                ta = issued + max(120, int(rnd.uniform(0.03, 0.75) * (ab - issued)))
+                ta = self.daytime(issued + max(120, int(rnd.uniform(0.03, 0.75) * (ab - issued))),
+                                  issued + 120, ab - 60)
             if kind == "return" and rnd.random() < 0.5:  # returned before accepting
                 ta = None
             else:
@@ -838,7 +845,7 @@ class Quarter:
                 s["state"] = "RETURNED"
                 t.state = "OPEN"  # waits for re-dispatch
                 returns += 1
-                tt = tr + rnd.randint(1800, 10 * HOUR)
+                tt = self.daytime(tr + rnd.randint(1800, 10 * HOUR), tr + 1800, tr + 2 * DAY)
                 if tt >= limit:
                     return
                 new_unit = self.other_unit(t, s["unit"])
@@ -849,11 +856,12 @@ class Quarter:
                 continue
             # resolve
             if kind == "late_resolve" or rb - ta < HOUR:
-                tv = max(rb, ta) + rnd.randint(HOUR, 5 * DAY)
+                tv = self.daytime(max(rb, ta) + rnd.randint(HOUR, 5 * DAY), max(rb, ta) + 600, max(rb, ta) + 6 * DAY)
             elif kind == "slow":
-                tv = ta + rnd.randint(HOUR, 3 * DAY)
+                tv = self.daytime(ta + rnd.randint(HOUR, 3 * DAY), ta + HOUR, ta + 4 * DAY)
             else:
-                tv = ta + max(600, int(rnd.betavariate(1.3, 3.0) * (rb - 600 - ta)))
+                tv = self.daytime(ta + max(600, int(rnd.betavariate(1.3, 3.0) * (rb - 600 - ta))),
+                                  ta + 600, rb - 60)
             if tv >= limit:
                 return
             kw, violation = {}, False
@@ -891,7 +899,8 @@ class Quarter:
                     self.emit(tf, {"type": "feedback", "at": iso(tf), "ticket_no": t.no,
                                    "satisfaction": rnd.choice(SATISFACTION_OK + ["UNSATISFIED"])})
                 return
-            tf = tv + rnd.randint(2 * HOUR, max(3 * HOUR, min(2 * DAY, close_by - tv - 2 * HOUR)))
+            tf = self.daytime(tv + rnd.randint(2 * HOUR, max(3 * HOUR, min(2 * DAY, close_by - tv - 2 * HOUR))),
+                              tv + HOUR, close_by - HOUR)
             if tf >= limit:
                 return
             if not redone and rnd.random() < 0.13:  # R-R6: redo
@@ -906,6 +915,23 @@ class Quarter:
                            "satisfaction": rnd.choice(SATISFACTION_OK)})
             t.state = "CLOSED"
             return
+
+    def daytime(self, x, lo, hi):
+        """x moved into 08:00-20:00 local (units and call-backs work by day)
+        when that keeps it within [lo, hi]; else x."""
+        h = dt.datetime.fromtimestamp(x, TZ).hour
+        if 8 <= h < 20:
+            return x
+        d = local_date(x)
+        r = self.rnd.randrange(3600)
+        if h >= 20:
+            cands = [epoch(d) + 19 * HOUR + r, epoch(d + dt.timedelta(days=1)) + 8 * HOUR + r]
+        else:
+            cands = [epoch(d) + 8 * HOUR + r, epoch(d - dt.timedelta(days=1)) + 19 * HOUR + r]
+        for c in cands:
+            if lo <= c <= hi:
+                return c
+        return x
 
     def other_unit(self, t, unit):
         """Where an operator re-dispatches a returned step (R-R3)."""
@@ -968,7 +994,7 @@ class Quarter:
         others = [c["code"] for c in self.prof if c["code"] not in special]
         k = min(len(others), max(40, self.n // 3))
         chosen = sorted(special) + sorted(rnd.sample(others, k))
-        quality = {co["code"]: rnd.uniform(68, 95) for co in self.city.companies}
+        quality = {co["code"]: rnd.uniform(72, 96) for co in self.city.companies}
         for co in self.bad_companies:
             quality[co] = rnd.uniform(45, 62)
         work = [k2 for k2 in range(5, self.days - 3)
