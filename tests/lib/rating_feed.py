@@ -171,12 +171,13 @@ class Stack:
     full-access reader ("escalation") of referral's stream (the steps) and of
     rating's (decisions, closes), and the clients of the three interfaces."""
 
-    def __init__(self, name, rating_registry=ic.REGISTRY, w=None, registry=ic.REGISTRY):
-        """registry: intake's and referral's; rating_registry: rating's (the
-        same city, perhaps with a rating_rules.csv)."""
+    def __init__(self, name, rating_registry=None, w=None, registry=ic.REGISTRY):
+        """registry: the registry intake and referral load (and rating, unless
+        rating_registry names another, e.g. one with a rule table)."""
         wt.pgdev("start")
         wt.pgdev("reset", "intake", "referral", "rating")
         self.w = w or wt.Workdir(name)
+        rating_registry = rating_registry or registry
         self.ienv = ic.intake_env(self.w, WHISTLE_CLOCK="event", WHISTLE_REGISTRY=registry)
         self.intake, ok1 = ic.start_intake(self.w, self.ienv)
         self.renv = rc.referral_env(self.w, self.ienv, registry=registry)
