@@ -167,10 +167,14 @@ int ctl_summary_main(int argc, char **argv)
   json_t *rk = read_rows(dir, name);
   printf("\nTop list (%s): %zu projects with complaints\n", name[0] ? per : "no closed month",
          json_array_size(rk));
-  json_array_foreach(rk, i, v) if (json_is_true(json_object_get(v, "in_top")))
-    printf("  #%lld %-8s company %-6s %lld complaints, %lld month(s) in a row on the list\n",
-           (long long)num(v, "rank"), s_(v, "compound"), s_(v, "company"), (long long)num(v, "count"),
-           (long long)num(v, "streak"));
+  size_t in_top = 0;
+  json_array_foreach(rk, i, v) if (json_is_true(json_object_get(v, "in_top"))) {
+    if (in_top++ < 10)
+      printf("  #%-3lld %-8s company %-6s %3lld complaint%s, on the list %lld month%s in a row\n",
+             (long long)num(v, "rank"), s_(v, "compound"), s_(v, "company"), (long long)num(v, "count"),
+             num(v, "count") == 1 ? "" : "s", (long long)num(v, "streak"), num(v, "streak") == 1 ? "" : "s");
+  }
+  if (in_top > 10) printf("  ... %zu projects in the top list in all (ties at its boundary are all in)\n", in_top);
   json_decref(rk);
   json_t *no = read_rows(dir, "notices.jsonl");
   printf("\nNotices: %zu\n", json_array_size(no));
@@ -208,8 +212,8 @@ int ctl_summary_main(int argc, char **argv)
     if (!best || num(v, "score") > num(best, "score")) best = v;
     if (!worst || num(v, "score") < num(worst, "score")) worst = v;
   }
-  if (best) printf("  best  %-8s score %.2f (rank %lld)\n", s_(best, "unit"), num(best, "score"), (long long)num(best, "rank"));
-  if (worst) printf("  worst %-8s score %.2f (rank %lld)\n", s_(worst, "unit"), num(worst, "score"), (long long)num(worst, "rank"));
+  if (best) printf("  best  %-8s score %.2f (rank %lld among its kind)\n", s_(best, "unit"), num(best, "score"), (long long)num(best, "rank"));
+  if (worst) printf("  worst %-8s score %.2f (rank %lld among its kind)\n", s_(worst, "unit"), num(worst, "score"), (long long)num(worst, "rank"));
   json_decref(un);
   latest(dir, "credit-", name, sizeof name);
   json_t *cr = read_rows(dir, name);
@@ -219,19 +223,30 @@ int ctl_summary_main(int argc, char **argv)
     if (gr[0] >= 'A' && gr[0] <= 'D') g[gr[0] - 'A']++;
   }
   printf("\nCredit (%s): A %zu, B %zu, C %zu, D %zu\n", name[0] ? per : "none", g[0], g[1], g[2], g[3]);
-  json_array_foreach(cr, i, v) if (!strcmp(s_(v, "grade"), "D"))
+  size_t shown = 0;
+  json_array_foreach(cr, i, v) if (!strcmp(s_(v, "grade"), "D") && shown++ < 10)
     printf("  grade D: %s (%.1f)\n", s_(v, "company"), num(v, "score"));
   json_decref(cr);
   latest(dir, "stars-", name, sizeof name);
   json_t *sr = read_rows(dir, name);
   printf("\nStars (%s): %zu rated projects\n", name[0] ? per : "no closed quarter", json_array_size(sr));
-  json_array_foreach(sr, i, v) printf("  %-8s %.1f  %lld star(s)\n", s_(v, "compound"), num(v, "score"), (long long)num(v, "stars"));
+  size_t by[6] = { 0 };
+  json_array_foreach(sr, i, v) {
+    long long k = (long long)num(v, "stars");
+    if (k >= 0 && k <= 5) by[k]++;
+  }
+  if (json_array_size(sr))
+    printf("  5 stars %zu, 4 stars %zu, 3 stars %zu, 2 stars %zu, 1 star %zu, NONCOMPLIANT (0) %zu\n",
+           by[5], by[4], by[3], by[2], by[1], by[0]);
+  shown = 0;
+  json_array_foreach(sr, i, v) if (num(v, "stars") == 0 && shown++ < 10)
+    printf("  NONCOMPLIANT: %s (score %.1f)\n", s_(v, "compound"), num(v, "score"));
   json_decref(sr);
   printf("\nWhere to look next:\n"
          "  whistlectl status              the daemons, their streams and lag\n"
          "  whistlectl triage              tickets and returned steps waiting for an operator\n"
          "  whistlectl trace TICKET_NO     one ticket's steps, decisions and notices\n"
-         "  whistlectl export --all DIR    every export file\n");
+         "  whistlectl export --all DIR    every export file (make run writes them to build/run/export/)\n");
   if (own) {
     DIR *d = opendir(dir);
     struct dirent *de;
