@@ -158,7 +158,7 @@ static int load_registry(struct replay *x)
                  &x->n_categories) ||
       load_codes(x, "districts.csv", "code,name", 0, "district", &junk))
     return -1;
-  qsort(x->codes, x->ncodes, sizeof *x->codes, cmp_str);
+  if (x->ncodes) qsort(x->codes, x->ncodes, sizeof *x->codes, cmp_str);
   return 0;
 }
 
@@ -633,7 +633,7 @@ static void print_summary(struct replay *x, int64_t elapsed_us, int ok)
     printf("  registry %s: %zu compounds, %zu units, %zu categories; %zu codes in the feed not in it\n",
            x->registry, x->n_compounds, x->n_units, x->n_categories, x->unknown_codes);
   for (size_t i = 0; i < x->n_first_unknown; i++) printf("    %s\n", x->first_unknown[i]);
-  qsort(x->outcomes.v, x->outcomes.n, sizeof *x->outcomes.v, cmp_tally);
+  if (x->outcomes.n) qsort(x->outcomes.v, x->outcomes.n, sizeof *x->outcomes.v, cmp_tally);
   printf("  %-11s %7s  outcomes\n", "type", "lines");
   for (int k = 0; k < K_N; k++) {
     if (!per[k]) continue;
