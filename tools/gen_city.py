@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""tools/gen_city.py: generates a sample city (a registry in the SCENARIO registry
-format) and a quarter of activity over it (a SCENARIO feed, sorted by `at`).
+"""tools/gen_city.py: generates a sample city (a registry in the registry (docs/formats.md)
+format) and a quarter of activity over it (a scenario feed (docs/formats.md), sorted by `at`).
 Seeded and deterministic: the same --seed and options give byte-identical output.
 Python 3 standard library only.
 
@@ -29,7 +29,7 @@ also DIR/expect.jsonl: per ticket what intake and referral should make of it."""
 # UNSATISFIED redo (R-R6) and closing (R-R2); exemptions; inspections (R-S1);
 # watermarks every 12 hours of local time, the last one past the quarter's end.
 #
-# Step numbers in `update` lines are modelled on whistle-referral (DOMAIN R-R2,
+# Step numbers in `update` lines are modelled on whistle-referral (R-R2,
 # R-R3, R-R6, R-E3a): 1, 2, 3 ... per ticket in issue order; the next routing
 # step after a RESOLVE with violation_confirmed; a new number for a re-dispatch
 # and for a redo. An operator re-dispatch is a `triage` line with `unit` and the

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """tools/gen_feed.py: writes deploy/feed/sample.jsonl, the sample hotline feed for
-October 2026 over the sample registry, in the SCENARIO feed format, sorted by `at`.
+October 2026 over the sample registry, in the scenario feed (docs/formats.md) format, sorted by `at`.
 Deterministic (fixed seed, Debian's python3, stdlib only); --expect FILE also writes
 what intake should decide for each ticket (R-I3..R-I5), to check a run against.
     /usr/bin/python3 tools/gen_feed.py [-o deploy/feed/sample.jsonl] [--expect FILE]"""

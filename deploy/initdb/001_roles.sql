@@ -1,6 +1,6 @@
 -- Whistle's database layout for the postgres:15 container (run once, by the
 -- image's entrypoint, when the data volume is empty): database `whistle` and one
--- login role per service, each owning only its own schema (DESIGN §4).
+-- login role per service, each owning only its own schema (docs/architecture.md).
 -- Passwords come from the container's Docker secrets (see below); nothing
 -- secret is written here. The same layout as tools/pgdev.sh's private cluster.
 

@@ -1,4 +1,4 @@
-/* Masking numbers typed into free text (DOMAIN R-I6a): a strict UTF-8
+/* Masking numbers typed into free text (R-I6a): a strict UTF-8
  * reader that classifies characters (digit, separator, check character,
  * other, invalid), the run scanner that delimits digit runs, and the writer
  * of masked runs. Pure; the rules are in svc_mask.h. */

@@ -1,4 +1,4 @@
-/* Masking numbers typed into free text (DOMAIN R-I6a): mobile numbers,
+/* Masking numbers typed into free text (R-I6a): mobile numbers,
  * resident ID numbers and any other run of seven or more digits in a ticket's
  * content or address, before the text leaves intake's schema. Pure: no I/O,
  * no globals; intake masks at submit, and both intake and referral mask what

@@ -1,4 +1,4 @@
-/* Migrations (DESIGN §4): services/<svc>/sql/NNN_name.sql are embedded at build
+/* Migrations (docs/architecture.md): services/<svc>/sql/NNN_name.sql are embedded at build
  * time and applied at start-up in name order, each in its own transaction,
  * under an advisory lock, and recorded in <schema>.schema_migrations. */
 #ifndef SVC_MIGRATE_H

@@ -1,4 +1,4 @@
-/* Asynchronous PostgreSQL on libuv (DESIGN §4). One struct svc_pg is one
+/* Asynchronous PostgreSQL on libuv (docs/architecture.md). One struct svc_pg is one
  * connection: non-blocking connect and reconnect with back-off, prepared
  * statements only, and transactions sent as pipelined batches.
  *
@@ -11,7 +11,7 @@
  * RETRY (nothing was committed: stage it again) or FAILED (an SQL error: nothing
  * was committed). Batches run one at a time, in submission order.
  *
- * Network faults (DESIGN §4): each connection has TCP keepalives,
+ * Network faults (docs/architecture.md): each connection has TCP keepalives,
  * tcp_user_timeout and connect_timeout unless its conninfo sets them, and its
  * host names are resolved on libuv's thread pool, never on the loop. A query
  * (a stage, a COMMIT, the preparations, an in-doubt question) with no result

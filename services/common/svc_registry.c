@@ -1,4 +1,4 @@
-/* Loads a registry directory (DOMAIN §1, SCENARIO registry CSVs) into a fresh
+/* Loads a registry directory (docs/rules.md §1, registry CSVs of docs/formats.md) into a fresh
  * struct svc_registry: checks every column value, code reference and
  * duplicate, refusing a broken registry with "path:line: reason", and builds
  * the lookup tables and the matchers for keywords (R-I3) and compound names

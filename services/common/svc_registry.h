@@ -1,4 +1,4 @@
-/* The city's registry (DOMAIN §1, SCENARIO registry CSVs), shared by every
+/* The city's registry (docs/rules.md §1, registry CSVs of docs/formats.md), shared by every
  * service: districts, streets, compounds, companies, departments, categories,
  * routing, hotline category map, keywords and the working-day calendar; and
  * the text normalisation and multi-pattern matcher used for keywords (R-I3)
@@ -46,7 +46,7 @@ void svc_matcher_stats(const struct svc_matcher *m, size_t *nodes, size_t *bytes
 /* Frees *m and sets it to NULL; safe on NULL and *m == NULL. */
 void svc_matcher_destroy(struct svc_matcher **m);
 
-/* ---- svc_registry.c: registry data (DOMAIN §1) ---- */
+/* ---- svc_registry.c: registry data (docs/rules.md §1) ---- */
 
 /* Every record starts with its key and the line of its file it came from.
  * Strings are owned by the registry; "" where a column is empty. */

@@ -1,4 +1,4 @@
-/* Request/reply server with group commit (DESIGN §3). Clients (DEALER) send
+/* Request/reply server with group commit (docs/architecture.md). Clients (DEALER) send
  * one-frame requests to a ROUTER; many may be in flight. Requests that need
  * the database are staged into one pipelined transaction per batch; each reply
  * is sent only after its batch committed. Bad input is answered at once.

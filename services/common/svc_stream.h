@@ -1,4 +1,4 @@
-/* The stream (DESIGN §3): a durable, ordered log per producer.
+/* The stream (docs/architecture.md): a durable, ordered log per producer.
  *
  * Producer: events are appended inside the producer's own write transactions
  * (outbox pattern) and get gapless sequence numbers in commit order from the

@@ -1,4 +1,4 @@
-/* Time (DOMAIN §0): civil-date arithmetic, RFC 3339 parsing and formatting,
+/* Time (docs/rules.md §0): civil-date arithmetic, RFC 3339 parsing and formatting,
  * local-time periods (R-T1), the working-day calendar (R-T4), deadlines (R-T5)
  * and the service clock (R-T3). Everything is pure except the clock reads. */
 #include "svc_time.h"

@@ -1,4 +1,4 @@
-/* Time, periods, the working-day calendar and the service clock (DOMAIN §0).
+/* Time, periods, the working-day calendar and the service clock (docs/rules.md §0).
  * Instants are int64 microseconds since the Unix epoch (UTC); local time is the
  * city's fixed offset (default +08:00, no DST, R-T1). Everything here is pure
  * except svc_clock_now() in wall mode, which reads the system clock. */

@@ -1,4 +1,4 @@
-/* ZeroMQ on libuv (DESIGN §3) and the one place where sockets are made.
+/* ZeroMQ on libuv (docs/architecture.md) and the one place where sockets are made.
  * A struct svc_zsock couples a socket with a uv_poll on ZMQ_FD. ZMQ_FD is
  * edge-triggered, so one pump drains whole multipart messages while
  * ZMQ_EVENTS says POLLIN (a bounded batch, then it reschedules itself) and

@@ -1,6 +1,6 @@
-/* The private header of whistle-intake (the 12345 feed, DOMAIN §2), with
- * prototypes grouped by file: the multi-pattern matcher, the registry (DOMAIN
- * §1, SCENARIO registry CSVs), the pure intake rules R-I1..R-I8, then the
+/* The private header of whistle-intake (the 12345 feed, docs/rules.md §2), with
+ * prototypes grouped by file: the multi-pattern matcher, the registry (docs/rules.md
+ * §1, registry CSVs of docs/formats.md), the pure intake rules R-I1..R-I8, then the
  * store and the handlers. */
 #ifndef INTAKE_H
 #define INTAKE_H
@@ -12,7 +12,7 @@
 #include "svc_registry.h"
 #include "svc_time.h"
 
-/* ---- intake_rules.c: the pure intake rules (DOMAIN §2) ---- */
+/* ---- intake_rules.c: the pure intake rules (docs/rules.md §2) ---- */
 
 #define INTAKE_TICKET_NO_MAX 64
 #define INTAKE_CONTENT_MAX_CHARS 4000

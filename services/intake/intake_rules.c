@@ -1,4 +1,4 @@
-/* The pure intake rules (DOMAIN §2): validation (R-I8), the submission
+/* The pure intake rules (docs/rules.md §2): validation (R-I8), the submission
  * fingerprint for idempotency (R-I1), request types (R-I2), classification
  * (R-I3), compound matching (R-I4), repeats (R-I5), the caller's pseudonym
  * and masked phone (R-I6) and the masked free text (R-I6a). No I/O: time,

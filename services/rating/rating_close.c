@@ -1,4 +1,4 @@
-/* Period closes (DESIGN §3: only when the minimum of the inputs' watermarks
+/* Period closes (docs/architecture.md: only when the minimum of the inputs' watermarks
  * has passed the period's end): a month's ranking and streaks (R-C2..R-C4),
  * top-list deductions and credit grades (R-K1, R-K2), unit scores and the
  * monthly department bottom (R-U2, R-U3); at a quarter's end the quarterly

@@ -1,4 +1,4 @@
-/* The private header of whistle-referral (吹哨报到, DOMAIN §3), with
+/* The private header of whistle-referral (吹哨报到, docs/rules.md §3), with
  * prototypes grouped by file: the pure referral rules R-R1..R-R6 over plain
  * structs (routing, the step state machine, the two clocks, closing), the
  * store (all SQL) and the handlers (unit interface, intake stream, clock). */
@@ -27,7 +27,7 @@
 #define REFERRAL_AT_MIN_US INT64_C(946656000000000)
 #define REFERRAL_AT_MAX_US INT64_C(4102416000000000)
 
-/* ---- referral_rules.c: the pure rules (DOMAIN §3) ---- */
+/* ---- referral_rules.c: the pure rules (docs/rules.md §3) ---- */
 
 enum referral_step_state { RS_ISSUED, RS_ACCEPTED, RS_RETURNED, RS_RESOLVED, RS_REOPENED };
 enum referral_ticket_state {

@@ -1,4 +1,4 @@
-/* The pure referral rules (DOMAIN §3): routing with R-R1, issuing steps with
+/* The pure referral rules (docs/rules.md §3): routing with R-R1, issuing steps with
  * their two clocks (R-R4, R-T5), the step state machine for unit updates
  * (R-R2, R-R3), re-dispatch, callbacks with closing and redo (R-R2, R-R6),
  * repeat notes (R-I5) and the clock tick (warnings, exactly-once overdue,

@@ -1,4 +1,4 @@
-"""Proves DESIGN §3 "Hostile input": malformed, truncated, oversized and hostile
+"""Proves docs/architecture.md "Hostile input": malformed, truncated, oversized and hostile
 frames on every socket of ledgerd (request, stream, control) and sinkd (control,
 and its consumer facing a fake producer) get an error reply or are dropped with a
 counter; the daemons keep serving, every good request sent alongside is answered

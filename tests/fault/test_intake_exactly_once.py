@@ -1,4 +1,4 @@
-"""Exactly once under failures, through the real whistle-intake (DESIGN §3:
+"""Exactly once under failures, through the real whistle-intake (docs/architecture.md:
 an event is in the outbox if and only if the transaction that appended it
 committed). Faults are injected in Postgres itself, so the real daemon meets
 them where it would in production:

@@ -1,4 +1,4 @@
-"""DESIGN §3 exactly once for whistle-rating, through the real daemons: each
+"""docs/architecture.md exactly once for whistle-rating, through the real daemons: each
 batch of intake's and referral's events is applied in one transaction with
 rating's position in that stream, and each month close (rankings, unit
 scores, stars, decisions, period.closed and a watermark on rating's stream)

@@ -1,4 +1,4 @@
-"""DESIGN §3 "an event exists if and only if the transaction that appended it
+"""docs/architecture.md "an event exists if and only if the transaction that appended it
 committed", for whistle-referral under failures at every stage of its
 pipeline while requests are in flight. The faults come from Postgres itself,
 in the real daemon:

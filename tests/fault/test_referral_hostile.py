@@ -1,4 +1,4 @@
-"""DESIGN §3 "Hostile input" on whistle-referral's unit interface: garbage,
+"""docs/architecture.md "Hostile input" on whistle-referral's unit interface: garbage,
 every truncation of a valid request, oversized and deeply nested frames,
 invalid UTF-8 and NUL in strings, a million evidence references, another
 interface's envelope, multipart and empty frames, out-of-range numbers. Each

@@ -1,6 +1,6 @@
 """tools/gen_city.py, the sample city and quarter generator: two runs with the
 same seed and options write the same bytes (and another seed other bytes);
-the registry has every SCENARIO registry file with its exact columns and
+the registry has every registry (docs/formats.md) file with its exact columns and
 passes whistle-intake's and whistle-referral's own registry check
 (--check-config); the feed is sorted by `at`, holds every line type, no line
 more than a day ahead of the latest watermark, and ends with a watermark past
@@ -80,7 +80,7 @@ heads = {}
 for name in COLUMNS:
     path = os.path.join(reg, name)
     heads[name] = open(path, encoding="utf-8").readline().rstrip("\n") if os.path.exists(path) else None
-wt.check(heads == COLUMNS, "every SCENARIO registry file, with its exact columns")
+wt.check(heads == COLUMNS, "every registry (docs/formats.md) file, with its exact columns")
 comps = ic.registry_rows("compounds.csv", reg)
 kinds = {m: sum(1 for x in comps if x["management"] == m) for m in ("PROFESSIONAL", "SELF", "CUSTODIAL", "NONE")}
 wt.check(2000 <= len(comps) <= 4000 and kinds["PROFESSIONAL"] > len(comps) / 2 and min(kinds.values()) > 0,

@@ -33,7 +33,7 @@ NOISE_CONTENT = "楼上噪音扰民，请回电13911112222"
 
 
 def noise_line(first, content):
-    """The ticket of DOMAIN R-I6a's example, at the feed's first time."""
+    """The ticket of R-I6a's example, at the feed's first time."""
     return json.dumps({"type": "ticket", "at": json.loads(first)["at"], "ticket_no": "R-I6A-NOISE",
                        "request_type": "COMPLAINT", "hotline_category": "",
                        "caller_phone": "13700001234", "caller_name": "测试",

@@ -1,4 +1,4 @@
-"""whistle-intake's business rules end to end (DOMAIN §2), through the real
+"""whistle-intake's business rules end to end (docs/rules.md §2), through the real
 hotline socket, Postgres and the intake stream recorded by sinkd as
 "referral", in event clock mode (deterministic times):
 R-I1 duplicates and conflicts (also within one batch), R-I2 dispositions,
@@ -366,7 +366,7 @@ MARK = 'reload failed: the previous one stays in force" what="registry"'
 refused = wt.wait_for(lambda: MARK in intake.log_text(), 15, "the refusal")
 line = [ln for ln in intake.log_text().splitlines() if MARK in ln]
 wt.check(refused and f"compounds.csv:{nlines + 1}:" in line[-1] and "BOGUS" in line[-1],
-         f"registry reload (DESIGN §5): SIGHUP with a broken registry: refused, the log says"
+         f"registry reload (docs/architecture.md): SIGHUP with a broken registry: refused, the log says"
          f" file:line: reason ({line[-1:]})")
 r = sub("REG-1", CLOCK + 2 * HOUR, address="新建家园小区2栋", caller_phone="13500000901")
 wt.check(name(r) == "ACCEPTED" and r.disposition == "TRIAGE" and r.compound == "",

@@ -1,4 +1,4 @@
-"""Postgres connections survive faults (DESIGN §4), with real daemons under
+"""Postgres connections survive faults (docs/architecture.md), with real daemons under
 load (ledgerd producing, sinkd consuming): the producer's write backend is
 terminated; Postgres is stopped and started; the postmaster and the write
 backend are frozen (SIGSTOP) for longer than the batch timeout, which the

@@ -1,6 +1,6 @@
 """The small hand-checked scenario (tests/scenarios/small, see its README):
 its registry and feed replayed through the four real daemons in event clock
-mode, every export written as SCENARIO.md defines it, each compared byte for
+mode, every export written as docs/formats.md defines it, each compared byte for
 byte with the hand-computed file in expected/ (a unified diff on mismatch).
 
 replay_and_export() is the whole replay: registry + feed in, a directory of
@@ -33,7 +33,7 @@ def at_us(text):
 
 
 def dumps(obj):
-    """One export line as SCENARIO.md writes it."""
+    """One export line as docs/formats.md writes it."""
     return json.dumps(obj, ensure_ascii=False, sort_keys=True)
 
 
@@ -58,7 +58,7 @@ def periods(first_us, last_us):
 
 
 def replay_and_export(registry, feed, out):
-    """Replays feed (SCENARIO.md JSON Lines) on registry through intake,
+    """Replays feed (docs/formats.md JSON Lines) on registry through intake,
     referral, rating and escalation in event clock mode, one line at a time
     in order, then writes every export file into out. Returns (ok, problems):
     problems lists the feed lines a daemon did not take as expected."""

@@ -1,6 +1,6 @@
 """whistlectl with the four real daemons in event mode: replay of a small feed
-with every SCENARIO line type (over deploy/registry), status, every export
-checked against the SCENARIO shapes and orders, trace and triage, usage
+with every feed line type (over deploy/registry), status, every export
+checked against the export shapes and orders, trace and triage, usage
 errors, a feed with a bad line, an unreachable daemon, and a second replay
 into fresh schemas giving a byte-identical `export --all`."""
 import json
@@ -61,7 +61,7 @@ def write_feed(path, lines):
             f.write((o if isinstance(o, str) else json.dumps(o, ensure_ascii=False)) + "\n")
 
 
-# ---- the export shapes (SCENARIO.md), checked here ----------------------------------
+# ---- the export shapes (docs/formats.md), checked here ----------------------------------
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+08:00$")
 NUM = re.compile(r"^(.+)〔(\d{4})〕(\d+)号$")
 FIELDS = {
@@ -223,7 +223,7 @@ for kind, period in (("notices", None), ("decisions", None), ("tickets", None), 
         continue
     probs, rows = shape_problems(kind, out)
     exports[kind] = rows
-    wt.check(c == 0 and not probs, f"export {kind}: {len(rows)} rows in the SCENARIO shape and order {probs[:3]}")
+    wt.check(c == 0 and not probs, f"export {kind}: {len(rows)} rows in the export shape and order {probs[:3]}")
 tk = {r["ticket_no"]: r for r in exports["tickets"]}
 wt.check(tk.get("W-1", {}).get("state") == "CLOSED", f"W-1 CLOSED by the callback ({tk.get('W-1')})")
 wt.check(tk.get("W-4", {}).get("exempt") is True, "W-4 exempt")

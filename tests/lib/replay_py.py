@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Replays a scenario (a registry directory and a SCENARIO feed) into real
+"""Replays a scenario (a registry directory and a scenario feed (docs/formats.md)) into real
 intake, referral and rating daemons in event-clock mode, strictly in feed
 order (rating_feed.Stack: each update waits for its step to be issued), and
 counts the replies by line type and status. With an expectations file

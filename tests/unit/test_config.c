@@ -1,4 +1,4 @@
-/* Unit tests for svc_config (DESIGN §5 "Config"): every kind's valid and invalid
+/* Unit tests for svc_config (docs/architecture.md "Config"): every kind's valid and invalid
  * values, INT ranges, required variables, --help listing every variable,
  * --check-config's result, unknown arguments, the "PROG: VAR: reason (got 'x')"
  * error form, and that secret values never reach stdout or stderr. */

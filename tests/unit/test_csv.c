@@ -1,5 +1,5 @@
 /* Unit tests for svc_csv, the strict RFC 4180 reader behind the registry files
- * (DOMAIN §1) and calendar.csv (R-T4): quoting, line ends, BOM, the header,
+ * (docs/rules.md §1) and calendar.csv (R-T4): quoting, line ends, BOM, the header,
  * field counts, line numbers in errors, and UTF-8 validation of Chinese text. */
 #include <check.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
-/* Unit tests for the intake registry loader (DOMAIN §1, SCENARIO registry
+/* Unit tests for the intake registry loader (docs/rules.md §1, registry (docs/formats.md)
  * CSVs) and the matchers it builds: the sample city in deploy/registry loads
- * and holds the DOMAIN §3 table; broken copies of a small fixture are refused
+ * and holds the docs/rules.md §3 table; broken copies of a small fixture are refused
  * with the exact "file:line: reason" for each class of error; a failed load
  * leaves a loaded registry alone (SIGHUP reload); the Aho-Corasick matcher
  * and normalisation (R-I3, R-I4) agree with a naive search. */
@@ -128,7 +128,7 @@ START_TEST(test_registry_sample_loads) {
 }
 END_TEST
 
-/* Every category of DOMAIN §3 but OTHER has keywords and routing. */
+/* Every category of docs/rules.md §3 but OTHER has keywords and routing. */
 START_TEST(test_registry_sample_categories_routing_keywords) {
   struct svc_registry *r = load_ok(sample_dir());
   const struct svc_route_step *s;

@@ -1,4 +1,4 @@
-/* Unit tests for svc_log (DESIGN §5 "Logs"): the logfmt line shape on stderr,
+/* Unit tests for svc_log (docs/architecture.md "Logs"): the logfmt line shape on stderr,
  * the UTC millisecond timestamp, quoting and escaping, level filtering, func=
  * on warnings and errors, and that every call yields exactly one line. */
 #include <check.h>

@@ -1,4 +1,4 @@
-/* Unit tests for svc_mask (DOMAIN R-I6a): each kind of number typed into
+/* Unit tests for svc_mask (R-I6a): each kind of number typed into
  * free text (mobile numbers alone, in Chinese text, spaced, hyphenated,
  * full-width; resident ID numbers; bank cards; landlines), what must stay as
  * typed (amounts, house numbers, years, 6-digit runs), how runs are

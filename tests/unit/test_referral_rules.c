@@ -1,4 +1,4 @@
-/* Unit tests for the referral rules (DOMAIN §3) against the sample city
+/* Unit tests for the referral rules (docs/rules.md §3) against the sample city
  * registry in deploy/registry (tests run from the repository root): routing
  * of every row of routing.csv with R-R1, the three-step illegal-construction
  * chain (R-R2), the step state machine with returns and re-dispatch (R-R2,
@@ -16,7 +16,7 @@ static const char *const WD_AFTER_OCT9[] = {
 
 /* ---- routing (R-R1, R-R2) ---- */
 
-/* deploy/registry/routing.csv as DOMAIN §3 gives it. */
+/* deploy/registry/routing.csv as docs/rules.md §3 gives it. */
 struct route_row { const char *cat; int step; const char *unit; int hours, workdays; };
 static const struct route_row ROUTES[] = {
   {"PS_SANITATION", 1, "STREET", 24, 5},  {"PS_GREENING", 1, "STREET", 24, 5},

@@ -1,4 +1,4 @@
-/* Unit tests for svc_time (DOMAIN §0, rules R-T1..R-T5 and the R-R4 deadline
+/* Unit tests for svc_time (docs/rules.md §0, rules R-T1..R-T5 and the R-R4 deadline
  * second): civil dates, RFC 3339, local periods, the working-day calendar,
  * deadlines and the service clock. Each test names the rule it checks. */
 #include <check.h>

@@ -113,7 +113,7 @@ static void usage(FILE *out)
     "commands:\n"
     "  status                 every daemon: up, version, Postgres, stream head and watermark,\n"
     "                         inputs' positions and lag, server queue; settled or not\n"
-    "  replay REGISTRY FEED   replays a SCENARIO feed through the daemons' interfaces, each\n"
+    "  replay REGISTRY FEED   replays a scenario feed (docs/formats.md) through the daemons' interfaces, each\n"
     "                         line once everything before it has settled\n"
     "  export WHAT            notices, decisions, tickets, rankings --month M, units --month M,\n"
     "                         credit --half YYYYHn, stars --quarter YYYYQn; or --all DIR\n"

@@ -115,7 +115,7 @@ int ctl_triage_main(int argc, char **argv);
 int ctl_summary_main(int argc, char **argv);
 
 /* Exports shared by export and summary: writes one export to out (the
- * SCENARIO shape, lines as the daemons give them). what: notices,
+ * export shape, lines as the daemons give them). what: notices,
  * decisions, tickets, rankings, units, credit, stars; period for the last
  * four. 0, 1 period not closed yet (message printed), -1 failure. */
 int ctl_export_one(const struct ctl_env *e, const char *what, const char *period, FILE *out);

@@ -1,4 +1,4 @@
-/* whistlectl export: the SCENARIO.md export files, as the daemons answer
+/* whistlectl export: the docs/formats.md export files, as the daemons answer
  * them on their query interfaces (JSON lines already in the export shape and
  * order: keys sorted, UTF-8 unescaped, ", " and ": "): notices (escalation
  * Query NOTICES), decisions, rankings, units, credit, stars (rating Query),
@@ -288,7 +288,7 @@ static void usage(FILE *out)
     "       whistlectl export stars --quarter YYYYQn [-o FILE]\n"
     "       whistlectl export --all DIR\n"
     "\n"
-    "Writes an export of SCENARIO.md (JSON Lines: one object per line, keys sorted, UTF-8,\n"
+    "Writes an export of docs/formats.md (JSON Lines: one object per line, keys sorted, UTF-8,\n"
     "\", \" and \": \", sorted as the format states) to stdout or FILE, as the daemons answer\n"
     "it: notices from escalation (Query NOTICES), tickets from referral (Query TICKETS),\n"
     "the others from rating (Query). Rankings, units and stars of a period rating has not\n"

@@ -1,4 +1,4 @@
-/* whistlectl replay REGISTRY FEED: every SCENARIO feed line through the
+/* whistlectl replay REGISTRY FEED: every scenario feed (docs/formats.md) line through the
  * interface it belongs to, following the replay rule: a line goes only after
  * every earlier line is acknowledged and the daemons have settled (the
  * settled signal of proto/control.proto), except that a run of consecutive
@@ -670,7 +670,7 @@ static void usage(FILE *out)
   fprintf(out,
     "usage: whistlectl replay [options] REGISTRY FEED\n"
     "\n"
-    "Replays a scenario feed (SCENARIO.md: JSON Lines sorted by `at`; \"-\" reads stdin)\n"
+    "Replays a scenario feed (docs/formats.md: JSON Lines sorted by `at`; \"-\" reads stdin)\n"
     "through the daemons' own interfaces: ticket, feedback, watermark and exempt lines to\n"
     "intake's hotline interface; triage to intake (TriageComplete) when the ticket waits\n"
     "in triage or the line names no unit, else to referral (Redispatch of the ticket's\n"

@@ -1,4 +1,4 @@
-/* whistle-hotline: the hotline client. Pushes a SCENARIO feed (JSON Lines) to
+/* whistle-hotline: the hotline client. Pushes a scenario feed (docs/formats.md) (JSON Lines) to
  * whistle-intake through the hotline interface (proto/hotline.proto): options,
  * the run (validate the whole feed, then send), the summary of the replies
  * and the optional replies file. */

@@ -1,5 +1,5 @@
 /* The hotline client of the tools' library (whistle-hotline, whistlectl
- * replay): the feed lines as read and packed by hotline_feed.c (SCENARIO feed
+ * replay): the feed lines as read and packed by hotline_feed.c (scenario feed (docs/formats.md)
  * format) and the sender in hotline_send.c (many requests in flight over one
  * DEALER, resends, barriers). */
 #ifndef HOTLINE_CLIENT_H

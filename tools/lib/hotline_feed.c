@@ -1,4 +1,4 @@
-/* Reading a SCENARIO feed (JSON Lines) for whistle-hotline (and the intake
+/* Reading a scenario feed (docs/formats.md) (JSON Lines) for whistle-hotline (and the intake
  * lines of whistlectl replay): parses every line
  * with jansson, checks its type, its `at` and the types of its fields, packs
  * the HotlineMessage it becomes (request_id = line number), and links each

@@ -1,4 +1,4 @@
--- The stream tables every service has in its own schema (DESIGN §3):
+-- The stream tables every service has in its own schema (docs/architecture.md):
 -- the outbox of the events it produces, with a head row that hands out gapless
 -- sequence numbers in commit order, and its positions in the streams it reads.
 
