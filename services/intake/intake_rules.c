@@ -146,7 +146,8 @@ const char *intake_validate(const struct intake_submission *s, int64_t now_us, c
   if (content_chars > INTAKE_CONTENT_MAX_CHARS)
     return reason(buf, n, "content: over %d characters (%zu)", INTAKE_CONTENT_MAX_CHARS,
                   content_chars);
-  if (svc_utf8_blank(str(s->address), strlen(str(s->address))) && !*str(s->compound_code))
+  if (svc_utf8_blank(str(s->address), strlen(str(s->address))) &&
+      svc_utf8_blank(str(s->compound_code), strlen(str(s->compound_code))))
     return reason(buf, n, *str(s->address)
                             ? "address: only white space or invisible characters (an address or"
                               " a compound_code is required)"

@@ -37,7 +37,9 @@ static const char CANDIDATES_MANY_SQL[] =
   "SELECT q.k, c.* FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[])"
   "   WITH ORDINALITY AS q (pseudonym, compound, category, from_us, to_us, k)"
   " CROSS JOIN LATERAL (SELECT t.ticket_no, t.received_us, t.request_type, t.disposition,"
-  "   t.repeat_of IS NOT NULL, t.closed_us IS NOT NULL FROM tickets t"
+  /* R-I5: closed as of the new ticket's received time (to_us), in event
+   * time: a closure intake heard of but stamped after it does not count. */
+  "   t.repeat_of IS NOT NULL, t.closed_us IS NOT NULL AND t.closed_us <= q.to_us FROM tickets t"
   /* t.pseudonym <> '' restates the predicate of the partial index
    * tickets_repeats, so that the generic plan of this prepared statement can
    * use that index instead of scanning the whole table per ticket. */

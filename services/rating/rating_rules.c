@@ -353,8 +353,9 @@ void rating_step_flags(const struct rating_step *s, int off_s, int *in_pop, int 
   int pop = !(s->returned_us && s->returned_us < end);
 
   *in_pop = pop;
-  *acc_ok = pop && s->accepted_us && s->accepted_us <= s->accept_by_us;
-  *res_ok = pop && s->resolved_us && s->resolved_us <= s->resolve_by_us &&
+  /* On time within the deadline's second, as referral's clocks (R-R4). */
+  *acc_ok = pop && s->accepted_us && !svc_deadline_passed(s->accept_by_us, s->accepted_us);
+  *res_ok = pop && s->resolved_us && !svc_deadline_passed(s->resolve_by_us, s->resolved_us) &&
             !(s->reopened_us && s->reopened_us < end);
 }
 

@@ -66,6 +66,10 @@ wt.check(hotline(ic.feedback, "CL-A", T0 + 4 * H, "SATISFIED"), "a SATISFIED cal
 wt.check(wt.wait_for(lambda: wt.scalar("SELECT closed_us FROM intake.tickets WHERE ticket_no = 'CL-A'")
                      == str(T0 + 4 * H), 30, "closure"),
          "referral closes CL-A and intake records when (closed_us from ticket.closed)")
+late = ticket("CL-L", T0 + 3 * H + 30 * 60 * S)
+wt.check(late.disposition == "REPEAT",
+         f"R-I5: a call received before the closure, delivered after it, is still a REPEAT: closure is"
+         f" decided in event time ({late.disposition})")
 c = ticket("CL-C", T0 + 5 * H)
 wt.check(c.disposition == "DISPATCHED",
          f"R-I5: after the earlier referral is closed, the same call is not a repeat ({c.disposition})")

@@ -247,6 +247,8 @@ START_TEST(test_R_I8_required_fields) {
   s.address = "";
   s.compound_code = NULL;
   ck_valid(&s, NOW, "address: missing");
+  s.compound_code = " \xe2\x80\x8b"; /* R-I8: a compound code of white space and U+200B is none */
+  ck_valid(&s, NOW, "address: missing");
   ck_valid(&empty, NOW, "ticket_no: missing");
 }
 END_TEST

@@ -628,6 +628,10 @@ START_TEST(r_u2_step_on_time_late_and_missing) {
   struct rating_step s = october_step();
 
   ck_flags(&s, 1, 1, 1);
+  s.accepted_us += SEC - 1; /* within the deadline's second: on time, as referral's clocks (R-R4) */
+  s.resolved_us += SEC - 1;
+  ck_flags(&s, 1, 1, 1);
+  s = october_step();
   s.accepted_us += SEC;
   s.resolved_us += SEC;
   ck_flags(&s, 1, 0, 0);
