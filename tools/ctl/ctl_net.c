@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <zmq.h>
 
@@ -167,6 +168,32 @@ ProtobufCMessage *ctl_call(struct ctl_conn *c, ProtobufCMessage *req, int64_t ti
                                           "client key, --server-key/--client-key)" : "");
   }
   return out;
+}
+
+uint8_t *ctl_pack(struct ctl_conn *c, ProtobufCMessage *req, size_t *len, uint64_t *id)
+{
+  *id = ++c->next_id;
+  set_u64(req, "version", 1);
+  set_u64(req, "request_id", *id);
+  *len = protobuf_c_message_get_packed_size(req);
+  uint8_t *buf = malloc(*len ? *len : 1);
+  if (buf) protobuf_c_message_pack(req, buf);
+  return buf;
+}
+
+ProtobufCMessage *ctl_unpack_reply(const ProtobufCMessageDescriptor *d, const void *data, size_t len,
+                                   uint64_t *id, int *unavailable)
+{
+  ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, data);
+  if (!m) return NULL;
+  const ProtobufCMessage *r = reply_of(m);
+  if (!r) {
+    protobuf_c_message_free_unpacked(m, NULL);
+    return NULL;
+  }
+  *id = u64_of(r, "request_id") ? u64_of(r, "request_id") : u64_of(m, "request_id");
+  *unavailable = u64_of(r, "status") == 3;
+  return m;
 }
 
 static int reopen(struct ctl_conn *c)
@@ -369,13 +396,28 @@ int ctl_settle_pass(struct ctl_settle *s, int64_t timeout_us, char *why, size_t 
       heads[nh++].head = r->output->head;
     }
   }
+  /* The inputs read before their producer (intake's reading of referral's
+   * closures): against the head the producer reported later in the pass. A
+   * position read earlier that reaches a head read later is as good. */
+  for (int d = 0; d < D_N && settled && s->back; d++) {
+    const Whistle__Control__StatusReply *r = s->last[d] ? s->last[d]->status_reply : NULL;
+    for (size_t i = 0; r && i < r->n_inputs && settled; i++)
+      for (size_t k = 0; k < nh; k++)
+        if (strcmp(heads[k].name, r->inputs[i]->input) == 0 && r->inputs[i]->position < heads[k].head) {
+          settled = 0;
+          snprintf(why, n, "%s has applied %s's stream up to %llu of %llu", ctl_daemon_names[d],
+                   r->inputs[i]->input, (unsigned long long)r->inputs[i]->position,
+                   (unsigned long long)heads[k].head);
+          break;
+        }
+  }
   return settled;
 }
 
 int ctl_settle_wait(struct ctl_settle *s, int64_t deadline_us)
 {
   char why[512];
-  int64_t t0 = svc_mono_us(), pause_us = 500;
+  int64_t t0 = svc_mono_us(), pause_us = 250;
   for (;;) {
     int64_t now = svc_mono_us();
     int64_t left = deadline_us > now ? deadline_us - now : 1;
@@ -394,8 +436,9 @@ int ctl_settle_wait(struct ctl_settle *s, int64_t deadline_us)
     }
     /* Poll again soon: the condition is observed, never assumed after a pause.
      * (Polling without pauses slows the daemons down more than it gains.) */
-    zmq_poll(NULL, 0, (long)(pause_us / 1000 ? pause_us / 1000 : 1));
-    if (pause_us < 16000) pause_us *= 2;
+    struct timespec ts = { 0, (long)pause_us * 1000 };
+    nanosleep(&ts, NULL);
+    if (pause_us < 2000) pause_us *= 2;
   }
   s->waits++;
   s->wait_us += svc_mono_us() - t0;
