@@ -1,10 +1,14 @@
 /* whistlectl replay REGISTRY FEED: every SCENARIO feed line through the
  * interface it belongs to, following the replay rule: a line goes only after
  * every earlier line is acknowledged and the daemons have settled (the
- * settled signal of proto/control.proto), except that a run of consecutive
- * ticket lines is pipelined over one connection to intake (which applies one
- * connection's requests in order; a ticket's outcome depends on no other
- * daemon while no feedback, triage, update or watermark comes between). */
+ * settled signal of proto/control.proto), except that runs of lines that
+ * cannot depend on each other overlap: consecutive ticket lines (and the
+ * callbacks right after them) pipelined over one connection to intake, which
+ * applies one connection's requests in order (a ticket's outcome depends on
+ * no other daemon while no feedback, triage, update or watermark comes
+ * between); consecutive update and inspection lines pipelined to referral
+ * and rating, one line per ticket or compound in flight (each is applied to
+ * its own ticket or compound alone). See replay_run for the settles. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -729,15 +733,30 @@ static int replay_run(struct replay *x)
   int64_t settle = x->env.settle_us;
   if (ctl_settle_wait(&x->settle, svc_mono_us() + settle)) return -1;
   x->t0 = svc_mono_us();
-  int intake_sent = 0;
+  int intake_sent = 0, closure_pending = 0;
   for (size_t i = 0; i < x->n;) {
     struct rline *l = &x->v[i];
     size_t j = i + 1;
     int rc;
     size_t refused_before = x->refused;
+    /* Callbacks since the last settle that read intake back: before a line
+     * to intake other than a callback, intake knows every closure. */
+    if (closure_pending && l->kind != K_FEEDBACK && l->kind != K_UPDATE && l->kind != K_INSPECTION) {
+      x->settle.mask = (1u << D_INTAKE) | (1u << D_REFERRAL);
+      x->settle.back = 1;
+      if (ctl_settle_wait(&x->settle, svc_mono_us() + settle)) {
+        fprintf(stderr, CTL_PROG ": the replay stops before line %zu\n", l->lineno);
+        return -1;
+      }
+      closure_pending = 0;
+    }
     switch (l->kind) {
     case K_TICKET: case K_WATERMARK:
       while (!x->sequential && j < x->n && (x->v[j].kind == K_TICKET || x->v[j].kind == K_WATERMARK)) j++;
+      /* Callbacks right after them go in the same run, in order: intake
+       * records a callback on its own ticket whatever came before, and the
+       * ticket lines before a callback do not depend on it. */
+      while (!x->sequential && j < x->n && x->v[j].kind == K_FEEDBACK && !ticket_in(x, i, j, j)) j++;
       rc = send_intake(x, i, j);
       break;
     case K_FEEDBACK:
@@ -782,7 +801,13 @@ static int replay_run(struct replay *x)
           !(x->v[k].kind == K_TRIAGE && x->v[k].hl.state == HL_WAITING))
         intake_sent = 1;
     x->settle.mask = full ? 0 : (1u << D_INTAKE) | (1u << D_REFERRAL);
-    x->settle.back = full || closing;
+    /* After callbacks, intake reading referral's closures back matters only
+     * to the next line to intake other than a callback: waited for now when
+     * that line comes next, else before it (closure_pending). */
+    int next_reads = j < x->n && x->v[j].kind != K_FEEDBACK && x->v[j].kind != K_UPDATE &&
+                     x->v[j].kind != K_INSPECTION;
+    x->settle.back = full || (closing && next_reads) || (closure_pending && next_reads);
+    if (closing && !x->settle.back) closure_pending = 1;
     if (!full && !intake_sent) {
       show_progress(x, j, 0);
       i = j;
@@ -794,6 +819,7 @@ static int replay_run(struct replay *x)
       fprintf(stderr, CTL_PROG ": the replay stops after line %zu\n", x->v[j - 1].lineno);
       return -1;
     }
+    if (x->settle.back) closure_pending = 0;
     show_progress(x, j, 0);
     i = j;
   }
@@ -807,7 +833,7 @@ static void print_summary(struct replay *x, int64_t elapsed_us, int ok)
   for (size_t i = 0; i < x->n; i++) per[x->v[i].kind]++;
   printf("whistlectl replay: %s, %zu lines (%zu blank), %s\n", x->feed, x->n, x->lines_read - x->n,
          x->sequential ? "sequential (settled before each line)"
-         : x->settle_all ? "pipelined ticket runs, all settled after each" : "pipelined ticket runs");
+         : x->settle_all ? "pipelined runs, all settled after each" : "pipelined runs");
   if (x->ncodes)
     printf("  registry %s: %zu compounds, %zu units, %zu categories; %zu codes in the feed not in it\n",
            x->registry, x->n_compounds, x->n_units, x->n_categories, x->unknown_codes);
@@ -860,13 +886,19 @@ static void usage(FILE *out)
     "The replay rule: a line is sent only after every earlier line is acknowledged and the\n"
     "daemons have settled (proto/control.proto's settled signal, polled on the four control\n"
     "endpoints), so every step, overdue, close and notice the earlier lines caused is\n"
-    "visible. Consecutive ticket and watermark lines are pipelined over one connection to\n"
-    "intake, which applies them in order. After a watermark or a feedback line (and at the\n"
-    "end) all four daemons settle; after other intake lines intake and referral settle\n"
-    "(every step the lines caused is in referral; rating and escalation only consume, so\n"
-    "they catch up by the next watermark); lines to referral and rating cause their steps\n"
-    "in the commit their answer acknowledges. --sequential is the strict baseline; both\n"
-    "give the same exports.\n"
+    "visible. What cannot depend on each other overlaps: consecutive ticket and watermark\n"
+    "lines, and callbacks right after them, go pipelined over one connection to intake,\n"
+    "which applies them in order (callbacks about distinct tickets; a ticket after a\n"
+    "callback waits, as it may be a repeat of a ticket the callback closed); consecutive\n"
+    "update and inspection lines go pipelined to referral and rating, one line per ticket\n"
+    "(inspection: per compound) in flight, a later line about it waiting for the earlier\n"
+    "one's answer. After a watermark (and at the end) all four daemons settle; after other\n"
+    "intake lines intake and referral settle (every step and clock tick the lines caused\n"
+    "is in referral before an update comes; after a callback, intake also reads referral's\n"
+    "closures back before its next line that is not a callback); rating and escalation\n"
+    "only consume, so they catch up by the next watermark. Lines to referral and rating\n"
+    "cause their steps in the commit their answer acknowledges. --sequential is the strict\n"
+    "baseline; both give the same exports.\n"
     "The replay ends once the daemons have settled after the last line.\n"
     "\n"
     "The whole feed is read first: a line that does not parse, has an unknown type or a\n"
