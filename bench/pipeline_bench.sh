@@ -17,7 +17,8 @@
 # BENCH_PIPE_SCENARIO (a scenario directory, registry/ and feed.jsonl,
 # instead of generating one), BENCH_PIPE_SEQUENTIAL (1; 0 skips the
 # sequential replay and the comparison), BENCH_PIPE_REPLAY_ARGS (more
-# options for both replays). Runs on its own private cluster (as
+# options for both replays), BENCH_PIPE_CTL (the whistlectl to measure, e.g.
+# an older build's; default this build's). Runs on its own private cluster (as
 # bench/run.sh). No pass/fail.
 set -euo pipefail
 
@@ -29,6 +30,7 @@ SEED=${BENCH_PIPE_SEED:-1}
 TICKETS=${BENCH_PIPE_TICKETS:-6000}
 SCENARIO=${BENCH_PIPE_SCENARIO:-}
 SEQUENTIAL=${BENCH_PIPE_SEQUENTIAL:-1}
+CTL=${BENCH_PIPE_CTL:-$BIN/bin/whistlectl}
 read -r -a XARGS <<<"${BENCH_PIPE_REPLAY_ARGS:-}"
 export WHISTLE_PGDEV_DIR=${WHISTLE_PGDEV_DIR:-/tmp/whistle-bench-pg}
 export WHISTLE_PGDEV_PORT=${WHISTLE_PGDEV_PORT:-54339}
@@ -135,14 +137,14 @@ replay() { # label, replay options...
   declare -gA CPU0=() CPU=() RSS=()
   for n in "${SCHEMAS[@]}"; do CPU0[$n]=$(ticks "${PID[$n]}"); done
   log "replay $label: $LINES lines ($*)"
-  "$BIN/bin/whistlectl" replay --quiet "$@" ${XARGS[@]+"${XARGS[@]}"} "$REG" "$FEED" >"$WORK/replay-$label.txt" ||
+  "$CTL" replay --quiet "$@" ${XARGS[@]+"${XARGS[@]}"} "$REG" "$FEED" >"$WORK/replay-$label.txt" ||
     { cat "$WORK/replay-$label.txt" >&2; die "the $label replay failed"; }
   for n in "${SCHEMAS[@]}"; do
     CPU[$n]=$(( $(ticks "${PID[$n]}") - CPU0[$n] ))
     RSS[$n]=$(rss "${PID[$n]}" VmHWM)
   done
   sed 's/^/  /' "$WORK/replay-$label.txt" | grep -E 'settled|done|STOPPED' >&2
-  "$BIN/bin/whistlectl" export --all "$WORK/export-$label" >/dev/null || die "export --all after $label failed"
+  "$CTL" export --all "$WORK/export-$label" >/dev/null || die "export --all after $label failed"
   stop escalation rating referral intake
 }
 # "N of M lines in S s (R lines/s)" of a replay's summary: seconds and rate.
@@ -176,7 +178,7 @@ stop intake
 I_SECS=$(awk -v a="$i0" -v b="$i1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
 I_RATE=$(awk -v n="$NTICKETS" -v s="$I_SECS" 'BEGIN { printf "%.0f", n / s }')
 I_CPUP=$(awk -v t="$I_CPU" -v hz="$HZ" -v s="$I_SECS" 'BEGIN { printf "%.0f%%", 100 * t / hz / s }')
-log "intake alone: $(tr '\n' ' ' <"$WORK/hotline.txt")"
+log "intake alone: $(grep -E 'elapsed|total' "$WORK/hotline.txt" | tr -s ' ' | tr '\n' ';')"
 
 # ==== the strictly sequential replay, and the comparison =========================
 S_RATE=skipped S_SECS=- SAME="not compared"
