@@ -838,7 +838,7 @@ static void print_summary(struct replay *x, int64_t elapsed_us, int ok)
     printf("  registry %s: %zu compounds, %zu units, %zu categories; %zu codes in the feed not in it\n",
            x->registry, x->n_compounds, x->n_units, x->n_categories, x->unknown_codes);
   for (size_t i = 0; i < x->n_first_unknown; i++) printf("    %s\n", x->first_unknown[i]);
-  qsort(x->outcomes.v, x->outcomes.n, sizeof *x->outcomes.v, cmp_tally);
+  if (x->outcomes.n) qsort(x->outcomes.v, x->outcomes.n, sizeof *x->outcomes.v, cmp_tally);
   printf("  %-11s %7s  outcomes\n", "type", "lines");
   for (int k = 0; k < K_N; k++) {
     if (!per[k]) continue;
@@ -853,7 +853,7 @@ static void print_summary(struct replay *x, int64_t elapsed_us, int ok)
     printf("\n");
   }
   if (x->refused) {
-    qsort(x->refusals.v, x->refusals.n, sizeof *x->refusals.v, cmp_tally);
+    if (x->refusals.n) qsort(x->refusals.v, x->refusals.n, sizeof *x->refusals.v, cmp_tally);
     printf("  refused or rejected: %zu (by type and reason)\n", x->refused);
     for (size_t t = 0; t < x->refusals.n && t < 30; t++)
       printf("    %-10s %5zu  %s\n", kind_names[x->refusals.v[t].k], x->refusals.v[t].n,
