@@ -17,3 +17,4 @@ echo; bash bench/intake_bench.sh  # whistle-intake through the hotline socket ag
 echo; bash bench/referral_bench.sh  # intake ack -> step visible on the referral stream, beside intake alone
 echo; bash bench/rating_bench.sh  # whistle-rating applying both streams, and one month close, beside Postgres alone
 echo; bash bench/escalation_bench.sh  # overdue events and decisions -> notices delivered, beside a raw stream read
+echo; bash bench/pipeline_bench.sh  # a generated quarter through the four daemons, beside intake alone; replay pipelined beside --sequential

@@ -69,6 +69,16 @@ const char *ctl_conn_name(const struct ctl_conn *c, char *buf, size_t n);
  * protobuf_c_message_free_unpacked(m, NULL)), or NULL after printing (unless
  * quiet) that the daemon did not answer in time. */
 ProtobufCMessage *ctl_call(struct ctl_conn *c, ProtobufCMessage *req, int64_t timeout_us, int quiet);
+/* For callers that keep many requests in flight on one connection: packs
+ * req (version and the connection's next request_id set; *id) into a
+ * malloc'd buffer of *len bytes, or NULL (out of memory). */
+uint8_t *ctl_pack(struct ctl_conn *c, ProtobufCMessage *req, size_t *len, uint64_t *id);
+/* A one-frame answer to such a request: the unpacked envelope (of
+ * descriptor d) with its reply's request_id in *id and *unavailable set for
+ * an UNAVAILABLE reply (send again shortly); NULL when the frame is no
+ * reply. */
+ProtobufCMessage *ctl_unpack_reply(const ProtobufCMessageDescriptor *d, const void *data, size_t len,
+                                   uint64_t *id, int *unavailable);
 /* One status request on a control connection: the ControlMessage, or NULL
  * when nothing came within timeout_us (the socket is then reopened so that a
  * late answer cannot be taken for the next one). */
@@ -90,6 +100,10 @@ struct ctl_settle {
    * caused is visible in referral (the replay rule); rating and escalation
    * only consume. */
   unsigned mask;
+  /* Also each input read before its producer in the pass (intake's of
+   * referral) against the head the producer reports later in it: a closure
+   * referral made is then known to intake too. */
+  int back;
   uint64_t passes, waits;
   int64_t wait_us;             /* time spent waiting, in all */
   Whistle__Control__ControlMessage *last[D_N]; /* the last pass's replies */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <zmq.h>
 
@@ -169,6 +170,32 @@ ProtobufCMessage *ctl_call(struct ctl_conn *c, ProtobufCMessage *req, int64_t ti
   return out;
 }
 
+uint8_t *ctl_pack(struct ctl_conn *c, ProtobufCMessage *req, size_t *len, uint64_t *id)
+{
+  *id = ++c->next_id;
+  set_u64(req, "version", 1);
+  set_u64(req, "request_id", *id);
+  *len = protobuf_c_message_get_packed_size(req);
+  uint8_t *buf = malloc(*len ? *len : 1);
+  if (buf) protobuf_c_message_pack(req, buf);
+  return buf;
+}
+
+ProtobufCMessage *ctl_unpack_reply(const ProtobufCMessageDescriptor *d, const void *data, size_t len,
+                                   uint64_t *id, int *unavailable)
+{
+  ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, data);
+  if (!m) return NULL;
+  const ProtobufCMessage *r = reply_of(m);
+  if (!r) {
+    protobuf_c_message_free_unpacked(m, NULL);
+    return NULL;
+  }
+  *id = u64_of(r, "request_id") ? u64_of(r, "request_id") : u64_of(m, "request_id");
+  *unavailable = u64_of(r, "status") == 3;
+  return m;
+}
+
 static int reopen(struct ctl_conn *c)
 {
   const struct ctl_env *e = c->env;
@@ -225,6 +252,76 @@ Whistle__Control__ControlMessage *ctl_status(struct ctl_conn *c, int64_t timeout
   }
   reopen(c); /* a late answer must not be taken for the next request's */
   return NULL;
+}
+
+/* ctl_status on several connections at once: the requests all go out
+ * before any answer is read, so a pass costs the slowest answer rather than
+ * the sum. Each is sent again every half second; a socket that sent more
+ * than once, or got no answer, is replaced (as ctl_status does). out[d] for
+ * each d in mask; returns -1 when all answered, else the first daemon that
+ * did not within timeout_us (the others' answers are still in out). */
+static int status_all(struct ctl_conn *cs, unsigned mask, int64_t timeout_us,
+                      Whistle__Control__ControlMessage *out[D_N])
+{
+  Whistle__Control__StatusRequest sr = WHISTLE__CONTROL__STATUS_REQUEST__INIT;
+  Whistle__Control__ControlMessage m = WHISTLE__CONTROL__CONTROL_MESSAGE__INIT;
+  m.version = 1;
+  m.body_case = WHISTLE__CONTROL__CONTROL_MESSAGE__BODY_STATUS_REQUEST;
+  m.status_request = &sr;
+  uint8_t buf[64];
+  size_t len = whistle__control__control_message__pack(&m, buf);
+  unsigned sends[D_N] = { 0 }, pending = 0;
+  int64_t resend[D_N] = { 0 };
+  int64_t deadline = svc_mono_us() + timeout_us;
+  for (int d = 0; d < D_N; d++) {
+    out[d] = NULL;
+    if (!(mask & (1u << d))) continue;
+    if (!cs[d].sock && reopen(&cs[d])) return d;
+    pending |= 1u << d;
+  }
+  while (pending) {
+    int64_t now = svc_mono_us(), until = deadline;
+    zmq_pollitem_t it[D_N];
+    int who[D_N], ni = 0;
+    for (int d = 0; d < D_N; d++) {
+      if (!(pending & (1u << d))) continue;
+      if (now >= resend[d]) {
+        zmq_send(cs[d].sock, buf, len, ZMQ_DONTWAIT);
+        sends[d]++;
+        resend[d] = now + 500000;
+      }
+      if (resend[d] < until) until = resend[d];
+      it[ni] = (zmq_pollitem_t){ .socket = cs[d].sock, .events = ZMQ_POLLIN };
+      who[ni++] = d;
+    }
+    int rc = now < deadline ? zmq_poll(it, ni, (long)remaining_ms(until, now)) : 0;
+    if (rc < 0 && zmq_errno() == EINTR) rc = 0;
+    if (rc <= 0 && svc_mono_us() >= deadline) break;
+    for (int i = 0; i < ni && rc > 0; i++) {
+      if (!(it[i].revents & ZMQ_POLLIN)) continue;
+      int d = who[i];
+      zmq_msg_t msg;
+      zmq_msg_init(&msg);
+      Whistle__Control__ControlMessage *r = NULL;
+      if (zmq_msg_recv(&msg, cs[d].sock, ZMQ_DONTWAIT) >= 0 && !zmq_msg_more(&msg))
+        r = whistle__control__control_message__unpack(NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
+      zmq_msg_close(&msg);
+      if (r && r->body_case == WHISTLE__CONTROL__CONTROL_MESSAGE__BODY_STATUS_REPLY) {
+        out[d] = r;
+        pending &= ~(1u << d);
+        if (sends[d] > 1 && reopen(&cs[d])) return d;
+      } else if (r) {
+        whistle__control__control_message__free_unpacked(r, NULL);
+      }
+    }
+  }
+  int first = -1;
+  for (int d = 0; d < D_N; d++)
+    if (pending & (1u << d)) {
+      reopen(&cs[d]); /* a late answer must not be taken for the next request's */
+      if (first < 0) first = d;
+    }
+  return first;
 }
 
 /* ---- paged queries ------------------------------------------------------------- */
@@ -332,13 +429,18 @@ int ctl_settle_pass(struct ctl_settle *s, int64_t timeout_us, char *why, size_t 
   for (int d = 0; d < D_N; d++) {
     if (s->last[d]) whistle__control__control_message__free_unpacked(s->last[d], NULL);
     s->last[d] = NULL;
-    if (s->mask && !(s->mask & (1u << d))) continue;
-    s->last[d] = ctl_status(&s->ctl[d], timeout_us);
-    if (!s->last[d]) {
-      snprintf(why, n, "%s did not answer on its control endpoint %s within %.1f s",
-               ctl_daemon_names[d], s->ctl[d].endpoint, (double)timeout_us / 1e6);
-      return -1;
-    }
+  }
+  /* All at once: a position read at any time after the pass began that
+   * reaches a head read at any time after it began says the consumer has
+   * applied everything the producer published before the pass. */
+  int silent = status_all(s->ctl, s->mask ? s->mask : (1u << D_N) - 1, timeout_us, s->last);
+  if (silent >= 0) {
+    snprintf(why, n, "%s did not answer on its control endpoint %s within %.1f s",
+             ctl_daemon_names[silent], s->ctl[silent].endpoint, (double)timeout_us / 1e6);
+    return -1;
+  }
+  for (int d = 0; d < D_N; d++) {
+    if (!s->last[d]) continue;
     const Whistle__Control__StatusReply *r = s->last[d]->status_reply;
     if (!r->output && !r->n_inputs) {
       snprintf(why, n, "%s (control %s) does not report the settled signal (StatusReply.output and "
@@ -369,13 +471,27 @@ int ctl_settle_pass(struct ctl_settle *s, int64_t timeout_us, char *why, size_t 
       heads[nh++].head = r->output->head;
     }
   }
+  /* The inputs whose producer comes later in the order (intake's reading of
+   * referral's closures), when asked for. */
+  for (int d = 0; d < D_N && settled && s->back; d++) {
+    const Whistle__Control__StatusReply *r = s->last[d] ? s->last[d]->status_reply : NULL;
+    for (size_t i = 0; r && i < r->n_inputs && settled; i++)
+      for (size_t k = 0; k < nh; k++)
+        if (strcmp(heads[k].name, r->inputs[i]->input) == 0 && r->inputs[i]->position < heads[k].head) {
+          settled = 0;
+          snprintf(why, n, "%s has applied %s's stream up to %llu of %llu", ctl_daemon_names[d],
+                   r->inputs[i]->input, (unsigned long long)r->inputs[i]->position,
+                   (unsigned long long)heads[k].head);
+          break;
+        }
+  }
   return settled;
 }
 
 int ctl_settle_wait(struct ctl_settle *s, int64_t deadline_us)
 {
   char why[512];
-  int64_t t0 = svc_mono_us(), pause_us = 500;
+  int64_t t0 = svc_mono_us(), pause_us = 100;
   for (;;) {
     int64_t now = svc_mono_us();
     int64_t left = deadline_us > now ? deadline_us - now : 1;
@@ -394,8 +510,9 @@ int ctl_settle_wait(struct ctl_settle *s, int64_t deadline_us)
     }
     /* Poll again soon: the condition is observed, never assumed after a pause.
      * (Polling without pauses slows the daemons down more than it gains.) */
-    zmq_poll(NULL, 0, (long)(pause_us / 1000 ? pause_us / 1000 : 1));
-    if (pause_us < 16000) pause_us *= 2;
+    struct timespec ts = { 0, (long)pause_us * 1000 };
+    nanosleep(&ts, NULL);
+    if (pause_us < 1000) pause_us *= 2;
   }
   s->waits++;
   s->wait_us += svc_mono_us() - t0;

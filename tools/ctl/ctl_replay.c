@@ -1,10 +1,14 @@
 /* whistlectl replay REGISTRY FEED: every scenario feed (docs/formats.md) line through the
  * interface it belongs to, following the replay rule: a line goes only after
  * every earlier line is acknowledged and the daemons have settled (the
- * settled signal of proto/control.proto), except that a run of consecutive
- * ticket lines is pipelined over one connection to intake (which applies one
- * connection's requests in order; a ticket's outcome depends on no other
- * daemon while no feedback, triage, update or watermark comes between). */
+ * settled signal of proto/control.proto), except that runs of lines that
+ * cannot depend on each other overlap: consecutive ticket lines (and the
+ * callbacks right after them) pipelined over one connection to intake, which
+ * applies one connection's requests in order (a ticket's outcome depends on
+ * no other daemon while no feedback, triage, update or watermark comes
+ * between); consecutive update and inspection lines pipelined to referral
+ * and rating, one line per ticket or compound in flight (each is applied to
+ * its own ticket or compound alone). See replay_run for the settles. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -14,6 +18,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <zmq.h>
 
 #include "ctl.h"
 #include "hotline.pb-c.h"
@@ -404,7 +409,8 @@ static int unit_request(struct replay *x, const struct rline *l, Whistle__Unit__
   return 0;
 }
 
-static int send_update(struct replay *x, const struct rline *l)
+/* The StepUpdate of an update line, packed for referral's unit interface. */
+static uint8_t *pack_update(struct replay *x, const struct rline *l, size_t *len, uint64_t *id)
 {
   json_t *o = l->o;
   Whistle__Unit__StepUpdate u = WHISTLE__UNIT__STEP_UPDATE__INIT;
@@ -427,7 +433,7 @@ static int send_update(struct replay *x, const struct rline *l)
   Whistle__Unit__UnitMessage m = WHISTLE__UNIT__UNIT_MESSAGE__INIT;
   m.body_case = WHISTLE__UNIT__UNIT_MESSAGE__BODY_UPDATE;
   m.update = &u;
-  return unit_request(x, l, &m);
+  return ctl_pack(&x->units, &m.base, len, id);
 }
 
 /* A stable inspection_id from the line: its own, or "<compound>-<local time>". */
@@ -447,12 +453,13 @@ static void inspection_id(const struct rline *l, char *buf, size_t n)
   if (us && k > 0 && (size_t)k < n) snprintf(buf + k, n - (size_t)k, "-%06d", (int)us);
 }
 
-static int send_inspection(struct replay *x, const struct rline *l)
+/* The Inspection of an inspection line, packed for rating's request interface. */
+static uint8_t *pack_inspection(struct replay *x, const struct rline *l, size_t *len, uint64_t *id)
 {
-  char id[128];
-  inspection_id(l, id, sizeof id);
+  char iid[128];
+  inspection_id(l, iid, sizeof iid);
   Whistle__Rating__Inspection in = WHISTLE__RATING__INSPECTION__INIT;
-  in.inspection_id = id;
+  in.inspection_id = iid;
   in.compound = (char *)str(l->o, "compound_code");
   in.at_us = l->at_us;
   uint32_t *dims[7] = { &in.sanitation, &in.garbage, &in.greening, &in.order, &in.facilities,
@@ -461,17 +468,170 @@ static int send_inspection(struct replay *x, const struct rline *l)
   Whistle__Rating__RatingMessage m = WHISTLE__RATING__RATING_MESSAGE__INIT;
   m.body_case = WHISTLE__RATING__RATING_MESSAGE__BODY_INSPECTION;
   m.inspection = &in;
-  Whistle__Rating__RatingMessage *r =
-    (Whistle__Rating__RatingMessage *)ctl_call(&x->rating, &m.base, x->env.timeout_us, 0);
-  if (!r) {
-    fprintf(stderr, CTL_PROG ": the replay stops at line %zu\n", l->lineno);
-    return -1;
+  return ctl_pack(&x->rating, &m.base, len, id);
+}
+
+/* What an update or inspection line is about: lines with the same key stay
+ * in feed order, each sent after the answer to the one before. An update is
+ * about its ticket (referral applies it to that ticket alone); an inspection
+ * about its compound. */
+static void line_key(const struct rline *l, char *buf, size_t n)
+{
+  if (l->kind == K_INSPECTION) snprintf(buf, n, "c:%s", str(l->o, "compound_code"));
+  else snprintf(buf, n, "t:%s", str(l->o, "ticket_no"));
+}
+
+/* A line of a run to referral and rating, in flight or answered. */
+struct pline {
+  struct ctl_conn *c;
+  uint8_t *buf;
+  size_t len;
+  uint64_t id;
+  int64_t resend;
+  int state;                 /* 0 not sent, 1 in flight, 2 answered */
+  char key[160];
+  ProtobufCMessage *reply;
+};
+
+#define PIPE_WINDOW 256
+
+/* A run [i, j) of update and inspection lines, pipelined over the two
+ * connections (referral's unit interface, rating's): sent in feed order,
+ * many in flight, matched by request_id, sent again when unanswered for a
+ * second (and shortly after UNAVAILABLE) as ctl_call does; a line waits for
+ * the answer to an earlier line with the same key (line_key). Each daemon
+ * applies one connection's requests in the order they come, and an update
+ * or inspection depends on nothing but its own ticket or compound and the
+ * daemon's clock (no watermark within the run), so the outcomes are those
+ * of the sequential replay. Outcomes are recorded in feed order. 0, or -1
+ * when some line got no answer within the timeout. */
+static int send_pipelined(struct replay *x, size_t i, size_t j)
+{
+  size_t n = j - i, next = 0, lowest = 0, inflight = 0, answered = 0;
+  struct pline *p = calloc(n, sizeof *p);
+  if (!p) return -1;
+  for (size_t k = 0; k < n; k++) {
+    const struct rline *l = &x->v[i + k];
+    p[k].c = l->kind == K_INSPECTION ? &x->rating : &x->units;
+    line_key(l, p[k].key, sizeof p[k].key);
   }
-  static const char *const st[] = { "APPLIED", "DUPLICATE", "REFUSED", "UNAVAILABLE" };
-  outcome(x, l, r->reply->status < 4 ? st[r->reply->status] : "?", r->reply->status != 2,
-          r->reply->reason);
-  whistle__rating__rating_message__free_unpacked(r, NULL);
-  return 0;
+  int rc = 0;
+  int64_t deadline = svc_mono_us() + x->env.timeout_us;
+  unsigned unavailable = 0;
+  while (answered < n) {
+    /* Send what may go, in feed order. */
+    while (next < n && inflight < PIPE_WINDOW) {
+      int wait = 0;
+      for (size_t k = lowest; k < next && !wait; k++)
+        wait = p[k].state == 1 && !strcmp(p[k].key, p[next].key);
+      if (wait) break;
+      const struct rline *l = &x->v[i + next];
+      p[next].buf = l->kind == K_INSPECTION ? pack_inspection(x, l, &p[next].len, &p[next].id)
+                                            : pack_update(x, l, &p[next].len, &p[next].id);
+      if (!p[next].buf) {
+        fprintf(stderr, CTL_PROG ": out of memory\n");
+        rc = -1;
+        goto out;
+      }
+      zmq_send(p[next].c->sock, p[next].buf, p[next].len, ZMQ_DONTWAIT);
+      p[next].resend = svc_mono_us() + SVC_US_PER_SEC;
+      p[next].state = 1;
+      inflight++;
+      next++;
+    }
+    int64_t now = svc_mono_us(), until = deadline;
+    for (size_t k = lowest; k < next; k++)
+      if (p[k].state == 1 && p[k].resend < until) until = p[k].resend;
+    zmq_pollitem_t it[2] = { { .socket = x->units.sock, .events = ZMQ_POLLIN },
+                             { .socket = x->rating.sock, .events = ZMQ_POLLIN } };
+    int prc = zmq_poll(it, 2, until > now ? (long)((until - now + 999) / 1000) : 0);
+    if (prc < 0 && zmq_errno() == EINTR) {
+      rc = -1;
+      break;
+    }
+    for (int s = 0; s < 2 && prc > 0; s++) {
+      if (!(it[s].revents & ZMQ_POLLIN)) continue;
+      struct ctl_conn *c = s ? &x->rating : &x->units;
+      const ProtobufCMessageDescriptor *d = s ? &whistle__rating__rating_message__descriptor
+                                              : &whistle__unit__unit_message__descriptor;
+      zmq_msg_t msg;
+      zmq_msg_init(&msg);
+      while (zmq_msg_recv(&msg, c->sock, ZMQ_DONTWAIT) >= 0) {
+        if (zmq_msg_more(&msg)) continue; /* replies are one frame */
+        uint64_t id;
+        int unav;
+        ProtobufCMessage *m = ctl_unpack_reply(d, zmq_msg_data(&msg), zmq_msg_size(&msg), &id, &unav);
+        if (!m) continue;
+        size_t k = lowest;
+        while (k < next && !(p[k].c == c && p[k].id == id && p[k].state == 1)) k++;
+        if (k == next) { /* late, or an answer to a resend already answered */
+          protobuf_c_message_free_unpacked(m, NULL);
+          continue;
+        }
+        if (unav) { /* UNAVAILABLE: send again shortly */
+          unavailable++;
+          p[k].resend = svc_mono_us() + 200000;
+          protobuf_c_message_free_unpacked(m, NULL);
+          continue;
+        }
+        p[k].reply = m;
+        p[k].state = 2;
+        free(p[k].buf);
+        p[k].buf = NULL;
+        inflight--;
+        answered++;
+        deadline = svc_mono_us() + x->env.timeout_us;
+      }
+      zmq_msg_close(&msg);
+    }
+    while (lowest < next && p[lowest].state == 2) lowest++;
+    now = svc_mono_us();
+    if (now >= deadline) {
+      char name[512];
+      size_t k = lowest;
+      fprintf(stderr, CTL_PROG ": %s did not answer within %.1f s%s\n",
+              ctl_conn_name(p[k].c, name, sizeof name), (double)x->env.timeout_us / 1e6,
+              unavailable ? " (it answered UNAVAILABLE: cannot commit now)"
+              : !x->env.server_key[p[k].c->d] ? " (not running, or with CURVE on: give its public key "
+                                                 "and a client key, --server-key/--client-key)" : "");
+      rc = -1;
+      break;
+    }
+    for (size_t k = lowest; k < next; k++)
+      if (p[k].state == 1 && p[k].resend <= now) {
+        zmq_send(p[k].c->sock, p[k].buf, p[k].len, ZMQ_DONTWAIT);
+        p[k].resend = now + SVC_US_PER_SEC;
+      }
+  }
+out:
+  /* The outcomes, in feed order, up to the first line without an answer. */
+  for (size_t k = 0; k < n; k++) {
+    const struct rline *l = &x->v[i + k];
+    if (rc == 0 || p[k].state == 2) {
+      if (l->kind == K_INSPECTION) {
+        static const char *const st[] = { "APPLIED", "DUPLICATE", "REFUSED", "UNAVAILABLE" };
+        const Whistle__Rating__RatingMessage *r = (const Whistle__Rating__RatingMessage *)p[k].reply;
+        outcome(x, l, r->reply->status < 4 ? st[r->reply->status] : "?", r->reply->status != 2,
+                r->reply->reason);
+      } else {
+        char st[64];
+        const Whistle__Unit__UnitMessage *r = (const Whistle__Unit__UnitMessage *)p[k].reply;
+        outcome(x, l, unit_status(r->reply, st, sizeof st), r->reply->status != 2, r->reply->reason);
+      }
+    } else if (p[k].state != 2 && rc) {
+      fprintf(stderr, CTL_PROG ": the replay stops at line %zu\n", l->lineno);
+      rc = -1;
+      for (size_t q = k; q < n; q++) {
+        if (p[q].reply) protobuf_c_message_free_unpacked(p[q].reply, NULL);
+        free(p[q].buf);
+      }
+      break;
+    }
+    if (p[k].reply) protobuf_c_message_free_unpacked(p[k].reply, NULL);
+    free(p[k].buf);
+  }
+  free(p);
+  return rc;
 }
 
 /* What referral knows of a ticket: 1 with *state (malloc'd) and the step to
@@ -545,6 +705,15 @@ static int send_triage(struct replay *x, size_t i)
   return unit_request(x, l, &m);
 }
 
+/* Whether a line in [i, j) is about line k's ticket. */
+static int ticket_in(const struct replay *x, size_t i, size_t j, size_t k)
+{
+  const char *t = ticket_of(&x->v[k]);
+  for (size_t q = i; q < j; q++)
+    if (!strcmp(ticket_of(&x->v[q]), t)) return 1;
+  return 0;
+}
+
 static void show_progress(struct replay *x, size_t pos, int last)
 {
   if (!x->progress) return;
@@ -564,21 +733,45 @@ static int replay_run(struct replay *x)
   int64_t settle = x->env.settle_us;
   if (ctl_settle_wait(&x->settle, svc_mono_us() + settle)) return -1;
   x->t0 = svc_mono_us();
-  int intake_sent = 0;
+  int intake_sent = 0, closure_pending = 0;
   for (size_t i = 0; i < x->n;) {
     struct rline *l = &x->v[i];
     size_t j = i + 1;
     int rc;
     size_t refused_before = x->refused;
+    /* Callbacks since the last settle that read intake back: before a line
+     * to intake other than a callback, intake knows every closure. */
+    if (closure_pending && l->kind != K_FEEDBACK && l->kind != K_UPDATE && l->kind != K_INSPECTION) {
+      x->settle.mask = (1u << D_INTAKE) | (1u << D_REFERRAL);
+      x->settle.back = 1;
+      if (ctl_settle_wait(&x->settle, svc_mono_us() + settle)) {
+        fprintf(stderr, CTL_PROG ": the replay stops before line %zu\n", l->lineno);
+        return -1;
+      }
+      closure_pending = 0;
+    }
     switch (l->kind) {
     case K_TICKET: case K_WATERMARK:
       while (!x->sequential && j < x->n && (x->v[j].kind == K_TICKET || x->v[j].kind == K_WATERMARK)) j++;
+      /* Callbacks right after them go in the same run, in order: intake
+       * records a callback on its own ticket whatever came before, and the
+       * ticket lines before a callback do not depend on it. */
+      while (!x->sequential && j < x->n && x->v[j].kind == K_FEEDBACK && !ticket_in(x, i, j, j)) j++;
       rc = send_intake(x, i, j);
       break;
-    case K_FEEDBACK: case K_EXEMPT: rc = send_intake(x, i, j); break;
+    case K_FEEDBACK:
+      /* A run of callbacks about distinct tickets: intake records each on its
+       * own ticket, and referral acts on each ticket alone (a callback about
+       * a ticket an earlier one closed waits for the settle after the run). */
+      while (!x->sequential && j < x->n && x->v[j].kind == K_FEEDBACK && !ticket_in(x, i, j, j)) j++;
+      rc = send_intake(x, i, j);
+      break;
+    case K_EXEMPT: rc = send_intake(x, i, j); break;
     case K_TRIAGE: rc = send_triage(x, i); break;
-    case K_UPDATE: rc = send_update(x, l); break;
-    default: rc = send_inspection(x, l); break;
+    default: /* update, inspection */
+      while (!x->sequential && j < x->n && (x->v[j].kind == K_UPDATE || x->v[j].kind == K_INSPECTION)) j++;
+      rc = send_pipelined(x, i, j);
+      break;
     }
     if (rc) return -1;
     if (x->strict && x->refused > refused_before) {
@@ -587,15 +780,19 @@ static int replay_run(struct replay *x)
       return -1;
     }
     /* Before the next line: everything these lines caused is visible. After
-     * a watermark (time-driven work everywhere), a feedback (a callback can
-     * close the ticket through referral and back to intake, which decides
-     * whether a later ticket is a repeat) and in --sequential or --settle-all
-     * mode, all four daemons settle; after other lines the steps they caused
-     * must be visible: intake and referral settle (rating and escalation only
-     * consume, and catch up before the next watermark and at the end). */
-    int full = x->sequential || x->settle_all || j == x->n;
-    for (size_t k = i; k < j && !full; k++)
-      full = x->v[k].kind == K_WATERMARK || x->v[k].kind == K_FEEDBACK;
+     * a watermark (time-driven work everywhere) and in --sequential or
+     * --settle-all mode, all four daemons settle; after other lines the
+     * steps they caused must be visible: intake and referral settle (rating
+     * and escalation only consume, and catch up before the next watermark
+     * and at the end). After a feedback (a callback can close the ticket
+     * through referral and back to intake, which decides whether a later
+     * ticket is a repeat) intake must also have read referral's stream up
+     * to its head (settle.back), as after a watermark. */
+    int full = x->sequential || x->settle_all || j == x->n, closing = 0;
+    for (size_t k = i; k < j; k++) {
+      full |= x->v[k].kind == K_WATERMARK;
+      closing |= x->v[k].kind == K_FEEDBACK;
+    }
     /* Lines to referral (update, re-dispatch) and rating (inspection) cause
      * their steps in the same commit as their answer: nothing to wait for
      * unless intake lines were sent since the last wait. */
@@ -604,6 +801,13 @@ static int replay_run(struct replay *x)
           !(x->v[k].kind == K_TRIAGE && x->v[k].hl.state == HL_WAITING))
         intake_sent = 1;
     x->settle.mask = full ? 0 : (1u << D_INTAKE) | (1u << D_REFERRAL);
+    /* After callbacks, intake reading referral's closures back matters only
+     * to the next line to intake other than a callback: waited for now when
+     * that line comes next, else before it (closure_pending). */
+    int next_reads = j < x->n && x->v[j].kind != K_FEEDBACK && x->v[j].kind != K_UPDATE &&
+                     x->v[j].kind != K_INSPECTION;
+    x->settle.back = full || (closing && next_reads) || (closure_pending && next_reads);
+    if (closing && !x->settle.back) closure_pending = 1;
     if (!full && !intake_sent) {
       show_progress(x, j, 0);
       i = j;
@@ -615,6 +819,7 @@ static int replay_run(struct replay *x)
       fprintf(stderr, CTL_PROG ": the replay stops after line %zu\n", x->v[j - 1].lineno);
       return -1;
     }
+    if (x->settle.back) closure_pending = 0;
     show_progress(x, j, 0);
     i = j;
   }
@@ -628,7 +833,7 @@ static void print_summary(struct replay *x, int64_t elapsed_us, int ok)
   for (size_t i = 0; i < x->n; i++) per[x->v[i].kind]++;
   printf("whistlectl replay: %s, %zu lines (%zu blank), %s\n", x->feed, x->n, x->lines_read - x->n,
          x->sequential ? "sequential (settled before each line)"
-         : x->settle_all ? "pipelined ticket runs, all settled after each" : "pipelined ticket runs");
+         : x->settle_all ? "pipelined runs, all settled after each" : "pipelined runs");
   if (x->ncodes)
     printf("  registry %s: %zu compounds, %zu units, %zu categories; %zu codes in the feed not in it\n",
            x->registry, x->n_compounds, x->n_units, x->n_categories, x->unknown_codes);
@@ -648,7 +853,7 @@ static void print_summary(struct replay *x, int64_t elapsed_us, int ok)
     printf("\n");
   }
   if (x->refused) {
-    qsort(x->refusals.v, x->refusals.n, sizeof *x->refusals.v, cmp_tally);
+    if (x->refusals.n) qsort(x->refusals.v, x->refusals.n, sizeof *x->refusals.v, cmp_tally);
     printf("  refused or rejected: %zu (by type and reason)\n", x->refused);
     for (size_t t = 0; t < x->refusals.n && t < 30; t++)
       printf("    %-10s %5zu  %s\n", kind_names[x->refusals.v[t].k], x->refusals.v[t].n,
@@ -681,13 +886,19 @@ static void usage(FILE *out)
     "The replay rule: a line is sent only after every earlier line is acknowledged and the\n"
     "daemons have settled (proto/control.proto's settled signal, polled on the four control\n"
     "endpoints), so every step, overdue, close and notice the earlier lines caused is\n"
-    "visible. Consecutive ticket and watermark lines are pipelined over one connection to\n"
-    "intake, which applies them in order. After a watermark or a feedback line (and at the\n"
-    "end) all four daemons settle; after other intake lines intake and referral settle\n"
-    "(every step the lines caused is in referral; rating and escalation only consume, so\n"
-    "they catch up by the next watermark); lines to referral and rating cause their steps\n"
-    "in the commit their answer acknowledges. --sequential is the strict baseline; both\n"
-    "give the same exports.\n"
+    "visible. What cannot depend on each other overlaps: consecutive ticket and watermark\n"
+    "lines, and callbacks right after them, go pipelined over one connection to intake,\n"
+    "which applies them in order (callbacks about distinct tickets; a ticket after a\n"
+    "callback waits, as it may be a repeat of a ticket the callback closed); consecutive\n"
+    "update and inspection lines go pipelined to referral and rating, one line per ticket\n"
+    "(inspection: per compound) in flight, a later line about it waiting for the earlier\n"
+    "one's answer. After a watermark (and at the end) all four daemons settle; after other\n"
+    "intake lines intake and referral settle (every step and clock tick the lines caused\n"
+    "is in referral before an update comes; after a callback, intake also reads referral's\n"
+    "closures back before its next line that is not a callback); rating and escalation\n"
+    "only consume, so they catch up by the next watermark. Lines to referral and rating\n"
+    "cause their steps in the commit their answer acknowledges. --sequential is the strict\n"
+    "baseline; both give the same exports.\n"
     "The replay ends once the daemons have settled after the last line.\n"
     "\n"
     "The whole feed is read first: a line that does not parse, has an unknown type or a\n"
