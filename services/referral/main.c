@@ -34,6 +34,9 @@ static const struct svc_config_var vars[] = {
   { .name = "WHISTLE_REFERRAL_OPS", .def = "ops", .kind = SVC_CFG_STRING,
     .help = "Identities allowed to query every ticket on the unit interface (comma-separated; "
             "CURVE on): units see only their own steps (R-R5)." },
+  { .name = "WHISTLE_REFERRAL_ACT_AS", .def = "", .kind = SVC_CFG_STRING,
+    .help = "Identities allowed to send a unit's updates as the unit StepUpdate.unit names, for "
+            "replaying a scenario with CURVE on (comma-separated; default none)." },
   { .name = "WHISTLE_BATCH", .def = "1000", .kind = SVC_CFG_INT, .min = 1, .max = 100000,
     .help = "Most requests or events committed in one transaction." },
   { .name = "WHISTLE_TICK_MS", .def = "1000", .kind = SVC_CFG_INT, .min = 10, .max = 60000,
@@ -132,6 +135,7 @@ int main(int argc, char **argv)
   snprintf(rf.x.operators, sizeof rf.x.operators, "%s",
            svc_daemon_str(&rf.d, "WHISTLE_REFERRAL_OPERATORS"));
   snprintf(rf.x.ops, sizeof rf.x.ops, "%s", svc_daemon_str(&rf.d, "WHISTLE_REFERRAL_OPS"));
+  snprintf(rf.x.act_as, sizeof rf.x.act_as, "%s", svc_daemon_str(&rf.d, "WHISTLE_REFERRAL_ACT_AS"));
   if (svc_daemon_registry(&rf.d, &rf.x.reg, 0)) return svc_daemon_abort(&rf.d, 2);
   const char *pg = svc_daemon_str(&rf.d, "WHISTLE_PG");
   if (svc_daemon_open_pg(&rf.d, "referral", referral_migrations, &rf.pgw, &rf.pgr) ||

@@ -293,6 +293,7 @@ struct referral_ctx {
   struct svc_clock clock;
   char operators[256];             /* identities allowed to re-dispatch */
   char ops[256];                   /* identities allowed to query (WHISTLE_REFERRAL_OPS) */
+  char act_as[256];                /* identities that may act as any unit (WHISTLE_REFERRAL_ACT_AS) */
   int curve;
   int64_t in_watermark_us;         /* the intake watermark applied (committed) */
   int64_t staged_in_watermark_us;  /* the one the running consumer batch records */

@@ -129,9 +129,14 @@ static int acting_unit(const struct referral_ctx *x, struct ureq *r, const struc
                        const char *claimed)
 {
   if (x->curve) {
-    if (claimed[0] && strcmp(claimed, req->user_id) != 0)
-      return refuse(r, WHISTLE__UNIT__REPLY__CODE__FORBIDDEN,
-                    "unit does not match your authenticated identity");
+    if (claimed[0] && strcmp(claimed, req->user_id) != 0) {
+      if (!svc_identity_listed(x->act_as, req->user_id))
+        return refuse(r, WHISTLE__UNIT__REPLY__CODE__FORBIDDEN,
+                      "unit does not match your authenticated identity");
+      if (!svc_identity_valid(claimed, strlen(claimed))) return BAD(r, "unit: not a unit code");
+      snprintf(r->unit, sizeof r->unit, "%s", claimed); /* a scenario replay acting for the unit */
+      return 0;
+    }
     snprintf(r->unit, sizeof r->unit, "%.*s", (int)sizeof r->unit - 1, req->user_id);
     return 0;
   }

@@ -198,7 +198,7 @@ wt.check(wt.wait_ready(ienv2["WHISTLE_CONTROL"], curve=keys.client("server", "re
          "intake is up with CURVE")
 renv2 = dict(renv, WHISTLE_CURVE_ALLOWED_DIR=w.file("allowed-referral"),
              WHISTLE_CURVE_CLIENT_KEY=w.file("referral.key"),
-             WHISTLE_INTAKE_SERVER_KEY=w.file("server.pub"), **sec)
+             WHISTLE_INTAKE_SERVER_KEY=w.file("server.pub"), WHISTLE_REFERRAL_ACT_AS="ops", **sec)
 ref2, ok = rc.start_referral(w, renv2, log="referral2.log", curve=keys.client("server", "ops"))
 wt.check(ok, "referral is up with CURVE")
 ops = rc.UnitClient(renv2["WHISTLE_REFERRAL_UNITS"], curve=keys.client("server", "ops"))
@@ -211,6 +211,28 @@ wt.check(r.status == rc.Reply.REFUSED and r.code == rc.Reply.FORBIDDEN, "a unit'
 r = ops.ask(rc.query(402, "TICKETS"))
 wt.check(r is not None and r.status == rc.Reply.APPLIED and r.total == 9 and list(r.lines[1:]) == expect[1:],
          "the ops key (WHISTLE_REFERRAL_OPS, default ops) is answered the same lines")
+
+# A scenario replay with CURVE on: an identity of WHISTLE_REFERRAL_ACT_AS sends a unit's
+# update as the unit StepUpdate.unit names; any other key naming another unit is FORBIDDEN.
+issued = [(json.loads(x)["ticket_no"], s) for x in r.lines for s in json.loads(x)["steps"]
+          if s["state"] == "ISSUED"]
+wt.check(issued, f"a step still ISSUED to act on ({len(issued)})")
+if issued:
+    no, st = issued[0]
+    one = json.loads(ops.ask(rc.query(403, "TICKET", ticket_no=no)).lines[0])
+    at = next(s for s in one["steps"] if s["step"] == st["step"])["issued_at"]
+    at_us = int(datetime.datetime.fromisoformat(at).timestamp()) * 1000000 + 60 * 1000000
+    other = "S0102" if st["unit"] != "S0102" else "S0103"
+    r = unit.ask(rc.update(404, no, st["step"], rc.SU.ACCEPT, at_us, other if st["unit"] == "S0101" else st["unit"]))
+    wt.check(r is not None and r.status == rc.Reply.REFUSED and r.code == rc.Reply.FORBIDDEN,
+             "R-R5: S0101's key naming another unit is FORBIDDEN")
+    r = ops.ask(rc.update(405, no, st["step"], rc.SU.ACCEPT, at_us, other))
+    wt.check(r is not None and r.status == rc.Reply.REFUSED and r.code == rc.Reply.WRONG_UNIT,
+             f"the act-as key naming a unit the step is not for: WRONG_UNIT ({r and r.reason})")
+    r = ops.ask(rc.update(406, no, st["step"], rc.SU.ACCEPT, at_us, st["unit"]))
+    wt.check(r is not None and r.status == rc.Reply.APPLIED and r.step_state == "ACCEPTED",
+             f"the act-as key (WHISTLE_REFERRAL_ACT_AS) accepts {no}#{st['step']} as {st['unit']}"
+             f" ({r and rc.Reply.Status.Name(r.status)} {r and r.reason})")
 ops.close()
 unit.close()
 rc.finish(w, ref2, intake2, ref, intake)
