@@ -20,50 +20,12 @@
 #include <jansson.h>
 #include <zmq.h>
 
-#include "ctl.h"
+#include "ctl_replay.h"
 #include "hotline.pb-c.h"
 #include "hotline_client.h"
 #include "rating.pb-c.h"
-#include "svc_csv.h"
 #include "svc_time.h"
 #include "unit.pb-c.h"
-
-enum rkind { K_TICKET, K_FEEDBACK, K_WATERMARK, K_TRIAGE, K_EXEMPT, K_UPDATE, K_INSPECTION, K_N };
-static const char *const kind_names[K_N] = { "ticket", "feedback", "watermark", "triage", "exempt",
-                                             "update", "inspection" };
-
-struct rline {
-  size_t lineno;
-  enum rkind kind;
-  int64_t at_us;
-  struct hotline_line hl; /* ticket, feedback, watermark, exempt, triage (as TriageComplete) */
-  json_t *o;              /* triage, update, inspection: the line as read */
-};
-
-/* Outcomes counted by type and outcome, and refusals by type and reason. */
-struct tally { enum rkind k; char *what; size_t n; };
-struct tallies { struct tally *v; size_t n, cap; };
-
-#define MAX_FIRST 10
-struct replay {
-  struct ctl_env env;
-  const char *registry, *feed;
-  int sequential, settle_all, strict, progress;
-  struct rline *v; size_t n, lines_read;
-  /* the registry's codes */
-  char **codes; size_t ncodes, n_compounds, n_units, n_categories;
-  size_t unknown_codes; char first_unknown[MAX_FIRST][200]; size_t n_first_unknown;
-  /* connections */
-  struct hotline_conn *hc;
-  struct hotline_opts ho;
-  struct ctl_conn units, rating;
-  struct ctl_settle settle;
-  /* results */
-  struct tallies outcomes, refusals;
-  size_t refused, done;
-  char first[MAX_FIRST][400]; size_t n_first;
-  int64_t t0, next_tick;
-};
 
 static void tally_add(struct tallies *t, enum rkind k, const char *what)
 {
@@ -115,230 +77,7 @@ static void outcome(struct replay *x, const struct rline *l, const char *status,
   tally_add(&x->refusals, l->kind, what);
   if (x->n_first < MAX_FIRST)
     snprintf(x->first[x->n_first++], sizeof x->first[0], "line %zu %s %s: %s", l->lineno,
-             kind_names[l->kind], ticket_of(l), what);
-}
-
-/* ---- the registry's codes ------------------------------------------------------ */
-
-static int cmp_str(const void *a, const void *b)
-{
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Adds column col of every row of file (with header) as "prefix:code". */
-static int load_codes(struct replay *x, const char *file, const char *header, size_t col,
-                      const char *prefix, size_t *count)
-{
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s", x->registry, file);
-  struct svc_csv c;
-  if (svc_csv_open(&c, path, header)) {
-    fprintf(stderr, CTL_PROG ": registry: %s\n", c.err);
-    svc_csv_close(&c);
-    return -1;
-  }
-  int rc;
-  while ((rc = svc_csv_next(&c)) == 1) {
-    char **nv = realloc(x->codes, (x->ncodes + 1) * sizeof *nv);
-    if (!nv) break;
-    x->codes = nv;
-    size_t len = strlen(prefix) + strlen(c.fields[col]) + 2;
-    if (!(x->codes[x->ncodes] = malloc(len))) break;
-    snprintf(x->codes[x->ncodes++], len, "%s:%s", prefix, c.fields[col]);
-    (*count)++;
-  }
-  if (rc < 0) fprintf(stderr, CTL_PROG ": registry: %s\n", c.err);
-  svc_csv_close(&c);
-  return rc < 0 ? -1 : 0;
-}
-
-static int load_registry(struct replay *x)
-{
-  size_t junk = 0;
-  if (load_codes(x, "compounds.csv", "code,name,aliases,street,management,company,manager,households",
-                 0, "compound", &x->n_compounds) ||
-      load_codes(x, "departments.csv", "code,name", 0, "unit", &x->n_units) ||
-      load_codes(x, "streets.csv", "code,name,district", 0, "unit", &x->n_units) ||
-      load_codes(x, "categories.csv", "category,name,counts,urgent,prohibition", 0, "category",
-                 &x->n_categories) ||
-      load_codes(x, "districts.csv", "code,name", 0, "district", &junk))
-    return -1;
-  if (x->ncodes) qsort(x->codes, x->ncodes, sizeof *x->codes, cmp_str);
-  return 0;
-}
-
-static void check_code(struct replay *x, size_t lineno, json_t *o, const char *key, const char *kind)
-{
-  json_t *v = json_object_get(o, key);
-  if (!x->ncodes || !json_is_string(v) || !json_string_value(v)[0]) return;
-  if (!strcmp(kind, "unit") && !strcmp(json_string_value(v), "STREET")) return;
-  char want[256];
-  snprintf(want, sizeof want, "%s:%s", kind, json_string_value(v));
-  const char *k = want;
-  if (bsearch(&k, x->codes, x->ncodes, sizeof *x->codes, cmp_str)) return;
-  if (x->n_first_unknown < MAX_FIRST)
-    snprintf(x->first_unknown[x->n_first_unknown++], sizeof x->first_unknown[0],
-             "line %zu: %s \"%.100s\" is not in the registry", lineno, key, json_string_value(v));
-  x->unknown_codes++;
-}
-
-/* ---- reading the feed ----------------------------------------------------------- */
-
-static int want_str(json_t *o, const char *key, char *err, size_t n)
-{
-  json_t *v = json_object_get(o, key);
-  if (v && !json_is_null(v) && !json_is_string(v)) {
-    snprintf(err, n, "field \"%s\" must be a string", key);
-    return -1;
-  }
-  return 0;
-}
-
-static const char *str(json_t *o, const char *key)
-{
-  json_t *v = json_object_get(o, key);
-  return json_is_string(v) ? json_string_value(v) : "";
-}
-
-static int want_uint(json_t *o, const char *key, int required, char *err, size_t n)
-{
-  json_t *v = json_object_get(o, key);
-  if ((!v || json_is_null(v)) && !required) return 0;
-  if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > UINT32_MAX) {
-    snprintf(err, n, "field \"%s\" must be a whole number >= 0", key);
-    return -1;
-  }
-  return 0;
-}
-
-static const char *const ACTIONS[] = { "", "ACCEPT", "RETURN", "PROGRESS", "RESOLVE" };
-
-static int check_update(json_t *o, char *err, size_t n)
-{
-  static const char *const s[] = { "ticket_no", "unit", "action", "reason", "note", "prohibition" };
-  for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
-    if (want_str(o, s[i], err, n)) return -1;
-  if (want_uint(o, "step", 1, err, n)) return -1;
-  json_t *vc = json_object_get(o, "violation_confirmed");
-  if (vc && !json_is_null(vc) && !json_is_boolean(vc)) {
-    snprintf(err, n, "field \"violation_confirmed\" must be true or false");
-    return -1;
-  }
-  json_t *ev = json_object_get(o, "evidence");
-  if (ev && !json_is_null(ev)) {
-    size_t i;
-    json_t *e;
-    int bad = !json_is_array(ev);
-    json_array_foreach(ev, i, e) bad |= !json_is_string(e);
-    if (bad) {
-      snprintf(err, n, "field \"evidence\" must be a list of strings");
-      return -1;
-    }
-  }
-  const char *a = str(o, "action");
-  for (size_t i = 1; i < 5; i++)
-    if (!strcmp(a, ACTIONS[i])) return 0;
-  snprintf(err, n, "field \"action\" must be ACCEPT, RETURN, PROGRESS or RESOLVE, not \"%.40s\"", a);
-  return -1;
-}
-
-static const char *const DIMS[] = { "sanitation", "garbage", "greening", "order", "facilities",
-                                    "disclosure", "governance" };
-
-static int check_inspection(json_t *o, char *err, size_t n)
-{
-  if (want_str(o, "compound_code", err, n) || want_str(o, "inspection_id", err, n)) return -1;
-  for (size_t i = 0; i < 7; i++)
-    if (want_uint(o, DIMS[i], 1, err, n)) return -1;
-  return 0;
-}
-
-static int parse_line(struct replay *x, struct rline *l, const char *s, size_t len, char *err,
-                      size_t n)
-{
-  json_error_t je;
-  json_t *o = json_loadb(s, len, JSON_REJECT_DUPLICATES, &je);
-  if (!o) {
-    snprintf(err, n, "does not parse (column %d: %s)", je.column, je.text);
-    return -1;
-  }
-  int rc = -1;
-  json_t *tv = json_object_get(o, "type"), *av = json_object_get(o, "at");
-  if (!json_is_object(o)) snprintf(err, n, "not a JSON object");
-  else if (!json_is_string(tv)) snprintf(err, n, "no \"type\" string");
-  else if (!json_is_string(av)) snprintf(err, n, "no \"at\" string");
-  else if (svc_time_parse(json_string_value(av), json_string_length(av), &l->at_us))
-    snprintf(err, n, "\"at\" is not an RFC 3339 time with an offset: %.60s", json_string_value(av));
-  else {
-    const char *type = json_string_value(tv);
-    int k = 0;
-    while (k < K_N && strcmp(type, kind_names[k])) k++;
-    l->kind = (enum rkind)k;
-    l->hl.lineno = l->lineno;
-    l->hl.at_us = l->at_us;
-    if (k == K_N) snprintf(err, n, "unknown type \"%.60s\"", type);
-    else if (k == K_UPDATE) rc = check_update(o, err, n);
-    else if (k == K_INSPECTION) rc = check_inspection(o, err, n);
-    else rc = hotline_line_from_json(o, type, &l->hl, err, n);
-    if (!rc && k == K_TRIAGE && want_str(o, "unit", err, n)) rc = -1;
-    if (!rc) {
-      check_code(x, l->lineno, o, "compound_code", "compound");
-      check_code(x, l->lineno, o, "unit", "unit");
-      check_code(x, l->lineno, o, "category", "category");
-    }
-  }
-  if (!rc && (l->kind == K_TRIAGE || l->kind == K_UPDATE || l->kind == K_INSPECTION)) l->o = o;
-  else json_decref(o);
-  return rc;
-}
-
-static int load_feed(struct replay *x)
-{
-  FILE *in = strcmp(x->feed, "-") == 0 ? stdin : fopen(x->feed, "r");
-  if (!in) {
-    fprintf(stderr, CTL_PROG ": %s: %s\n", x->feed, strerror(errno));
-    return -1;
-  }
-  char *buf = NULL, err[400];
-  size_t bufcap = 0, cap = 0;
-  ssize_t got;
-  int rc = 0;
-  while ((got = getline(&buf, &bufcap, in)) >= 0) {
-    size_t len = (size_t)got, lineno = ++x->lines_read;
-    char *s = buf;
-    while (len && (s[len - 1] == '\n' || s[len - 1] == '\r')) len--;
-    if (lineno == 1 && len >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) s += 3, len -= 3;
-    size_t k = 0;
-    while (k < len && (s[k] == ' ' || s[k] == '\t')) k++;
-    if (k == len) continue; /* blank */
-    if (x->n == cap) {
-      cap = cap ? cap * 2 : 1024;
-      struct rline *nv = realloc(x->v, cap * sizeof *nv);
-      if (!nv) {
-        fprintf(stderr, CTL_PROG ": out of memory\n");
-        rc = -1;
-        break;
-      }
-      x->v = nv;
-    }
-    struct rline *l = &x->v[x->n];
-    memset(l, 0, sizeof *l);
-    l->lineno = lineno;
-    if (parse_line(x, l, s, len, err, sizeof err)) {
-      fprintf(stderr, CTL_PROG ": %s:%zu: %s\n", x->feed, lineno, err);
-      fprintf(stderr, CTL_PROG ": the replay stops at line %zu; nothing was sent\n", lineno);
-      rc = -1;
-      break;
-    }
-    x->n++;
-  }
-  if (!rc && ferror(in)) {
-    fprintf(stderr, CTL_PROG ": %s: read error after line %zu\n", x->feed, x->lines_read);
-    rc = -1;
-  }
-  free(buf);
-  if (in != stdin) fclose(in);
-  return rc;
+             replay_kind_names[l->kind], ticket_of(l), what);
 }
 
 /* ---- sending -------------------------------------------------------------------- */
@@ -414,16 +153,16 @@ static uint8_t *pack_update(struct replay *x, const struct rline *l, size_t *len
 {
   json_t *o = l->o;
   Whistle__Unit__StepUpdate u = WHISTLE__UNIT__STEP_UPDATE__INIT;
-  u.ticket_no = (char *)str(o, "ticket_no");
+  u.ticket_no = (char *)replay_str(o, "ticket_no");
   u.step = (uint32_t)json_integer_value(json_object_get(o, "step"));
-  u.unit = (char *)str(o, "unit");
+  u.unit = (char *)replay_str(o, "unit");
   u.at_us = l->at_us;
   for (size_t i = 1; i < 5; i++)
-    if (!strcmp(str(o, "action"), ACTIONS[i])) u.action = (Whistle__Unit__StepUpdate__Action)i;
-  u.reason = (char *)str(o, "reason");
-  u.note = (char *)str(o, "note");
+    if (!strcmp(replay_str(o, "action"), REPLAY_ACTIONS[i])) u.action = (Whistle__Unit__StepUpdate__Action)i;
+  u.reason = (char *)replay_str(o, "reason");
+  u.note = (char *)replay_str(o, "note");
   u.violation_confirmed = json_is_true(json_object_get(o, "violation_confirmed"));
-  u.prohibition = (char *)str(o, "prohibition");
+  u.prohibition = (char *)replay_str(o, "prohibition");
   json_t *ev = json_object_get(o, "evidence");
   char *evv[64];
   size_t i;
@@ -439,7 +178,7 @@ static uint8_t *pack_update(struct replay *x, const struct rline *l, size_t *len
 /* A stable inspection_id from the line: its own, or "<compound>-<local time>". */
 static void inspection_id(const struct rline *l, char *buf, size_t n)
 {
-  const char *own = str(l->o, "inspection_id");
+  const char *own = replay_str(l->o, "inspection_id");
   if (own[0]) {
     snprintf(buf, n, "%s", own);
     return;
@@ -448,7 +187,7 @@ static void inspection_id(const struct rline *l, char *buf, size_t n)
   struct svc_date d = svc_civil_from_days(day);
   int64_t in_day = l->at_us - svc_local_midnight(day, SVC_DEFAULT_UTC_OFFSET);
   int64_t secs = in_day / SVC_US_PER_SEC, us = in_day % SVC_US_PER_SEC;
-  int k = snprintf(buf, n, "%.40s-%04d%02d%02dT%02d%02d%02d", str(l->o, "compound_code"), d.y, d.m,
+  int k = snprintf(buf, n, "%.40s-%04d%02d%02dT%02d%02d%02d", replay_str(l->o, "compound_code"), d.y, d.m,
                    d.d, (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
   if (us && k > 0 && (size_t)k < n) snprintf(buf + k, n - (size_t)k, "-%06d", (int)us);
 }
@@ -460,11 +199,11 @@ static uint8_t *pack_inspection(struct replay *x, const struct rline *l, size_t 
   inspection_id(l, iid, sizeof iid);
   Whistle__Rating__Inspection in = WHISTLE__RATING__INSPECTION__INIT;
   in.inspection_id = iid;
-  in.compound = (char *)str(l->o, "compound_code");
+  in.compound = (char *)replay_str(l->o, "compound_code");
   in.at_us = l->at_us;
   uint32_t *dims[7] = { &in.sanitation, &in.garbage, &in.greening, &in.order, &in.facilities,
                         &in.disclosure, &in.governance };
-  for (size_t i = 0; i < 7; i++) *dims[i] = (uint32_t)json_integer_value(json_object_get(l->o, DIMS[i]));
+  for (size_t i = 0; i < 7; i++) *dims[i] = (uint32_t)json_integer_value(json_object_get(l->o, REPLAY_DIMS[i]));
   Whistle__Rating__RatingMessage m = WHISTLE__RATING__RATING_MESSAGE__INIT;
   m.body_case = WHISTLE__RATING__RATING_MESSAGE__BODY_INSPECTION;
   m.inspection = &in;
@@ -477,8 +216,8 @@ static uint8_t *pack_inspection(struct replay *x, const struct rline *l, size_t 
  * about its compound. */
 static void line_key(const struct rline *l, char *buf, size_t n)
 {
-  if (l->kind == K_INSPECTION) snprintf(buf, n, "c:%s", str(l->o, "compound_code"));
-  else snprintf(buf, n, "t:%s", str(l->o, "ticket_no"));
+  if (l->kind == K_INSPECTION) snprintf(buf, n, "c:%s", replay_str(l->o, "compound_code"));
+  else snprintf(buf, n, "t:%s", replay_str(l->o, "ticket_no"));
 }
 
 /* A line of a run to referral and rating, in flight or answered. */
@@ -658,11 +397,11 @@ static int referral_ticket(struct replay *x, const char *ticket_no, char **state
     json_t *o = json_loads(r->reply->lines[0], 0, NULL);
     json_t *steps = json_object_get(o, "steps"), *s;
     size_t i;
-    *state = strdup(str(o, "state"));
+    *state = strdup(replay_str(o, "state"));
     uint32_t last = 0;
     json_array_foreach(steps, i, s) {
       uint32_t k = (uint32_t)json_integer_value(json_object_get(s, "step"));
-      if (!strcmp(str(s, "state"), "RETURNED")) *step = k;
+      if (!strcmp(replay_str(s, "state"), "RETURNED")) *step = k;
       if (k > last) last = k;
     }
     if (!*step) *step = last; /* nothing returned: referral will say so */
@@ -681,7 +420,7 @@ static int referral_ticket(struct replay *x, const char *ticket_no, char **state
 static int send_triage(struct replay *x, size_t i)
 {
   struct rline *l = &x->v[i];
-  const char *unit = str(l->o, "unit");
+  const char *unit = replay_str(l->o, "unit");
   if (!unit[0]) return send_intake(x, i, i + 1);
   char *state = NULL;
   uint32_t step = 0;
@@ -698,7 +437,7 @@ static int send_triage(struct replay *x, size_t i)
   rd.step = step;
   rd.unit = (char *)unit;
   rd.at_us = l->at_us;
-  rd.note = (char *)str(l->o, "note");
+  rd.note = (char *)replay_str(l->o, "note");
   Whistle__Unit__UnitMessage m = WHISTLE__UNIT__UNIT_MESSAGE__INIT;
   m.body_case = WHISTLE__UNIT__UNIT_MESSAGE__BODY_REDISPATCH;
   m.redispatch = &rd;
@@ -842,7 +581,7 @@ static void print_summary(struct replay *x, int64_t elapsed_us, int ok)
   printf("  %-11s %7s  outcomes\n", "type", "lines");
   for (int k = 0; k < K_N; k++) {
     if (!per[k]) continue;
-    printf("  %-11s %7zu ", kind_names[k], per[k]);
+    printf("  %-11s %7zu ", replay_kind_names[k], per[k]);
     size_t sent = 0;
     for (size_t t = 0; t < x->outcomes.n; t++)
       if (x->outcomes.v[t].k == (enum rkind)k) {
@@ -856,7 +595,7 @@ static void print_summary(struct replay *x, int64_t elapsed_us, int ok)
     if (x->refusals.n) qsort(x->refusals.v, x->refusals.n, sizeof *x->refusals.v, cmp_tally);
     printf("  refused or rejected: %zu (by type and reason)\n", x->refused);
     for (size_t t = 0; t < x->refusals.n && t < 30; t++)
-      printf("    %-10s %5zu  %s\n", kind_names[x->refusals.v[t].k], x->refusals.v[t].n,
+      printf("    %-10s %5zu  %s\n", replay_kind_names[x->refusals.v[t].k], x->refusals.v[t].n,
              x->refusals.v[t].what);
     if (x->refusals.n > 30) printf("    ... %zu more reasons\n", x->refusals.n - 30);
     printf("  the first:\n");
@@ -964,11 +703,11 @@ int ctl_replay_main(int argc, char **argv)
   x.registry = argv[optind];
   x.feed = argv[optind + 1];
   int rc = CTL_FAIL;
-  if (strcmp(x.registry, "-") && load_registry(&x)) {
+  if (strcmp(x.registry, "-") && replay_load_registry(&x)) {
     fprintf(stderr, CTL_PROG ": the registry %s was refused; nothing was sent\n", x.registry);
     goto out;
   }
-  if (load_feed(&x)) goto out;
+  if (replay_load_feed(&x)) goto out;
   if (x.strict && x.unknown_codes) {
     fprintf(stderr, CTL_PROG ": %s (--strict: nothing was sent)\n", x.first_unknown[0]);
     goto out;
