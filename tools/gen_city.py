@@ -45,6 +45,8 @@ import shutil
 import sys
 import time
 
+import gen_feed  # noqa: E402 (tools/, the script's own directory)
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 BASE = os.path.join(ROOT, "deploy", "registry")
 TZ = dt.timezone(dt.timedelta(hours=8))
@@ -193,18 +195,8 @@ EXEMPT_REASONS = ["经核实为业主之间的邻里纠纷，不属物业服务�
 SATISFACTION_OK = ["SATISFIED"] * 7 + ["BASICALLY_SATISFIED"] * 3
 
 
-def norm(s):
-    """svc_text_normalize: white space and zero-width characters dropped,
-    full-width ASCII folded, ASCII lower-cased (R-I3/R-I4 matching)."""
-    out = []
-    for ch in s:
-        o = ord(ch)
-        if 0xFF01 <= o <= 0xFF5E:
-            ch = chr(o - 0xFEE0)
-        if ch.isspace() or ch in "\u200b\u200c\u200d\u2060\ufeff":
-            continue
-        out.append(ch.lower() if ch.isascii() else ch)
-    return "".join(out)
+# Intake's text matching and classification, as the small sample's generator models it.
+norm = gen_feed.norm
 
 
 # ---- time ---------------------------------------------------------------------------
@@ -263,16 +255,7 @@ class Matcher:
             self.by_first.setdefault(n[0], []).append((n, code))
 
     def classify(self, hotline_code, content):
-        if hotline_code in self.hotline:
-            return self.hotline[hotline_code]
-        text, best = norm(content), None
-        for order, (kw, cat, prio) in enumerate(self.keywords):
-            pos = text.find(kw)
-            if pos >= 0:
-                key = (-prio, pos, order)
-                if best is None or key < best[0]:
-                    best = (key, cat)
-        return best[1] if best else "OTHER"
+        return gen_feed.classify(self.hotline, self.keywords, hotline_code, content)
 
     def match(self, code, address, known):
         if code and code in known:

@@ -143,15 +143,33 @@ def read_csv(name):
 
 
 def norm(s):
+    """svc_text_normalize: white space and zero-width characters dropped,
+    full-width ASCII folded, ASCII lower-cased (R-I3/R-I4 matching)."""
     out = []
     for ch in s:
-        if ch.isspace() or ch in "\u200b\u200c\u200d\ufeff":
-            continue
         o = ord(ch)
         if 0xFF01 <= o <= 0xFF5E:
             ch = chr(o - 0xFEE0)
+        if ch.isspace() or ch in "\u200b\u200c\u200d\u2060\ufeff":
+            continue
         out.append(ch.lower() if ch.isascii() else ch)
     return "".join(out)
+
+
+def classify(hotline, keywords, hotline_code, content):
+    """R-I3 as intake decides it: the mapped hotline code, else the keyword of
+    the highest priority (then the earliest in the text, then the first
+    listed), else OTHER. keywords: [(normalised keyword, category, priority)]."""
+    if hotline_code in hotline:
+        return hotline[hotline_code]
+    text, best = norm(content), None
+    for order, (kw, cat, prio) in enumerate(keywords):
+        pos = text.find(kw)
+        if pos >= 0:
+            key = (-prio, pos, order)
+            if best is None or key < best[0]:
+                best = (key, cat)
+    return best[1] if best else "OTHER"
 
 
 class Registry:
@@ -173,16 +191,7 @@ class Registry:
 
     def classify(self, hotline_code, content):
         """R-I3: the mapped hotline code, else the best keyword, else OTHER."""
-        if hotline_code in self.hotline:
-            return self.hotline[hotline_code]
-        text, best = norm(content), None
-        for order, (kw, cat, prio) in enumerate(self.keywords):
-            pos = text.find(kw)
-            if pos >= 0:
-                key = (-prio, pos, order)
-                if best is None or key < best[0]:
-                    best = (key, cat)
-        return best[1] if best else "OTHER"
+        return classify(self.hotline, self.keywords, hotline_code, content)
 
     def match(self, code, address):
         """R-I4: a known code, else the longest name or alias in the address."""
