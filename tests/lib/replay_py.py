@@ -155,12 +155,9 @@ class Replay:
         their streaks (R-C1..R-C4, R-P3, R-S3, R-U3..R-U5)."""
         wt.wait_for(lambda: self.st.rating_clock() >= last_at, timeout, "rating's clock")
         out = {}
-        decisions = None
-        end = time.time() + timeout
-        while decisions is None and time.time() < end:
-            decisions = self.st.export(rtc.Q.DECISIONS)
-            if decisions is None:
-                time.sleep(0.2)
+        got = wt.wait_for(lambda: (lambda d: d is not None and [d])(self.st.export(rtc.Q.DECISIONS)),
+                          timeout, "rating's decisions")  # [decisions], even when none
+        decisions = got[0] if got else None
         out["decisions"] = collections.Counter(f"{d['rule']} {d['decision']}" for d in decisions or [])
         months = sorted({d["period"] for d in decisions or [] if len(d["period"]) == 7})
         for m in months:
