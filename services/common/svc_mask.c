@@ -193,3 +193,27 @@ char *svc_mask_dup(const char *s, int *changed) {
   }
   return out;
 }
+
+/* ---- R-I6: the caller's number ----------------------------------------------- */
+
+size_t svc_phone_digits(const char *phone, char *out, size_t n)
+{
+  size_t d = 0, skip = 0;
+
+  if (!out || n == 0) return 0;
+  out[0] = '\0';
+  for (const char *p = (phone ? phone : ""); *p; p++) {
+    if (*p < '0' || *p > '9') continue;
+    if (d + 1 >= n) {
+      out[0] = '\0';
+      return 0;
+    }
+    out[d++] = *p;
+  }
+  out[d] = '\0';
+  /* +86 138..., 0086 138..., 86 138...: the national mobile number. */
+  if (d == 15 && memcmp(out, "0086", 4) == 0 && out[4] == '1') skip = 4;
+  else if (d == 13 && memcmp(out, "86", 2) == 0 && out[2] == '1') skip = 2;
+  memmove(out, out + skip, d - skip + 1);
+  return d - skip;
+}

@@ -74,4 +74,10 @@ int svc_mask_pb(const struct ProtobufCMessageDescriptor *d, const char *const *f
                 size_t n_fields, const unsigned char *in, size_t n, unsigned char **out,
                 size_t *out_len);
 
+/* R-I6: the digits of a phone number that identify a caller (pseudonyms,
+ * masks, repeats): only digits kept, a +86 / 0086 / 86 prefix before an
+ * 11-digit mobile number dropped. Writes at most n - 1 digits and a NUL;
+ * returns the digit count (0 for none or if n is too small). */
+size_t svc_phone_digits(const char *phone, char *out, size_t n);
+
 #endif

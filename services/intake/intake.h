@@ -135,11 +135,6 @@ const struct intake_repeat_facts *intake_find_repeat(const struct intake_repeat_
                                                      const struct intake_repeat_facts *earlier,
                                                      size_t n);
 
-/* R-I6: the digits of a phone number as used for pseudonyms and masks: only
- * digits kept, a +86 / 0086 / 86 prefix before an 11-digit mobile number
- * dropped. Writes at most n - 1 digits and a NUL; returns the digit count
- * (0 for none or if n is too small). */
-size_t intake_phone_digits(const char *phone, char *out, size_t n);
 /* R-I6: the masked phone: first 3 and last 4 digits kept ("138****5678")
  * when there are 11 or more, otherwise all but the last 2 masked. Never the
  * full number. "" for a phone without digits. out needs INTAKE_MASKED_MAX

@@ -394,30 +394,9 @@ const struct intake_repeat_facts *intake_find_repeat(const struct intake_repeat_
 
 /* ---- R-I6: pseudonym and masked phone ---- */
 
-size_t intake_phone_digits(const char *phone, char *out, size_t n) {
-  size_t d = 0, skip = 0;
-
-  if (!out || n == 0) return 0;
-  out[0] = '\0';
-  for (const char *p = str(phone); *p; p++) {
-    if (*p < '0' || *p > '9') continue;
-    if (d + 1 >= n) {
-      out[0] = '\0';
-      return 0;
-    }
-    out[d++] = *p;
-  }
-  out[d] = '\0';
-  /* +86 138..., 0086 138..., 86 138...: the national mobile number. */
-  if (d == 15 && memcmp(out, "0086", 4) == 0 && out[4] == '1') skip = 4;
-  else if (d == 13 && memcmp(out, "86", 2) == 0 && out[2] == '1') skip = 2;
-  memmove(out, out + skip, d - skip + 1);
-  return d - skip;
-}
-
 int intake_phone_mask(const char *phone, char *out, size_t n) {
   char d[INTAKE_PHONE_MAX + 32];
-  size_t len = intake_phone_digits(phone, d, sizeof d);
+  size_t len = svc_phone_digits(phone, d, sizeof d);
   size_t head = len >= 11 ? 3 : 0, tail = len >= 11 ? 4 : (len > 2 ? 2 : 0);
 
   if (!out || n < len + 1) {
@@ -434,7 +413,7 @@ int intake_phone_pseudonym(const void *key, size_t keylen, const char *phone,
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int maclen = 0;
   char d[INTAKE_PHONE_MAX + 32];
-  size_t len = intake_phone_digits(phone, d, sizeof d);
+  size_t len = svc_phone_digits(phone, d, sizeof d);
 
   out[0] = '\0';
   if (len == 0 || !key || keylen == 0 || keylen > INT32_MAX) return -1;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "intake.h"
+#include "svc_mask.h"
 #include "svc_time.h"
 
 #define HOUR_US (INT64_C(3600) * 1000000)
@@ -40,7 +41,7 @@ START_TEST(test_R_I6_masked_phone_shapes) {
     phone[len] = '\0';
     ck_assert_int_eq(intake_phone_mask(phone, m, sizeof m), 0);
     ck_assert_ptr_nonnull(strchr(m, '*'));
-    ck_assert_uint_eq(strlen(m), intake_phone_digits(phone, digits, sizeof digits));
+    ck_assert_uint_eq(strlen(m), svc_phone_digits(phone, digits, sizeof digits));
   }
 }
 END_TEST
