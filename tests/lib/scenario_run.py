@@ -41,6 +41,8 @@ class System:
         self.env["rating"] = rtc.rating_env(w, self.env["intake"], self.env["referral"], registry=registry)
         self.env["escalation"] = ec.escalation_env(w, self.env["referral"], self.env["rating"],
                                                    registry=registry, WHISTLE_NOTICE_TEMPLATES=templates)
+        # Intake reads referral's closures back (R-I5), as `make run` and the deployment wire it.
+        self.env["intake"]["WHISTLE_REFERRAL_STREAM_AT"] = self.env["referral"]["WHISTLE_REFERRAL_STREAM"]
         e = self.env
         self.ctl_env = dict(
             os.environ,

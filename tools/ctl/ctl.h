@@ -84,6 +84,15 @@ ProtobufCMessage *ctl_unpack_reply(const ProtobufCMessageDescriptor *d, const vo
  * late answer cannot be taken for the next one). */
 Whistle__Control__ControlMessage *ctl_status(struct ctl_conn *c, int64_t timeout_us);
 
+/* For callers that keep their own poll loop: sends one status request on a
+ * control connection (-1 when it cannot), and takes a status reply that has
+ * come (NULL when none has yet). A caller that gives up waiting replaces the
+ * socket (ctl_conn_reopen) so that the late answer is never read. */
+int ctl_status_send(struct ctl_conn *c);
+Whistle__Control__ControlMessage *ctl_status_take(struct ctl_conn *c);
+/* Closes and opens the connection again: 0, or -1 after printing why. */
+int ctl_conn_reopen(struct ctl_conn *c);
+
 /* A paged query: calls make(arg, offset) for each page's request and
  * collects the reply's lines. Returns 0 with *lines (malloc'd array of
  * malloc'd strings) and *n, 1 when the reply says pending (period not closed

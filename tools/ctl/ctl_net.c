@@ -196,7 +196,7 @@ ProtobufCMessage *ctl_unpack_reply(const ProtobufCMessageDescriptor *d, const vo
   return m;
 }
 
-static int reopen(struct ctl_conn *c)
+int ctl_conn_reopen(struct ctl_conn *c)
 {
   const struct ctl_env *e = c->env;
   enum ctl_daemon d = c->d;
@@ -205,16 +205,21 @@ static int reopen(struct ctl_conn *c)
   return ctl_conn_open(c, e, d, control);
 }
 
-Whistle__Control__ControlMessage *ctl_status(struct ctl_conn *c, int64_t timeout_us)
+static size_t status_request(uint8_t *buf)
 {
   Whistle__Control__StatusRequest sr = WHISTLE__CONTROL__STATUS_REQUEST__INIT;
   Whistle__Control__ControlMessage m = WHISTLE__CONTROL__CONTROL_MESSAGE__INIT;
   m.version = 1;
   m.body_case = WHISTLE__CONTROL__CONTROL_MESSAGE__BODY_STATUS_REQUEST;
   m.status_request = &sr;
+  return whistle__control__control_message__pack(&m, buf);
+}
+
+Whistle__Control__ControlMessage *ctl_status(struct ctl_conn *c, int64_t timeout_us)
+{
   uint8_t buf[64];
-  size_t len = whistle__control__control_message__pack(&m, buf);
-  if (!c->sock && reopen(c)) return NULL;
+  size_t len = status_request(buf);
+  if (!c->sock && ctl_conn_reopen(c)) return NULL;
   /* Sent again every half second: a request made while the daemon restarts
    * (no connection to queue it on) is dropped by ZeroMQ. Any reply to this
    * call describes the daemon after the call began; the answers to the
@@ -242,7 +247,7 @@ Whistle__Control__ControlMessage *ctl_status(struct ctl_conn *c, int64_t timeout
       r = whistle__control__control_message__unpack(NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
     zmq_msg_close(&msg);
     if (r && r->body_case == WHISTLE__CONTROL__CONTROL_MESSAGE__BODY_STATUS_REPLY) {
-      if (sends > 1 && reopen(c)) {
+      if (sends > 1 && ctl_conn_reopen(c)) {
         whistle__control__control_message__free_unpacked(r, NULL);
         return NULL;
       }
@@ -250,8 +255,33 @@ Whistle__Control__ControlMessage *ctl_status(struct ctl_conn *c, int64_t timeout
     }
     if (r) whistle__control__control_message__free_unpacked(r, NULL);
   }
-  reopen(c); /* a late answer must not be taken for the next request's */
+  ctl_conn_reopen(c); /* a late answer must not be taken for the next request's */
   return NULL;
+}
+
+int ctl_status_send(struct ctl_conn *c)
+{
+  uint8_t buf[64];
+  size_t len = status_request(buf);
+  if (!c->sock && ctl_conn_reopen(c)) return -1;
+  return zmq_send(c->sock, buf, len, ZMQ_DONTWAIT) < 0 ? -1 : 0;
+}
+
+Whistle__Control__ControlMessage *ctl_status_take(struct ctl_conn *c)
+{
+  Whistle__Control__ControlMessage *r = NULL;
+  zmq_msg_t msg;
+  zmq_msg_init(&msg);
+  while (!r && c->sock && zmq_msg_recv(&msg, c->sock, ZMQ_DONTWAIT) >= 0) {
+    if (zmq_msg_more(&msg)) continue;
+    r = whistle__control__control_message__unpack(NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
+    if (r && r->body_case != WHISTLE__CONTROL__CONTROL_MESSAGE__BODY_STATUS_REPLY) {
+      whistle__control__control_message__free_unpacked(r, NULL);
+      r = NULL;
+    }
+  }
+  zmq_msg_close(&msg);
+  return r;
 }
 
 /* ctl_status on several connections at once: the requests all go out
@@ -263,20 +293,15 @@ Whistle__Control__ControlMessage *ctl_status(struct ctl_conn *c, int64_t timeout
 static int status_all(struct ctl_conn *cs, unsigned mask, int64_t timeout_us,
                       Whistle__Control__ControlMessage *out[D_N])
 {
-  Whistle__Control__StatusRequest sr = WHISTLE__CONTROL__STATUS_REQUEST__INIT;
-  Whistle__Control__ControlMessage m = WHISTLE__CONTROL__CONTROL_MESSAGE__INIT;
-  m.version = 1;
-  m.body_case = WHISTLE__CONTROL__CONTROL_MESSAGE__BODY_STATUS_REQUEST;
-  m.status_request = &sr;
   uint8_t buf[64];
-  size_t len = whistle__control__control_message__pack(&m, buf);
+  size_t len = status_request(buf);
   unsigned sends[D_N] = { 0 }, pending = 0;
   int64_t resend[D_N] = { 0 };
   int64_t deadline = svc_mono_us() + timeout_us;
   for (int d = 0; d < D_N; d++) {
     out[d] = NULL;
     if (!(mask & (1u << d))) continue;
-    if (!cs[d].sock && reopen(&cs[d])) return d;
+    if (!cs[d].sock && ctl_conn_reopen(&cs[d])) return d;
     pending |= 1u << d;
   }
   while (pending) {
@@ -309,7 +334,7 @@ static int status_all(struct ctl_conn *cs, unsigned mask, int64_t timeout_us,
       if (r && r->body_case == WHISTLE__CONTROL__CONTROL_MESSAGE__BODY_STATUS_REPLY) {
         out[d] = r;
         pending &= ~(1u << d);
-        if (sends[d] > 1 && reopen(&cs[d])) return d;
+        if (sends[d] > 1 && ctl_conn_reopen(&cs[d])) return d;
       } else if (r) {
         whistle__control__control_message__free_unpacked(r, NULL);
       }
@@ -318,7 +343,7 @@ static int status_all(struct ctl_conn *cs, unsigned mask, int64_t timeout_us,
   int first = -1;
   for (int d = 0; d < D_N; d++)
     if (pending & (1u << d)) {
-      reopen(&cs[d]); /* a late answer must not be taken for the next request's */
+      ctl_conn_reopen(&cs[d]); /* a late answer must not be taken for the next request's */
       if (first < 0) first = d;
     }
   return first;

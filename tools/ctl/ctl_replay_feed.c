@@ -11,6 +11,7 @@
 #include "ctl_replay.h"
 #include "hotline.pb-c.h"
 #include "svc_csv.h"
+#include "svc_mask.h"
 #include "svc_time.h"
 
 const char *const replay_kind_names[K_N] = { "ticket", "feedback", "watermark", "triage", "exempt",
@@ -184,6 +185,12 @@ static int parse_line(struct replay *x, struct rline *l, const char *s, size_t l
       check_code(x, l->lineno, o, "unit", "unit");
       check_code(x, l->lineno, o, "category", "category");
     }
+  }
+  char digits[64];
+  if (!rc && l->kind == K_TICKET) svc_phone_digits(replay_str(o, "caller_phone"), digits, sizeof digits);
+  if (!rc && l->kind == K_TICKET && !(l->caller = strdup(digits))) {
+    snprintf(err, n, "out of memory");
+    rc = -1;
   }
   if (!rc && (l->kind == K_TRIAGE || l->kind == K_UPDATE || l->kind == K_INSPECTION)) l->o = o;
   else json_decref(o);

@@ -76,6 +76,12 @@ int hotline_line_from_json(struct json_t *o, const char *type, struct hotline_li
 /* Frees what one line holds (not the line itself). */
 void hotline_line_free(struct hotline_line *l);
 
+/* Records a Reply (proto/hotline.proto) to line l: its status and reason;
+ * for a final answer (not UNAVAILABLE) also state HL_DONE and what intake
+ * decided. For senders of their own (whistlectl replay's schedule). */
+void hotline_line_answer(struct hotline_line *l, unsigned status, const char *reason, uint64_t ticket_id,
+                         const char *category, const char *compound, const char *disposition);
+
 /* How to talk to intake. */
 struct hotline_opts {
   const char *endpoint;

@@ -148,6 +148,19 @@ static void keep(char **dst, const char *src)
   *dst = src && src[0] ? strdup(src) : NULL;
 }
 
+void hotline_line_answer(struct hotline_line *l, unsigned status, const char *reason, uint64_t ticket_id,
+                         const char *category, const char *compound, const char *disposition)
+{
+  l->status = status < HL_NOREPLY ? (enum hotline_status)status : HL_NOREPLY;
+  keep(&l->reason, reason);
+  if (l->status == HL_UNAVAILABLE || l->status == HL_NOREPLY) return;
+  l->state = HL_DONE;
+  l->ticket_id = ticket_id;
+  keep(&l->category, category);
+  keep(&l->compound, compound);
+  keep(&l->disposition, disposition);
+}
+
 static void on_reply(struct sender *s, const uint8_t *data, size_t len, int64_t now)
 {
   struct svc_pballoc al;
@@ -163,8 +176,8 @@ static void on_reply(struct sender *s, const uint8_t *data, size_t len, int64_t 
     s->run->extra_replies++;
   } else {
     const Whistle__Hotline__Reply *r = m->reply;
-    l->status = (enum hotline_status)r->status;
-    keep(&l->reason, r->reason);
+    hotline_line_answer(l, r->status, r->reason, r->ticket_id, r->category, r->compound,
+                        r->disposition);
     if (l->status == HL_UNAVAILABLE) {
       if (l->state == HL_INFLIGHT) { /* pause, then send it again */
         l->state = HL_RETRY;
@@ -173,11 +186,6 @@ static void on_reply(struct sender *s, const uint8_t *data, size_t len, int64_t 
         if (push_timer(s, (size_t)(l - s->f->v), l->gen, now + pause)) s->run->send_errors++;
       }
     } else {
-      l->state = HL_DONE;
-      l->ticket_id = r->ticket_id;
-      keep(&l->category, r->category);
-      keep(&l->compound, r->compound);
-      keep(&l->disposition, r->disposition);
       s->inflight--;
       s->run->answered++;
       s->t_last = now;
