@@ -359,6 +359,25 @@ static void probe_take(struct sched *S, int64_t now)
   if (S->got[0] && S->got[1]) probe_read(S, now);
 }
 
+/* Before the control connections serve a settle again: the probe in flight
+ * answered, or its sockets replaced (a late answer to it must not be read
+ * as the settle's: an older head can look settled). */
+static void probe_finish(struct sched *S)
+{
+  struct ctl_settle *st = &S->x->settle;
+  while (S->probe_inflight && svc_mono_us() - S->probe_t < PROBE_TIMEOUT_US) {
+    zmq_pollitem_t it[2] = { { .socket = st->ctl[D_INTAKE].sock, .events = ZMQ_POLLIN },
+                             { .socket = st->ctl[D_REFERRAL].sock, .events = ZMQ_POLLIN } };
+    if (zmq_poll(it, 2, 10) < 0) break;
+    probe_take(S, svc_mono_us());
+  }
+  if (S->probe_inflight) {
+    ctl_conn_reopen(&st->ctl[D_INTAKE]);
+    ctl_conn_reopen(&st->ctl[D_REFERRAL]);
+    probe_drop(S);
+  }
+}
+
 /* ---- one segment: the lines between two barriers ---------------------------------- */
 
 static void report(struct sched *S, size_t k)
@@ -391,7 +410,16 @@ static int stalled(struct sched *S, size_t lo, size_t b, const size_t *inflight)
   return -1;
 }
 
+static int run_segment_probing(struct sched *S, size_t a, size_t b);
+
 static int run_segment(struct sched *S, size_t a, size_t b)
+{
+  int rc = run_segment_probing(S, a, b);
+  probe_finish(S);
+  return rc;
+}
+
+static int run_segment_probing(struct sched *S, size_t a, size_t b)
 {
   struct replay *x = S->x;
   size_t inflight[Q_N] = { 0 }, rep = a, lo = a;
