@@ -519,7 +519,10 @@ int ctl_settle_wait(struct ctl_settle *s, int64_t deadline_us)
   int64_t t0 = svc_mono_us(), pause_us = 100;
   for (;;) {
     int64_t now = svc_mono_us();
-    int64_t left = deadline_us > now ? deadline_us - now : 1;
+    /* A pass gets the request timeout, at least a tenth of a second even
+     * when the deadline is nearer (a silent daemon is told apart from a slow one). */
+    int64_t left = deadline_us > now ? deadline_us - now : 0, floor_us = SVC_US_PER_SEC / 10;
+    if (left < floor_us) left = floor_us;
     int rc = ctl_settle_pass(s, left < s->ctl[0].env->timeout_us ? left : s->ctl[0].env->timeout_us,
                              why, sizeof why);
     if (rc == 1) break;

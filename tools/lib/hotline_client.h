@@ -115,13 +115,5 @@ struct hotline_run {
  * when the socket could not be set up (bad key file, bad endpoint). */
 int hotline_push(struct hotline_feed *f, const struct hotline_opts *o, struct hotline_run *run);
 
-/* The same over a connection that stays open across pushes: open it once
- * (NULL after printing why), push feeds (request ids, the line numbers, must
- * differ between pushes: late replies to an earlier push are ignored), close. */
-struct hotline_conn;
-struct hotline_conn *hotline_conn_open(const struct hotline_opts *o);
-void hotline_push_on(struct hotline_conn *c, struct hotline_feed *f, const struct hotline_opts *o,
-                     struct hotline_run *run);
-void hotline_conn_close(struct hotline_conn **c);
 
 #endif

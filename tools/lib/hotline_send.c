@@ -1,4 +1,5 @@
-/* The hotline sender (whistle-hotline, whistlectl replay): one DEALER socket to intake's ROUTER, many
+/* The hotline sender (whistle-hotline; whistlectl replay records its answers
+ * with hotline_line_answer): one DEALER socket to intake's ROUTER, many
  * requests in flight, replies matched by request_id (the line number), resends
  * after the timeout with the same request_id, and the barriers that keep a
  * pipelined feed's meaning (a line waits for the earlier lines about its
@@ -25,7 +26,7 @@ const char *const hotline_status_names[HL_NSTATUS] = { "ACCEPTED", "DUPLICATE", 
 /* A resend timer: due when the line's gen still equals gen. */
 struct timer { size_t idx; uint64_t gen; int64_t due; };
 
-/* A connection to intake: kept across pushes (whistlectl sends many runs). */
+/* A connection to intake, with its handshake monitor. */
 struct hotline_conn {
   void *ctx, *sock, *mon; /* mon: handshake failures, reported once each */
   unsigned warned;
@@ -258,7 +259,9 @@ static void drain_monitor(struct hotline_conn *s)
   }
 }
 
-struct hotline_conn *hotline_conn_open(const struct hotline_opts *o)
+static void hotline_conn_close(struct hotline_conn **cp);
+
+static struct hotline_conn *hotline_conn_open(const struct hotline_opts *o)
 {
   struct hotline_conn *c = calloc(1, sizeof *c);
   if (!c) return NULL;
@@ -284,7 +287,7 @@ struct hotline_conn *hotline_conn_open(const struct hotline_opts *o)
   return c;
 }
 
-void hotline_conn_close(struct hotline_conn **cp)
+static void hotline_conn_close(struct hotline_conn **cp)
 {
   struct hotline_conn *c = *cp;
   if (!c) return;
@@ -319,6 +322,9 @@ static void drain_replies(struct sender *s)
   zmq_msg_close(&msg);
 }
 
+static void hotline_push_on(struct hotline_conn *c, struct hotline_feed *f, const struct hotline_opts *o,
+                            struct hotline_run *run);
+
 int hotline_push(struct hotline_feed *f, const struct hotline_opts *o, struct hotline_run *run)
 {
   memset(run, 0, sizeof *run);
@@ -329,7 +335,7 @@ int hotline_push(struct hotline_feed *f, const struct hotline_opts *o, struct ho
   return 0;
 }
 
-void hotline_push_on(struct hotline_conn *c, struct hotline_feed *f, const struct hotline_opts *o,
+static void hotline_push_on(struct hotline_conn *c, struct hotline_feed *f, const struct hotline_opts *o,
                      struct hotline_run *run)
 {
   struct sender s = { .f = f, .o = o, .run = run, .c = c, .sock = c->sock };
