@@ -13,6 +13,7 @@
 #include "referral.h"
 #include "svc_registry.h"
 #include "svc_time.h"
+#include "unit_run.h"
 
 #define SEC SVC_US_PER_SEC
 #define MINUTE (60 * SEC)
@@ -189,20 +190,7 @@ static inline void snap_same(const struct snap *sn, const struct referral_ticket
 /* Runs the n tests in one case against the sample registry; the exit status. */
 static inline int run_tests(const char *suite, const char *tcase, const TTest *const *tests,
                             size_t n) {
-  Suite *s = suite_create(suite);
-  TCase *tc = tcase_create(tcase);
-  SRunner *sr;
-  int failed;
-
-  tcase_add_checked_fixture(tc, load_reg, free_reg);
-  tcase_set_timeout(tc, 60);
-  for (size_t i = 0; i < n; i++) tcase_add_test(tc, tests[i]);
-  suite_add_tcase(s, tc);
-  sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return unit_run(suite, tcase, load_reg, free_reg, 60, tests, n);
 }
 
 #endif

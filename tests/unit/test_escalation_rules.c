@@ -10,6 +10,7 @@
 
 #include "escalation.h"
 #include "svc_time.h"
+#include "unit_run.h"
 
 #define OFF SVC_DEFAULT_UTC_OFFSET
 
@@ -472,16 +473,6 @@ int main(void) {
     r_e5_render_placeholders_and_chinese_text,
     r_e5_render_unknown_placeholder_and_escapes,
   };
-  Suite *s = suite_create("escalation_rules");
-  TCase *tc = tcase_create("R-E1..R-E6");
-  SRunner *sr;
-  int failed;
-
-  for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) tcase_add_test(tc, tests[i]);
-  suite_add_tcase(s, tc);
-  sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return unit_run("escalation_rules", "R-E1..R-E6", NULL, NULL, 0, tests,
+                  sizeof tests / sizeof tests[0]);
 }
