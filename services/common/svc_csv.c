@@ -263,12 +263,22 @@ size_t svc_utf8_len(const char *s, size_t n) {
   return count;
 }
 
-/* White space (Unicode White_Space) and the invisible characters people paste
- * as "nothing": zero-width space, non-joiner, joiner, word joiner and BOM. */
+/* White space (Unicode White_Space) and the invisible characters (Unicode
+ * Default_Ignorable_Code_Point: soft hyphen, zero-width and bidi marks, word
+ * joiner, invisible operators, fillers, variation selectors, BOM, tags) that
+ * people paste as "nothing". */
 static int blank_cp(uint32_t c) {
-  return c == ' ' || (c >= 0x09 && c <= 0x0d) || c == 0x85 || c == 0xa0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200d) || c == 0x2028 || c == 0x2029 || c == 0x202f ||
-         c == 0x205f || c == 0x2060 || c == 0x3000 || c == 0xfeff;
+  static const uint32_t ranges[][2] = {
+    { 0x09, 0x0d },     { 0x20, 0x20 },       { 0x85, 0x85 },       { 0xa0, 0xa0 },
+    { 0xad, 0xad },     { 0x34f, 0x34f },     { 0x61c, 0x61c },     { 0x115f, 0x1160 },
+    { 0x1680, 0x1680 }, { 0x17b4, 0x17b5 },   { 0x180b, 0x180f },   { 0x2000, 0x200f },
+    { 0x2028, 0x202f }, { 0x205f, 0x206f },   { 0x3000, 0x3000 },   { 0x3164, 0x3164 },
+    { 0xfe00, 0xfe0f }, { 0xfeff, 0xfeff },   { 0xffa0, 0xffa0 },   { 0xfff0, 0xfff8 },
+    { 0x1bca0, 0x1bca3 }, { 0x1d173, 0x1d17a }, { 0xe0000, 0xe0fff },
+  };
+  for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+    if (c >= ranges[i][0] && c <= ranges[i][1]) return 1;
+  return 0;
 }
 
 int svc_utf8_blank(const char *s, size_t n) {

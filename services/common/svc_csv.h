@@ -35,9 +35,10 @@ void svc_csv_close(struct svc_csv *c);
 int svc_utf8_valid(const char *s, size_t n);
 /* Number of code points in valid UTF-8. */
 size_t svc_utf8_len(const char *s, size_t n);
-/* Returns 1 if the n bytes at s hold nothing but white space and invisible
- * characters (U+200B..U+200D, U+2060, U+FEFF; U+3000 and the other Unicode
- * spaces count as white space), or nothing at all: a required text field
+/* Returns 1 if the n bytes at s hold nothing but white space (Unicode
+ * White_Space: U+3000 and the other spaces too) and invisible characters
+ * (Unicode Default_Ignorable_Code_Point: U+00AD, U+200B..U+200F, U+2060..,
+ * U+FEFF, variation selectors ...), or nothing at all: a required text field
  * like that is missing (R-I8). 0 otherwise. */
 int svc_utf8_blank(const char *s, size_t n);
 

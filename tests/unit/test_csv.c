@@ -209,11 +209,15 @@ START_TEST(test_utf8_len) {
 END_TEST
 
 /* R-I8: a required text of only white space or invisible characters is
- * missing: spaces, tabs, U+3000, U+00A0, U+200B..U+200D, U+2060, U+FEFF. */
+ * missing: spaces, tabs, U+3000, U+00A0, U+200B..U+200F, U+2060, U+FEFF, the
+ * soft hyphen, bidi marks and isolates, a variation selector, Hangul fillers,
+ * tag characters. Visible neighbours of those ranges are text. */
 START_TEST(test_R_I8_utf8_blank) {
   const char *blank[] = { "", " ", "\t\r\n ", "\u3000\u3000", "\u200b", "\u200c\u200d",
-                          "\ufeff", "\u2060 \u00a0", "\u2003\u202f" };
-  const char *text[] = { "a", " x ", "\u3000楼道堆满杂物", "\u200b1", "\u00b7", "。" };
+                          "\ufeff", "\u2060 \u00a0", "\u2003\u202f", "\u00ad", "\u200e\u200f",
+                          "\u202a\u202c\u2066\u2069", "\ufe0f", "\u3164\uffa0", "\U000e0020" };
+  const char *text[] = { "a", " x ", "\u3000楼道堆满杂物", "\u200b1", "\u00b7", "。", "\u00ae",
+                         "\u2010", "\u2070", "\ufe10", "\u00ad-" };
   for (size_t i = 0; i < sizeof blank / sizeof blank[0]; i++)
     ck_assert_msg(svc_utf8_blank(blank[i], strlen(blank[i])), "blank #%zu", i);
   for (size_t i = 0; i < sizeof text / sizeof text[0]; i++)
