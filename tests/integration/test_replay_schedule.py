@@ -99,5 +99,23 @@ wt.check(T2 in tickets and tickets[T2]["repeat_of"] is None and tickets[T2]["sta
          f"is no repeat: {tickets.get(T2)}")
 ok, why = sr.same_dir(outs["pipelined"], outs["sequential"])
 wt.check(ok, f"R-T2: the pipelined and the sequential replay export the same bytes ({why})")
+
+# --strict: the first refusal stops the replay (exit 1, its line named); what
+# was sent before the stop is counted, nothing after the stop's segment is sent.
+bad = w.file("strict.jsonl")
+lines = FEED[:9] + [update("2026-10-02T09:40:00+08:00", A, "S0101", "RESOLVE", step=9)] + FEED[9:]
+with open(bad, "w", encoding="utf-8") as f:
+    for o in lines:
+        f.write(json.dumps(o, ensure_ascii=False) + "\n")
+wt.check(s.start_all(), "strict: the four daemons are up on fresh schemas")
+p = s.ctl("replay", "--quiet", "--strict", REGISTRY, bad)
+wt.log(p.stdout, p.stderr)
+wt.check(p.returncode == 1 and "line 10 update" in p.stderr and "--strict: the replay stops" in p.stderr
+         and "STOPPED" in p.stdout and "REFUSED/UNKNOWN_STEP 1" in p.stdout,
+         f"--strict: the refused update (line 10) stops the replay, exit 1 ({p.returncode})")
+done = int(p.stdout.split("STOPPED: ")[1].split(" of")[0])
+wt.check(10 <= done < len(lines) - 1, f"--strict: the lines up to the refusal are counted, the last watermarks "
+                                        f"are not sent ({done} of {len(lines)})")
+wt.check(s.stop_all() == [0] * 4, "strict: the daemons exit 0 on SIGTERM")
 w.cleanup()
 wt.done()

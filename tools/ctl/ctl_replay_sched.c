@@ -130,14 +130,14 @@ static int sched_build(struct sched *S)
     L->q = l->kind == K_UPDATE || l->kind == K_TRIAGE ? Q_UNITS : l->kind == K_INSPECTION ? Q_RATING
          : l->kind == K_WATERMARK ? Q_BARRIER : Q_INTAKE;
     if (l->kind == K_TICKET && !json_object_get(callers, replay_ticket_of(l)))
-      json_object_set_new(callers, replay_ticket_of(l), json_string(l->caller));
+      json_object_set_new_nocheck(callers, replay_ticket_of(l), json_string(l->caller));
     char keys[KEY_N][200];
     line_keys(l, callers, keys);
     for (int k = 0; k < KEY_N; k++) {
       if (!keys[k][0]) continue;
       json_t *p = json_object_get(last, keys[k]);
       if (p) L->pred[k] = (size_t)json_integer_value(p) + 1;
-      json_object_set_new(last, keys[k], json_integer((json_int_t)i));
+      json_object_set_new_nocheck(last, keys[k], json_integer((json_int_t)i)); /* cut UTF-8 is fine */
     }
   }
   rc = 0;
@@ -485,7 +485,11 @@ static int run_segment_probing(struct sched *S, size_t a, size_t b)
       report(S, rep++);
       if (x->strict && x->refused > refused) stop = 1; /* no more sends; the sent are answered */
     }
-    if (stop && !inflight[Q_INTAKE] && !inflight[Q_UNITS] && !inflight[Q_RATING]) break;
+    if (stop && !inflight[Q_INTAKE] && !inflight[Q_UNITS] && !inflight[Q_RATING]) {
+      for (size_t k = rep; k < b; k++) /* what was sent before the stop is applied: counted too */
+        if (S->s[k].state == S_DONE) report(S, k);
+      break;
+    }
     replay_progress(x, rep, 0);
     int vis_wait = !inflight[Q_INTAKE] && !inflight[Q_UNITS] && !inflight[Q_RATING];
     if (now - S->progress_us > (vis_wait ? x->env.settle_us : x->env.timeout_us))
