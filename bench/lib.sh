@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # bench/lib.sh: helpers the bench scripts share (sourced, not run): arithmetic
-# for the figures, reading ledgerload/hotlineload summaries and /proc, and
-# settling Postgres between phases. The caller defines log and PSQL.
+# for the figures, reading ledgerload/hotlineload summaries and /proc,
+# settling Postgres between phases, starting and stopping the daemons. The
+# caller defines log and PSQL.
 
 # key=value field NAME of a load generator's summary line.
 field() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p" | head -n1; }
@@ -58,6 +59,32 @@ finally:
     os.unlink(path)
 print("max_us=%d over20=%d" % (worst * 1e6, slow))
 PYEOF
+}
+
+# A daemon as the benches run it: development mode (no CURVE), event clock,
+# every endpoint an ipc socket under WORK (requests: hotline, units, rreq,
+# ereq; streams: istream, rstream, rtstream, estream; control: ictl, rctl,
+# rtctl, ectl), its log WORK/NAME.log, its pid in PID[NAME]. The caller
+# defines BIN, WORK and PID (declare -A).
+start_daemon() { # name, registry directory, more VAR=value for it...
+  local n=$1 reg=$2 w=ipc://$WORK
+  shift 2
+  local e=(WHISTLE_CURVE=0 WHISTLE_LOG_LEVEL=info WHISTLE_CLOCK=event WHISTLE_TICK_MS=100
+           "WHISTLE_PG=user=$n application_name=$n" "WHISTLE_REGISTRY=$reg")
+  case $n in
+    intake) e+=("WHISTLE_INTAKE_HOTLINE=$w/hotline" "WHISTLE_INTAKE_STREAM=$w/istream"
+                "WHISTLE_REFERRAL_STREAM_AT=$w/rstream" "WHISTLE_CONTROL=$w/ictl") ;;
+    referral) e+=("WHISTLE_REFERRAL_UNITS=$w/units" "WHISTLE_REFERRAL_STREAM=$w/rstream"
+                  "WHISTLE_INTAKE_STREAM_AT=$w/istream" "WHISTLE_CONTROL=$w/rctl") ;;
+    rating) e+=("WHISTLE_RATING_REQUESTS=$w/rreq" "WHISTLE_RATING_STREAM=$w/rtstream"
+                "WHISTLE_INTAKE_STREAM_AT=$w/istream" "WHISTLE_REFERRAL_STREAM_AT=$w/rstream"
+                "WHISTLE_CONTROL=$w/rtctl") ;;
+    escalation) e+=("WHISTLE_ESCALATION_REQUESTS=$w/ereq" "WHISTLE_ESCALATION_STREAM=$w/estream"
+                    "WHISTLE_REFERRAL_STREAM_AT=$w/rstream" "WHISTLE_RATING_STREAM_AT=$w/rtstream"
+                    "WHISTLE_CONTROL=$w/ectl") ;;
+  esac
+  env "${e[@]}" "$@" "$BIN/bin/whistle-$n" 2>>"$WORK/$n.log" &
+  PID[$n]=$!
 }
 
 # The daemons a bench started (names in its PID map, logged with its log).

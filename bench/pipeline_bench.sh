@@ -86,27 +86,14 @@ export WHISTLE_INTAKE_HOTLINE=ipc://$WORK/hotline WHISTLE_INTAKE_CONTROL=ipc://$
 export WHISTLE_REFERRAL_UNITS=ipc://$WORK/units WHISTLE_REFERRAL_CONTROL=ipc://$WORK/rctl
 export WHISTLE_RATING_REQUESTS=ipc://$WORK/rreq WHISTLE_RATING_CONTROL=ipc://$WORK/rtctl
 export WHISTLE_ESCALATION_REQUESTS=ipc://$WORK/ereq WHISTLE_ESCALATION_CONTROL=ipc://$WORK/ectl
-IS=ipc://$WORK/istream RS=ipc://$WORK/rstream TS=ipc://$WORK/tstream ES=ipc://$WORK/estream
 
 # The daemons as `make run` starts them: event clocks, development mode.
 start() { # name
-  local n=$1 e
-  e=(WHISTLE_CURVE=0 WHISTLE_CLOCK=event WHISTLE_LOG_LEVEL=info "WHISTLE_PG=user=$n application_name=$n"
-     "WHISTLE_REGISTRY=$REG" WHISTLE_TICK_MS=100)
-  : >"$WORK/$n.log"
-  case $n in
-    intake) env "${e[@]}" WHISTLE_INTAKE_STREAM="$IS" WHISTLE_CONTROL="$WHISTLE_INTAKE_CONTROL" \
-              WHISTLE_REFERRAL_STREAM_AT="$RS" "$BIN/bin/whistle-intake" 2>>"$WORK/$n.log" & ;;
-    referral) env "${e[@]}" WHISTLE_INTAKE_STREAM_AT="$IS" WHISTLE_REFERRAL_STREAM="$RS" \
-              WHISTLE_CONTROL="$WHISTLE_REFERRAL_CONTROL" "$BIN/bin/whistle-referral" 2>>"$WORK/$n.log" & ;;
-    rating) env "${e[@]}" WHISTLE_INTAKE_STREAM_AT="$IS" WHISTLE_REFERRAL_STREAM_AT="$RS" \
-              WHISTLE_RATING_STREAM="$TS" WHISTLE_CONTROL="$WHISTLE_RATING_CONTROL" \
-              "$BIN/bin/whistle-rating" 2>>"$WORK/$n.log" & ;;
-    escalation) env "${e[@]}" WHISTLE_REFERRAL_STREAM_AT="$RS" WHISTLE_RATING_STREAM_AT="$TS" \
-              WHISTLE_ESCALATION_STREAM="$ES" WHISTLE_CONTROL="$WHISTLE_ESCALATION_CONTROL" \
-              WHISTLE_NOTICE_TEMPLATES="$TEMPLATES" "$BIN/bin/whistle-escalation" 2>>"$WORK/$n.log" & ;;
+  : >"$WORK/$1.log"
+  case $1 in
+    escalation) start_daemon "$1" "$REG" WHISTLE_NOTICE_TEMPLATES="$TEMPLATES" ;;
+    *) start_daemon "$1" "$REG" ;;
   esac
-  PID[$n]=$!
 }
 # Fresh schemas and the given daemons, each ready (its log says so).
 fresh() { # name...

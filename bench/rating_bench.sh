@@ -83,23 +83,7 @@ export PGHOST PGPORT PGDATABASE
 
 # The daemons on ipc endpoints under WORK, event clocks (time moves only with
 # the tickets' and the hotline's watermarks: no ticks in the streams).
-start() { # name, registry directory
-  local reg=$2 e=(WHISTLE_CURVE=0 WHISTLE_LOG_LEVEL=info WHISTLE_CLOCK=event)
-  case $1 in
-    intake) env "${e[@]}" WHISTLE_PG=user=intake WHISTLE_REGISTRY="$reg" \
-              WHISTLE_INTAKE_HOTLINE="ipc://$WORK/hotline" WHISTLE_INTAKE_STREAM="ipc://$WORK/istream" \
-              WHISTLE_CONTROL="ipc://$WORK/ictl" "$BIN/bin/whistle-intake" 2>>"$WORK/intake.log" & ;;
-    referral) env "${e[@]}" WHISTLE_PG=user=referral WHISTLE_REGISTRY="$reg" \
-              WHISTLE_REFERRAL_UNITS="ipc://$WORK/units" WHISTLE_REFERRAL_STREAM="ipc://$WORK/rstream" \
-              WHISTLE_INTAKE_STREAM_AT="ipc://$WORK/istream" WHISTLE_CONTROL="ipc://$WORK/rctl" \
-              "$BIN/bin/whistle-referral" 2>>"$WORK/referral.log" & ;;
-    rating) env "${e[@]}" WHISTLE_PG=user=rating WHISTLE_REGISTRY="$reg" WHISTLE_TICK_MS=100 \
-              WHISTLE_RATING_REQUESTS="ipc://$WORK/rreq" WHISTLE_RATING_STREAM="ipc://$WORK/rtstream" \
-              WHISTLE_INTAKE_STREAM_AT="ipc://$WORK/istream" WHISTLE_REFERRAL_STREAM_AT="ipc://$WORK/rstream" \
-              WHISTLE_CONTROL="ipc://$WORK/rtctl" "$BIN/bin/whistle-rating" 2>>"$WORK/rating.log" & ;;
-  esac
-  PID[$1]=$!
-}
+start() { start_daemon "$1" "$2"; } # name, registry directory
 declare -A CTL=([intake]=ipc://$WORK/ictl [referral]=ipc://$WORK/rctl [rating]=ipc://$WORK/rtctl)
 ctl() { printf '%s' "${CTL[$1]}"; }
 
