@@ -419,81 +419,117 @@ static int run_segment(struct sched *S, size_t a, size_t b)
   return rc;
 }
 
+/* One segment's progress: lines [a, b); every line before rep answered and
+ * reported; before lo, none waiting; lines looked at up to hi. */
+struct seg { size_t a, b, rep, lo, hi, inflight[Q_N]; int stop; };
+
+/* Sends what may go, in feed order, passing lines that wait (S->waits_vis
+ * says whether one waits for a probe). 0, or -1 (out of memory). */
+static int send_ready(struct sched *S, struct seg *g, int64_t now)
+{
+  S->waits_vis = 0;
+  while (g->lo < g->b && S->s[g->lo].state != S_WAITING) g->lo++;
+  g->hi = g->b - g->lo > LOOKAHEAD ? g->lo + LOOKAHEAD : g->b;
+  for (size_t k = g->lo; k < g->hi && !g->stop; k++) {
+    struct sl *L = &S->s[k];
+    if (L->state != S_WAITING || g->inflight[L->q] >= WINDOW) continue;
+    int r = ready(S, k);
+    S->waits_vis |= r == 2;
+    if (r != 1) continue;
+    if (send_line(S, k, now)) return -1;
+    g->inflight[L->q]++;
+  }
+  return 0;
+}
+
+/* A probe when a line waits for one (and a lost probe dropped). */
+static void probe_when_needed(struct sched *S, int64_t now)
+{
+  struct ctl_settle *st = &S->x->settle;
+  if (S->probe_inflight && now - S->probe_t > PROBE_TIMEOUT_US) {
+    /* Lost (a daemon restarting): new sockets, so a late answer is never read. */
+    ctl_conn_reopen(&st->ctl[D_INTAKE]);
+    ctl_conn_reopen(&st->ctl[D_REFERRAL]);
+    probe_drop(S);
+  }
+  if (S->waits_vis && !S->probe_inflight && now >= S->probe_next) probe_send(S, now);
+}
+
+/* Waits for an answer, a probe's reply, a resend or the next probe, and
+ * takes what came. 0, or -1 interrupted. */
+static int wait_and_take(struct sched *S, struct seg *g, int64_t now)
+{
+  struct ctl_settle *st = &S->x->settle;
+  int64_t until = now + 100000;
+  for (size_t k = g->rep; k < g->hi; k++)
+    if (S->s[k].state == S_INFLIGHT && S->s[k].resend_us < until) until = S->s[k].resend_us;
+  if (S->waits_vis && !S->probe_inflight && S->probe_next < until) until = S->probe_next;
+  zmq_pollitem_t it[Q_N + 2];
+  int ni = 0;
+  for (int q = 0; q < Q_N; q++) it[ni++] = (zmq_pollitem_t){ .socket = S->conn[q]->sock, .events = ZMQ_POLLIN };
+  if (S->probe_inflight) {
+    it[ni++] = (zmq_pollitem_t){ .socket = st->ctl[D_INTAKE].sock, .events = ZMQ_POLLIN };
+    it[ni++] = (zmq_pollitem_t){ .socket = st->ctl[D_REFERRAL].sock, .events = ZMQ_POLLIN };
+  }
+  int sub_ms = until > now && until - now < 1000; /* poll once, then sleep the rest */
+  int prc = zmq_poll(it, ni, sub_ms || until <= now ? 0 : (long)((until - now + 999) / 1000));
+  if (prc < 0) return -1;
+  if (prc == 0 && sub_ms) {
+    struct timespec ts = { 0, (long)(until - now) * 1000 };
+    nanosleep(&ts, NULL);
+  }
+  now = svc_mono_us();
+  for (int q = 0; q < Q_N; q++)
+    if (it[q].revents & ZMQ_POLLIN) take_answers(S, q, g->a, g->b, g->inflight, now);
+  if (ni > Q_N && ((it[Q_N].revents | it[Q_N + 1].revents) & ZMQ_POLLIN)) probe_take(S, now);
+  return 0;
+}
+
+static void resend_due(struct sched *S, const struct seg *g, int64_t now)
+{
+  for (size_t k = g->rep; k < g->hi; k++) {
+    struct sl *L = &S->s[k];
+    if (L->state == S_INFLIGHT && L->resend_us <= now) {
+      zmq_send(S->conn[L->q]->sock, L->buf, L->len, ZMQ_DONTWAIT);
+      L->resend_us = now + RESEND_US;
+    }
+  }
+}
+
+/* Reports the answered lines in feed order; with --strict a refusal stops
+ * the sending, and once the sent are answered all of them are reported
+ * (what was sent before the stop is applied: counted too). 1 when stopped. */
+static int report_done(struct sched *S, struct seg *g)
+{
+  struct replay *x = S->x;
+  while (g->rep < g->b && S->s[g->rep].state == S_DONE) {
+    size_t refused = x->refused;
+    report(S, g->rep++);
+    if (x->strict && x->refused > refused) g->stop = 1;
+  }
+  if (!g->stop || g->inflight[Q_INTAKE] || g->inflight[Q_UNITS] || g->inflight[Q_RATING]) return 0;
+  for (size_t k = g->rep; k < g->b; k++)
+    if (S->s[k].state == S_DONE) report(S, k);
+  return 1;
+}
+
 static int run_segment_probing(struct sched *S, size_t a, size_t b)
 {
   struct replay *x = S->x;
-  size_t inflight[Q_N] = { 0 }, rep = a, lo = a;
-  int stop = 0;
+  struct seg g = { .a = a, .b = b, .rep = a, .lo = a, .hi = a };
   S->progress_us = svc_mono_us();
-  while (rep < b) {
+  while (g.rep < b) {
     int64_t now = svc_mono_us();
-    size_t hi = b - lo > LOOKAHEAD ? lo + LOOKAHEAD : b;
-    S->waits_vis = 0;
-    /* Send what may go, in feed order, passing lines that wait. */
-    while (lo < b && S->s[lo].state != S_WAITING) lo++;
-    for (size_t k = lo; k < hi && !stop; k++) {
-      struct sl *L = &S->s[k];
-      if (L->state != S_WAITING || inflight[L->q] >= WINDOW) continue;
-      int r = ready(S, k);
-      S->waits_vis |= r == 2;
-      if (r != 1) continue;
-      if (send_line(S, k, now)) return -1;
-      inflight[L->q]++;
-    }
-    if (S->probe_inflight && now - S->probe_t > PROBE_TIMEOUT_US) {
-      /* Lost (a daemon restarting): new sockets, so a late answer is never read. */
-      ctl_conn_reopen(&x->settle.ctl[D_INTAKE]);
-      ctl_conn_reopen(&x->settle.ctl[D_REFERRAL]);
-      probe_drop(S);
-    }
-    if (S->waits_vis && !S->probe_inflight && now >= S->probe_next) {
-      probe_send(S, now);
-    }
-    /* Wait for an answer, a probe's reply, a resend or the next probe. */
-    int64_t until = now + 100000;
-    for (size_t k = rep; k < hi; k++)
-      if (S->s[k].state == S_INFLIGHT && S->s[k].resend_us < until) until = S->s[k].resend_us;
-    if (S->waits_vis && !S->probe_inflight && S->probe_next < until) until = S->probe_next;
-    zmq_pollitem_t it[Q_N + 2];
-    int ni = 0;
-    for (int q = 0; q < Q_N; q++) it[ni++] = (zmq_pollitem_t){ .socket = S->conn[q]->sock, .events = ZMQ_POLLIN };
-    if (S->probe_inflight) {
-      it[ni++] = (zmq_pollitem_t){ .socket = x->settle.ctl[D_INTAKE].sock, .events = ZMQ_POLLIN };
-      it[ni++] = (zmq_pollitem_t){ .socket = x->settle.ctl[D_REFERRAL].sock, .events = ZMQ_POLLIN };
-    }
-    long ms = until > now ? (long)((until - now + 999) / 1000) : 0;
-    if (until > now && until - now < 1000) ms = 0; /* sub-millisecond: spin through poll once */
-    int prc = zmq_poll(it, ni, ms);
-    if (prc < 0) return -1; /* interrupted */
-    if (prc == 0 && until > now && until - now < 1000) {
-      struct timespec ts = { 0, (long)(until - now) * 1000 };
-      nanosleep(&ts, NULL);
-    }
+    if (send_ready(S, &g, now)) return -1;
+    probe_when_needed(S, now);
+    if (wait_and_take(S, &g, now)) return -1; /* interrupted */
     now = svc_mono_us();
-    for (int q = 0; q < Q_N; q++)
-      if (it[q].revents & ZMQ_POLLIN) take_answers(S, q, a, b, inflight, now);
-    if (S->probe_inflight && ((it[Q_N].revents | it[Q_N + 1].revents) & ZMQ_POLLIN)) probe_take(S, now);
-    for (size_t k = rep; k < hi; k++) {
-      struct sl *L = &S->s[k];
-      if (L->state == S_INFLIGHT && L->resend_us <= now) {
-        zmq_send(S->conn[L->q]->sock, L->buf, L->len, ZMQ_DONTWAIT);
-        L->resend_us = now + RESEND_US;
-      }
-    }
-    while (rep < b && S->s[rep].state == S_DONE) {
-      size_t refused = x->refused;
-      report(S, rep++);
-      if (x->strict && x->refused > refused) stop = 1; /* no more sends; the sent are answered */
-    }
-    if (stop && !inflight[Q_INTAKE] && !inflight[Q_UNITS] && !inflight[Q_RATING]) {
-      for (size_t k = rep; k < b; k++) /* what was sent before the stop is applied: counted too */
-        if (S->s[k].state == S_DONE) report(S, k);
-      break;
-    }
-    replay_progress(x, rep, 0);
-    int vis_wait = !inflight[Q_INTAKE] && !inflight[Q_UNITS] && !inflight[Q_RATING];
-    if (now - S->progress_us > (vis_wait ? x->env.settle_us : x->env.timeout_us))
-      return stalled(S, lo, b, inflight);
+    resend_due(S, &g, now);
+    if (report_done(S, &g)) break;
+    replay_progress(x, g.rep, 0);
+    int idle = !g.inflight[Q_INTAKE] && !g.inflight[Q_UNITS] && !g.inflight[Q_RATING];
+    if (now - S->progress_us > (idle ? x->env.settle_us : x->env.timeout_us))
+      return stalled(S, g.lo, b, g.inflight);
   }
   return 0;
 }
