@@ -70,11 +70,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log "starting the private Postgres in $WHISTLE_PGDEV_DIR (port $WHISTLE_PGDEV_PORT)"
-bash tools/pgdev.sh start
-eval "$(bash tools/pgdev.sh env)"
-export PGHOST PGPORT PGDATABASE
-[ "$("${PSQL[@]}" -c 'SHOW synchronous_commit')" = on ] || die "synchronous_commit is not on"
+bench_pg_start
 
 # The daemons on ipc endpoints under WORK, event clocks (time moves only with
 # the tickets' and the hotline's watermarks).

@@ -61,12 +61,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log "starting the private Postgres in $WHISTLE_PGDEV_DIR (port $WHISTLE_PGDEV_PORT)"
-bash tools/pgdev.sh start
-eval "$(bash tools/pgdev.sh env)"
-bash tools/pgdev.sh reset intake b_naive b_copy >/dev/null
 PSQL=(psql -X -q -v ON_ERROR_STOP=1 -A -t -U postgres)
-[ "$("${PSQL[@]}" -c 'SHOW synchronous_commit')" = on ] || die "synchronous_commit is not on"
+bench_pg_start
+bash tools/pgdev.sh reset intake b_naive b_copy >/dev/null
 [ "$("${PSQL[@]}" -c 'SHOW fsync')" = on ] || die "fsync is not on"
 
 log "starting whistle-intake (WHISTLE_CURVE=0, wall clock, batches of up to $BATCH)"

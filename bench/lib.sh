@@ -35,6 +35,16 @@ SQL
   sync
 }
 
+# Starts the bench's private cluster (WHISTLE_PGDEV_DIR, WHISTLE_PGDEV_PORT)
+# and points psql at it; durable commits must be on, or the figures mean
+# nothing. The caller defines die.
+bench_pg_start() {
+  log "starting the private Postgres in $WHISTLE_PGDEV_DIR (port $WHISTLE_PGDEV_PORT)"
+  bash tools/pgdev.sh start
+  eval "$(bash tools/pgdev.sh env)"
+  [ "$("${PSQL[@]}" -c 'SHOW synchronous_commit')" = on ] || die "synchronous_commit is not on"
+}
+
 # The disk's own commit latency, as a baseline for ack latencies: for SECONDS,
 # writes 8 kB and fdatasyncs it every 10 ms in a file under DIR (the cluster's
 # disk), then prints "max_us=… over20=…" (syncs slower than 20 ms). A stall

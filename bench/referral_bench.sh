@@ -44,10 +44,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log "starting the private Postgres in $WHISTLE_PGDEV_DIR (port $WHISTLE_PGDEV_PORT)"
-bash tools/pgdev.sh start
-eval "$(bash tools/pgdev.sh env)"
-export PGHOST PGPORT PGDATABASE
+bench_pg_start
 bash tools/pgdev.sh reset intake referral >/dev/null
 
 common=(WHISTLE_CURVE=0 WHISTLE_LOG_LEVEL=warn WHISTLE_REGISTRY="$ROOT/deploy/registry")
