@@ -11,7 +11,6 @@ replay ended."""
 import os
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import wt  # noqa: E402
@@ -51,12 +50,12 @@ def intake_head():
     return r.output.head if r is not None else -1
 
 
-end = time.time() + 900
-while plan and replay.poll() is None and time.time() < end:
+while plan:
     frac, what = plan[0]
-    if intake_head() < frac * head:
-        time.sleep(0.05)
-        continue
+    reached = wt.wait_for(lambda: replay.poll() is not None or intake_head() >= frac * head, 900,
+                          f"intake's head at {frac:.0%} of the clean run's", interval=0.05)
+    if not reached or replay.poll() is not None:
+        break
     plan.pop(0)
     if what == "postgres":
         wt.pgdev("restart")

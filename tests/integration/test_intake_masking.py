@@ -18,7 +18,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import wt  # noqa: E402
@@ -78,23 +77,11 @@ def replies_of(path):
 
 
 def settle(ienv, renv, timeout=120):
-    """Until referral has applied all of intake's stream and published its
-    watermark up to intake's last one (every deadline before it dealt with),
-    and its stream has stopped moving."""
-    wm = int(wt.scalar("SELECT coalesce(max(event_us), 0) FROM intake.stream_outbox"
-                       " WHERE kind = 'WATERMARK'"))
-    last, since, end = None, time.time(), time.time() + timeout
-    while time.time() < end:
-        i = wt.status(ienv["WHISTLE_CONTROL"]) or {}
-        r = wt.status(renv["WHISTLE_CONTROL"]) or {}
-        key = (r.get("stream.head"), i.get("stream.head"))
-        if key != last:
-            last, since = key, time.time()
-        elif (r.get("intake.position", -1) >= i.get("stream.head", 0)
-              and r.get("clock.out_watermark_us", 0) >= wm and time.time() - since >= 1.5):
-            return True
-        time.sleep(0.1)
-    return False
+    """Until intake and referral have settled (the settled signal of
+    proto/control.proto): referral has applied all of intake's stream and its
+    clock has dealt with every watermark intake published."""
+    eps = [ienv["WHISTLE_CONTROL"], renv["WHISTLE_CONTROL"]]
+    return wt.wait_for(lambda: wt.settled(eps), timeout, "intake and referral settled")
 
 
 def run_feed(w, lines, tag):
