@@ -215,50 +215,6 @@ static size_t status_request(uint8_t *buf)
   return whistle__control__control_message__pack(&m, buf);
 }
 
-Whistle__Control__ControlMessage *ctl_status(struct ctl_conn *c, int64_t timeout_us)
-{
-  uint8_t buf[64];
-  size_t len = status_request(buf);
-  if (!c->sock && ctl_conn_reopen(c)) return NULL;
-  /* Sent again every half second: a request made while the daemon restarts
-   * (no connection to queue it on) is dropped by ZeroMQ. Any reply to this
-   * call describes the daemon after the call began; the answers to the
-   * other sends must not be taken for a later call's (a stale status could
-   * say "settled"), so a socket that sent more than once is replaced. */
-  int64_t deadline = svc_mono_us() + timeout_us, resend = 0;
-  unsigned sends = 0;
-  for (;;) {
-    int64_t now = svc_mono_us();
-    if (now >= resend) {
-      zmq_send(c->sock, buf, len, ZMQ_DONTWAIT);
-      sends++;
-      resend = now + 500000;
-    }
-    int64_t until = resend < deadline ? resend : deadline;
-    zmq_pollitem_t it = { .socket = c->sock, .events = ZMQ_POLLIN };
-    int rc = now < deadline ? zmq_poll(&it, 1, (long)remaining_ms(until, now)) : 0;
-    if (rc < 0 && zmq_errno() == EINTR) rc = 0;
-    if (rc <= 0 && svc_mono_us() >= deadline) break;
-    if (rc <= 0) continue;
-    zmq_msg_t msg;
-    zmq_msg_init(&msg);
-    Whistle__Control__ControlMessage *r = NULL;
-    if (zmq_msg_recv(&msg, c->sock, ZMQ_DONTWAIT) >= 0 && !zmq_msg_more(&msg))
-      r = whistle__control__control_message__unpack(NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
-    zmq_msg_close(&msg);
-    if (r && r->body_case == WHISTLE__CONTROL__CONTROL_MESSAGE__BODY_STATUS_REPLY) {
-      if (sends > 1 && ctl_conn_reopen(c)) {
-        whistle__control__control_message__free_unpacked(r, NULL);
-        return NULL;
-      }
-      return r;
-    }
-    if (r) whistle__control__control_message__free_unpacked(r, NULL);
-  }
-  ctl_conn_reopen(c); /* a late answer must not be taken for the next request's */
-  return NULL;
-}
-
 int ctl_status_send(struct ctl_conn *c)
 {
   uint8_t buf[64];
@@ -284,69 +240,66 @@ Whistle__Control__ControlMessage *ctl_status_take(struct ctl_conn *c)
   return r;
 }
 
-/* ctl_status on several connections at once: the requests all go out
- * before any answer is read, so a pass costs the slowest answer rather than
- * the sum. Each is sent again every half second; a socket that sent more
- * than once, or got no answer, is replaced (as ctl_status does). out[d] for
- * each d in mask; returns -1 when all answered, else the first daemon that
- * did not within timeout_us (the others' answers are still in out). */
-static int status_all(struct ctl_conn *cs, unsigned mask, int64_t timeout_us,
-                      Whistle__Control__ControlMessage *out[D_N])
+/* One status request on each of the n connections at once: the requests all
+ * go out before any answer is read, so it costs the slowest answer rather
+ * than the sum. Each is sent again every half second: a request made while
+ * the daemon restarts (no connection to queue it on) is dropped by ZeroMQ.
+ * Any answer describes the daemon after the call began; the answers to the
+ * other sends must not be taken for a later call's (a stale status could say
+ * "settled"), so a socket that sent more than once, or got no answer, is
+ * replaced. out[i] for each; returns -1 when all answered, else the first i
+ * that did not within timeout_us (the others' answers are still in out). */
+static int status_all(struct ctl_conn *const *cs, size_t n, int64_t timeout_us,
+                      Whistle__Control__ControlMessage **out)
 {
-  uint8_t buf[64];
-  size_t len = status_request(buf);
   unsigned sends[D_N] = { 0 }, pending = 0;
   int64_t resend[D_N] = { 0 };
   int64_t deadline = svc_mono_us() + timeout_us;
-  for (int d = 0; d < D_N; d++) {
-    out[d] = NULL;
-    if (!(mask & (1u << d))) continue;
-    if (!cs[d].sock && ctl_conn_reopen(&cs[d])) return d;
-    pending |= 1u << d;
+  for (size_t i = 0; i < n && i < D_N; i++) {
+    out[i] = NULL;
+    if (!cs[i]->sock && ctl_conn_reopen(cs[i])) return (int)i;
+    pending |= 1u << i;
   }
   while (pending) {
     int64_t now = svc_mono_us(), until = deadline;
     zmq_pollitem_t it[D_N];
     int who[D_N], ni = 0;
-    for (int d = 0; d < D_N; d++) {
-      if (!(pending & (1u << d))) continue;
-      if (now >= resend[d]) {
-        zmq_send(cs[d].sock, buf, len, ZMQ_DONTWAIT);
-        sends[d]++;
-        resend[d] = now + 500000;
+    for (size_t i = 0; i < n; i++) {
+      if (!(pending & (1u << i))) continue;
+      if (now >= resend[i]) {
+        ctl_status_send(cs[i]);
+        sends[i]++;
+        resend[i] = now + 500000;
       }
-      if (resend[d] < until) until = resend[d];
-      it[ni] = (zmq_pollitem_t){ .socket = cs[d].sock, .events = ZMQ_POLLIN };
-      who[ni++] = d;
+      if (resend[i] < until) until = resend[i];
+      it[ni] = (zmq_pollitem_t){ .socket = cs[i]->sock, .events = ZMQ_POLLIN };
+      who[ni++] = (int)i;
     }
     int rc = now < deadline ? zmq_poll(it, ni, (long)remaining_ms(until, now)) : 0;
     if (rc < 0 && zmq_errno() == EINTR) rc = 0;
     if (rc <= 0 && svc_mono_us() >= deadline) break;
-    for (int i = 0; i < ni && rc > 0; i++) {
-      if (!(it[i].revents & ZMQ_POLLIN)) continue;
-      int d = who[i];
-      zmq_msg_t msg;
-      zmq_msg_init(&msg);
-      Whistle__Control__ControlMessage *r = NULL;
-      if (zmq_msg_recv(&msg, cs[d].sock, ZMQ_DONTWAIT) >= 0 && !zmq_msg_more(&msg))
-        r = whistle__control__control_message__unpack(NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
-      zmq_msg_close(&msg);
-      if (r && r->body_case == WHISTLE__CONTROL__CONTROL_MESSAGE__BODY_STATUS_REPLY) {
-        out[d] = r;
-        pending &= ~(1u << d);
-        if (sends[d] > 1 && ctl_conn_reopen(&cs[d])) return d;
-      } else if (r) {
-        whistle__control__control_message__free_unpacked(r, NULL);
-      }
+    for (int k = 0; k < ni && rc > 0; k++) {
+      int i = who[k];
+      if (!(it[k].revents & ZMQ_POLLIN) || !(out[i] = ctl_status_take(cs[i]))) continue;
+      pending &= ~(1u << i);
+      if (sends[i] > 1 && ctl_conn_reopen(cs[i])) return i;
     }
   }
   int first = -1;
-  for (int d = 0; d < D_N; d++)
-    if (pending & (1u << d)) {
-      ctl_conn_reopen(&cs[d]); /* a late answer must not be taken for the next request's */
-      if (first < 0) first = d;
+  for (size_t i = 0; i < n; i++)
+    if (pending & (1u << i)) {
+      ctl_conn_reopen(cs[i]); /* a late answer must not be taken for the next request's */
+      if (first < 0) first = (int)i;
     }
   return first;
+}
+
+Whistle__Control__ControlMessage *ctl_status(struct ctl_conn *c, int64_t timeout_us)
+{
+  Whistle__Control__ControlMessage *r = NULL;
+  if (status_all(&c, 1, timeout_us, &r) < 0) return r;
+  if (r) whistle__control__control_message__free_unpacked(r, NULL);
+  return NULL;
 }
 
 /* ---- paged queries ------------------------------------------------------------- */
@@ -458,7 +411,18 @@ int ctl_settle_pass(struct ctl_settle *s, int64_t timeout_us, char *why, size_t 
   /* All at once: a position read at any time after the pass began that
    * reaches a head read at any time after it began says the consumer has
    * applied everything the producer published before the pass. */
-  int silent = status_all(s->ctl, s->mask ? s->mask : (1u << D_N) - 1, timeout_us, s->last);
+  struct ctl_conn *ask[D_N];
+  Whistle__Control__ControlMessage *got[D_N];
+  int who[D_N];
+  size_t n_ask = 0;
+  for (int d = 0; d < D_N; d++)
+    if (!s->mask || (s->mask & (1u << d))) {
+      ask[n_ask] = &s->ctl[d];
+      who[n_ask++] = d;
+    }
+  int i_silent = status_all(ask, n_ask, timeout_us, got);
+  for (size_t k = 0; k < n_ask; k++) s->last[who[k]] = got[k];
+  int silent = i_silent < 0 ? -1 : who[i_silent];
   if (silent >= 0) {
     snprintf(why, n, "%s did not answer on its control endpoint %s within %.1f s",
              ctl_daemon_names[silent], s->ctl[silent].endpoint, (double)timeout_us / 1e6);
